@@ -1,0 +1,465 @@
+//! The container manifest: what `selkie pack` tells the root server about each app.
+//!
+//! The host writes it as JSON (`Manifest<String>`, serialised with serde_json); the root
+//! server parses it without an allocator (`Manifest<Text<'_>>`, with serde-json-core), so
+//! every list has a fixed capacity and every string borrows from the input.
+//!
+//! Strings parsed on the root server stay JSON-escaped ([`Text`]) until they are copied out
+//! with [`Text::unescape_into`], so no scratch buffer is needed to parse.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+use core::fmt;
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Most apps in one bootable image.
+pub const MAX_APPS: usize = 8;
+/// Most argv entries for one app.
+pub const MAX_ARGS: usize = 64;
+/// Most envp entries for one app.
+pub const MAX_ENV: usize = 64;
+/// Most published (or consumed) channel names for one app.
+pub const MAX_CHANNELS: usize = 8;
+/// Longest single string (argument, environment entry, path), in bytes.
+pub const MAX_STR: usize = 4096;
+/// Longest app or channel name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// Largest heap an app may ask for, in 4 KiB pages (1 GiB).
+pub const MAX_HEAP_PAGES: u32 = 262_144;
+/// Largest stack an app may ask for, in 4 KiB pages (64 MiB).
+pub const MAX_STACK_PAGES: u32 = 16_384;
+/// Highest seL4 priority.
+pub const MAX_PRIORITY: u8 = 255;
+
+/// Defaults used when an image's labels say nothing.
+pub mod defaults {
+    /// 16 MiB of heap.
+    pub const HEAP_PAGES: u32 = 4096;
+    /// 256 KiB of stack.
+    pub const STACK_PAGES: u32 = 64;
+    /// Untyped budget in 4 KiB units, on top of what the ELF, stack and heap need.
+    pub const UT_4K_PAGES: u32 = 64;
+    /// Untyped budget in 2 MiB units.
+    pub const UT_LARGE_PAGES: u32 = 0;
+    /// seL4 priority of the app's thread.
+    pub const PRIORITY: u8 = 100;
+    /// Highest priority the app may give a thread it controls.
+    pub const MAX_PRIORITY: u8 = 100;
+}
+
+/// The whole manifest: the format version and the apps in boot order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct Manifest<S> {
+    pub version: u32,
+    pub apps: Vec<App<S>, MAX_APPS>,
+}
+
+/// One app: which binary to start from which rootfs, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct App<S> {
+    /// Unique name, used in reports (`[selkie] <name> exited with status N`).
+    pub name: S,
+    /// Absolute path of the ELF inside the app's rootfs.
+    pub binary: S,
+    /// Name of the app's rootfs cpio inside the bundle.
+    pub rootfs: S,
+    /// Name of the trap table inside the bundle: the link-time addresses of every `svc #0`
+    /// rewritten at pack time, as little-endian u64s, sorted. `None` when nothing was rewritten.
+    pub traps: Option<S>,
+    pub argv: Vec<S, MAX_ARGS>,
+    pub envp: Vec<S, MAX_ENV>,
+    /// Absolute working directory.
+    pub cwd: S,
+    pub uid: u32,
+    pub gid: u32,
+    pub spec: Spec<S>,
+}
+
+/// The resource spec, from the image's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct Spec<S> {
+    /// Most heap (brk + anonymous mmap) the app may use, in 4 KiB pages.
+    pub heap_pages: u32,
+    /// Stack size in 4 KiB pages.
+    pub stack_pages: u32,
+    /// Extra untyped budget in 4 KiB units (page tables, IPC buffer, kernel objects).
+    pub ut_4k_pages: u32,
+    /// Extra untyped budget in 2 MiB units.
+    pub ut_large_pages: u32,
+    pub priority: u8,
+    pub max_priority: u8,
+    pub publishes: Vec<S, MAX_CHANNELS>,
+    pub consumes: Vec<S, MAX_CHANNELS>,
+}
+
+impl<S> Spec<S> {
+    /// Bytes of untyped memory the app's extra budget stands for.
+    pub fn extra_untyped_bytes(&self) -> u64 {
+        u64::from(self.ut_4k_pages) * 4096 + u64::from(self.ut_large_pages) * (2 << 20)
+    }
+}
+
+/// A string as it stands in the JSON text, still escaped: what the root server parses into.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub &'a str);
+
+impl<'a> Text<'a> {
+    /// The escaped form, as it is in the JSON.
+    pub fn raw(&self) -> &'a str {
+        self.0
+    }
+
+    /// The unescaped string, without copying, when it has no escapes.
+    pub fn as_plain(&self) -> Option<&'a str> {
+        if self.0.contains('\\') {
+            None
+        } else {
+            Some(self.0)
+        }
+    }
+
+    /// Unescapes into `buf` and returns the bytes written.
+    pub fn unescape_into<'b>(&self, buf: &'b mut [u8]) -> Result<&'b str, Error> {
+        let mut n = 0;
+        let limit = buf.len();
+        for frag in serde_json_core::str::EscapedStr(self.0).fragments() {
+            let mut tmp = [0u8; 4];
+            let bytes = match frag.map_err(|_| Error::BadEscape)? {
+                serde_json_core::str::EscapedStringFragment::NotEscaped(s) => s.as_bytes(),
+                serde_json_core::str::EscapedStringFragment::Escaped(c) => {
+                    c.encode_utf8(&mut tmp).as_bytes()
+                }
+            };
+            buf.get_mut(n..n + bytes.len())
+                .ok_or(Error::TooLong { what: "string", limit })?
+                .copy_from_slice(bytes);
+            n += bytes.len();
+        }
+        core::str::from_utf8(&buf[..n]).map_err(|_| Error::BadEscape)
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0)
+    }
+}
+
+/// What is wrong with a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The JSON does not parse, or a list is longer than its capacity.
+    Json(serde_json_core::de::Error),
+    /// The manifest is from another format version.
+    Version { found: u32 },
+    /// No apps at all.
+    NoApps,
+    /// A string or list over its limit.
+    TooLong { what: &'static str, limit: usize },
+    /// A field that must not be empty is.
+    Empty { what: &'static str },
+    /// A path that must be absolute is not.
+    NotAbsolute { what: &'static str },
+    /// A name with characters other than `[A-Za-z0-9._-]`.
+    BadName { what: &'static str },
+    /// Two apps with the same name.
+    DuplicateName,
+    /// A number out of its range.
+    OutOfRange { what: &'static str, limit: u64 },
+    /// `priority` above `max_priority`.
+    PriorityAboveMax,
+    /// An invalid escape in a string.
+    BadEscape,
+    /// An environment entry without `=`.
+    BadEnv,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Json(e) => write!(f, "manifest JSON: {e}"),
+            Error::Version { found } => {
+                write!(f, "manifest format version {found}, expected {FORMAT_VERSION}")
+            }
+            Error::NoApps => write!(f, "manifest has no apps"),
+            Error::TooLong { what, limit } => write!(f, "{what} is longer than {limit}"),
+            Error::Empty { what } => write!(f, "{what} is empty"),
+            Error::NotAbsolute { what } => write!(f, "{what} is not an absolute path"),
+            Error::BadName { what } => write!(f, "{what} may only hold A-Z a-z 0-9 . _ -"),
+            Error::DuplicateName => write!(f, "two apps have the same name"),
+            Error::OutOfRange { what, limit } => write!(f, "{what} is above its limit {limit}"),
+            Error::PriorityAboveMax => write!(f, "priority is above max_priority"),
+            Error::BadEscape => write!(f, "invalid escape in a string"),
+            Error::BadEnv => write!(f, "environment entry without '='"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// A manifest string type: owned on the host, escaped-borrowed on the root server.
+pub trait ManifestStr {
+    /// The text to check limits against (escaped on the root server, so never shorter).
+    fn text(&self) -> &str;
+}
+
+impl ManifestStr for Text<'_> {
+    fn text(&self) -> &str {
+        self.0
+    }
+}
+
+impl ManifestStr for &str {
+    fn text(&self) -> &str {
+        self
+    }
+}
+
+#[cfg(feature = "std")]
+impl ManifestStr for std::string::String {
+    fn text(&self) -> &str {
+        self
+    }
+}
+
+/// Parses and validates a manifest on the root server, with no allocation.
+pub fn parse(json: &[u8]) -> Result<Manifest<Text<'_>>, Error> {
+    let (m, _) = serde_json_core::from_slice::<Manifest<Text<'_>>>(json).map_err(Error::Json)?;
+    m.validate()?;
+    Ok(m)
+}
+
+fn check_len<S: ManifestStr>(s: &S, what: &'static str, limit: usize) -> Result<(), Error> {
+    if s.text().len() > limit {
+        return Err(Error::TooLong { what, limit });
+    }
+    Ok(())
+}
+
+fn check_abs<S: ManifestStr>(s: &S, what: &'static str) -> Result<(), Error> {
+    check_len(s, what, MAX_STR)?;
+    if !s.text().starts_with('/') {
+        return Err(Error::NotAbsolute { what });
+    }
+    Ok(())
+}
+
+fn check_name<S: ManifestStr>(s: &S, what: &'static str) -> Result<(), Error> {
+    let t = s.text();
+    if t.is_empty() {
+        return Err(Error::Empty { what });
+    }
+    check_len(s, what, MAX_NAME)?;
+    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(Error::BadName { what });
+    }
+    Ok(())
+}
+
+fn check_range(v: u64, what: &'static str, limit: u64) -> Result<(), Error> {
+    if v > limit {
+        return Err(Error::OutOfRange { what, limit });
+    }
+    Ok(())
+}
+
+impl<S: ManifestStr> Manifest<S> {
+    /// Checks every limit; both sides call it, so the host never writes what the root
+    /// server would refuse.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.version != FORMAT_VERSION {
+            return Err(Error::Version { found: self.version });
+        }
+        if self.apps.is_empty() {
+            return Err(Error::NoApps);
+        }
+        for (i, app) in self.apps.iter().enumerate() {
+            app.validate()?;
+            if self.apps[..i].iter().any(|a| a.name.text() == app.name.text()) {
+                return Err(Error::DuplicateName);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: ManifestStr> App<S> {
+    /// Checks this app's strings, lists and numbers.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_name(&self.name, "app name")?;
+        check_abs(&self.binary, "binary")?;
+        check_abs(&self.cwd, "working directory")?;
+        check_name(&self.rootfs, "rootfs name")?;
+        if let Some(t) = &self.traps {
+            check_name(t, "trap table name")?;
+        }
+        if self.argv.is_empty() {
+            return Err(Error::Empty { what: "argv" });
+        }
+        for a in &self.argv {
+            check_len(a, "argument", MAX_STR)?;
+        }
+        for e in &self.envp {
+            check_len(e, "environment entry", MAX_STR)?;
+            if !e.text().contains('=') {
+                return Err(Error::BadEnv);
+            }
+        }
+        let s = &self.spec;
+        check_range(s.heap_pages.into(), "heap_pages", MAX_HEAP_PAGES.into())?;
+        check_range(s.stack_pages.into(), "stack_pages", MAX_STACK_PAGES.into())?;
+        if s.stack_pages == 0 {
+            return Err(Error::Empty { what: "stack_pages" });
+        }
+        check_range(s.ut_4k_pages.into(), "ut_4k_pages", 1 << 20)?;
+        check_range(s.ut_large_pages.into(), "ut_large_pages", 4096)?;
+        if s.priority > s.max_priority {
+            return Err(Error::PriorityAboveMax);
+        }
+        for c in s.publishes.iter().chain(s.consumes.iter()) {
+            check_name(c, "channel name")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> &'static str {
+        r#"{"version":1,"apps":[{"name":"hello","binary":"/hello","rootfs":"hello.cpio",
+        "traps":"hello.traps","argv":["/hello","hello_world","a \"quoted\" \\ arg"],
+        "envp":["PATH=/bin","HELLO=WORLD"],"cwd":"/","uid":0,"gid":0,
+        "spec":{"heap_pages":2560,"stack_pages":64,"ut_4k_pages":24,"ut_large_pages":4,
+        "priority":180,"max_priority":190,"publishes":["hello_protocol"],"consumes":[]}}]}"#
+    }
+
+    #[test]
+    fn parses_and_unescapes() {
+        let m = parse(sample().as_bytes()).unwrap();
+        let app = &m.apps[0];
+        assert_eq!(app.name.as_plain(), Some("hello"));
+        assert_eq!(app.argv.len(), 3);
+        assert_eq!(app.argv[2].as_plain(), None);
+        let mut buf = [0u8; 64];
+        assert_eq!(app.argv[2].unescape_into(&mut buf).unwrap(), "a \"quoted\" \\ arg");
+        assert_eq!(app.spec.extra_untyped_bytes(), 24 * 4096 + 4 * 2 * 1024 * 1024);
+        assert_eq!(app.spec.publishes[0].raw(), "hello_protocol");
+    }
+
+    #[test]
+    fn unescape_buffer_too_small_is_an_error() {
+        let m = parse(sample().as_bytes()).unwrap();
+        let mut buf = [0u8; 4];
+        assert!(matches!(m.apps[0].argv[2].unescape_into(&mut buf), Err(Error::TooLong { .. })));
+    }
+
+    fn with(from: &str, to: &str) -> alloc_free::Buf {
+        alloc_free::Buf::replaced(sample(), from, to)
+    }
+
+    #[test]
+    fn rejects_invalid_values() {
+        let cases: &[(&str, &str, Error)] = &[
+            (r#""version":1"#, r#""version":2"#, Error::Version { found: 2 }),
+            (r#""binary":"/hello""#, r#""binary":"hello""#, Error::NotAbsolute { what: "binary" }),
+            (r#""cwd":"/""#, r#""cwd":"""#, Error::NotAbsolute { what: "working directory" }),
+            (r#""name":"hello""#, r#""name":"he llo""#, Error::BadName { what: "app name" }),
+            (r#""name":"hello""#, r#""name":"""#, Error::Empty { what: "app name" }),
+            (r#""priority":180"#, r#""priority":191"#, Error::PriorityAboveMax),
+            (r#""HELLO=WORLD""#, r#""HELLO""#, Error::BadEnv),
+            (
+                r#""heap_pages":2560"#,
+                r#""heap_pages":262145"#,
+                Error::OutOfRange { what: "heap_pages", limit: MAX_HEAP_PAGES as u64 },
+            ),
+            (r#""stack_pages":64"#, r#""stack_pages":0"#, Error::Empty { what: "stack_pages" }),
+            (r#""argv":["/hello","hello_world","a \"quoted\" \\ arg"]"#, r#""argv":[]"#, Error::Empty { what: "argv" }),
+        ];
+        for (from, to, want) in cases {
+            let b = with(from, to);
+            assert_eq!(parse(b.as_bytes()).unwrap_err(), *want, "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn rejects_out_of_type_range_and_garbage() {
+        assert!(matches!(parse(with(r#""priority":180"#, r#""priority":256"#).as_bytes()), Err(Error::Json(_))));
+        assert!(matches!(parse(b"{\"version\":1"), Err(Error::Json(_))));
+        assert!(matches!(parse(b"[]"), Err(Error::Json(_))));
+        assert!(matches!(parse(br#"{"version":1,"apps":[]}"#), Err(Error::NoApps)));
+    }
+
+    #[test]
+    fn rejects_too_many_args() {
+        let mut args = alloc_free::Buf::new();
+        args.push("\"argv\":[");
+        for i in 0..=MAX_ARGS {
+            if i > 0 {
+                args.push(",");
+            }
+            args.push("\"x\"");
+        }
+        args.push("]");
+        let b = with(r#""argv":["/hello","hello_world","a \"quoted\" \\ arg"]"#, args.as_str());
+        assert!(matches!(parse(b.as_bytes()), Err(Error::Json(_))));
+    }
+
+    #[test]
+    fn rejects_duplicate_names() {
+        let s = sample();
+        let start = s.find("{\"name\"").unwrap();
+        let end = s.rfind(']').unwrap();
+        let app = &s[start..end];
+        let mut b = alloc_free::Buf::new();
+        b.push(&s[..end]);
+        b.push(",");
+        b.push(app);
+        b.push(&s[end..]);
+        assert_eq!(parse(b.as_bytes()).unwrap_err(), Error::DuplicateName);
+    }
+
+    /// A fixed buffer for building test inputs without an allocator.
+    mod alloc_free {
+        pub struct Buf {
+            data: [u8; 8192],
+            len: usize,
+        }
+        impl Buf {
+            pub fn new() -> Self {
+                Buf { data: [0; 8192], len: 0 }
+            }
+            pub fn push(&mut self, s: &str) {
+                self.data[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            pub fn replaced(src: &str, from: &str, to: &str) -> Self {
+                let i = src.find(from).expect("pattern in sample");
+                let mut b = Buf::new();
+                b.push(&src[..i]);
+                b.push(to);
+                b.push(&src[i + from.len()..]);
+                b
+            }
+            pub fn as_bytes(&self) -> &[u8] {
+                &self.data[..self.len]
+            }
+            pub fn as_str(&self) -> &str {
+                core::str::from_utf8(self.as_bytes()).unwrap()
+            }
+        }
+    }
+}

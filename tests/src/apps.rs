@@ -1,0 +1,1 @@
+//! Building the aarch64 test apps in tests/apps.

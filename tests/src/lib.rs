@@ -1,0 +1,6 @@
+//! Test harness: builds test apps and OCI images with real tools (umoci, buildah), and
+//! says in one line why a test is skipped when a tool or seL4 is missing.
+
+pub mod oci;
+pub mod apps;
+pub mod tools;

@@ -1,0 +1,1 @@
+//! Building OCI images with umoci and buildah for tests.

@@ -1,0 +1,1 @@
+//! Finding external tools and the workspace paths.
