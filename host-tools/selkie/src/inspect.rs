@@ -1,0 +1,134 @@
+//! `selkie inspect`: the image's config, the manifest selkie derives, and a resource plan.
+
+use crate::elf::{plan, ResourcePlan, Segment};
+use crate::pack::{member_names, Prepared};
+use anyhow::Result;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub reference: String,
+    pub platform: String,
+    pub manifest_digest: Option<String>,
+    pub config_digest: String,
+    pub layers: Vec<LayerReport>,
+    pub app: selkie_manifest::App<String>,
+    pub binary: BinaryReport,
+    pub plan: ResourcePlan,
+    pub dropped_devices: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct LayerReport {
+    pub digest: Option<String>,
+    pub diff_id: String,
+    pub size: Option<u64>,
+    pub media_type: String,
+}
+
+#[derive(Serialize)]
+pub struct BinaryReport {
+    pub path: String,
+    pub size: usize,
+    pub pie: bool,
+    pub entry: u64,
+    pub tls: bool,
+    pub rewritten_syscalls: usize,
+    pub segments: Vec<Segment>,
+}
+
+pub fn report(p: &Prepared) -> Result<Report> {
+    let (rootfs, traps) = member_names(p, 1);
+    let app = p.app(&rootfs, (!p.traps.is_empty()).then_some(traps.as_str()))?;
+    let plan = plan(&p.elf, &app.spec);
+    Ok(Report {
+        reference: p.image.reference.to_string(),
+        platform: p.image.platform.clone(),
+        manifest_digest: p.image.manifest_digest.as_ref().map(|d| d.to_string()),
+        config_digest: p.image.config_digest.to_string(),
+        layers: p
+            .image
+            .layers
+            .iter()
+            .map(|l| LayerReport {
+                digest: l.digest.as_ref().map(|d| d.to_string()),
+                diff_id: l.diff_id.to_string(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .collect(),
+        binary: BinaryReport {
+            path: p.binary_path.clone(),
+            size: p.binary.len(),
+            pie: p.elf.pie,
+            entry: p.elf.entry,
+            tls: p.elf.tls,
+            rewritten_syscalls: p.traps.len(),
+            segments: p.elf.segments.clone(),
+        },
+        app,
+        plan,
+        dropped_devices: p.scanned.dropped.clone(),
+    })
+}
+
+fn kib(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+/// The report as a readable table.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let a = &r.app;
+    let _ = writeln!(s, "Image      {}", r.reference);
+    let _ = writeln!(s, "Platform   {}", r.platform);
+    if let Some(d) = &r.manifest_digest {
+        let _ = writeln!(s, "Manifest   {d}");
+    }
+    let _ = writeln!(s, "Config     {}", r.config_digest);
+    let _ = writeln!(s, "Layers     {}", r.layers.len());
+    for (i, l) in r.layers.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  {:>2}  {}  {}",
+            i + 1,
+            l.digest.as_deref().unwrap_or(&l.diff_id),
+            l.size.map(kib).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(s, "\nApp        {}", a.name);
+    let _ = writeln!(s, "Binary     {} ({}, {}{})", r.binary.path, kib(r.binary.size as u64),
+        if r.binary.pie { "static-pie" } else { "static" }, if r.binary.tls { ", TLS" } else { "" });
+    let _ = writeln!(s, "Syscalls   {} svc sites rewritten to traps", r.binary.rewritten_syscalls);
+    let _ = writeln!(s, "Argv       {:?}", a.argv.as_slice());
+    let _ = writeln!(s, "Env        {:?}", a.envp.as_slice());
+    let _ = writeln!(s, "Cwd        {}", a.cwd);
+    let _ = writeln!(s, "User       {}:{}", a.uid, a.gid);
+    let sp = &a.spec;
+    let _ = writeln!(s, "Priority   {} (max {})", sp.priority, sp.max_priority);
+    if !sp.publishes.is_empty() || !sp.consumes.is_empty() {
+        let _ = writeln!(s, "Channels   publishes {:?}, consumes {:?}", sp.publishes.as_slice(), sp.consumes.as_slice());
+    }
+    let _ = writeln!(s, "\nResource plan");
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "region", "frames", "bytes");
+    for seg in &r.binary.segments {
+        let _ = writeln!(s, "  {:<22} {:>8} {:>12}", format!("segment {} @{:#x}", seg.perms, seg.vaddr), seg.frames, kib(seg.frames * 4096));
+    }
+    let p = &r.plan;
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "stack", p.stack_frames, kib(p.stack_frames * 4096));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "heap (at most)", p.heap_frames_max, kib(p.heap_frames_max * 4096));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "IPC buffer", p.ipc_buffer_frames, kib(4096));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "page tables", p.page_tables, kib(p.page_tables * 4096));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "TCB, VSpace, CNode, EP", "", kib(p.kernel_object_bytes - p.page_tables * 4096));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "extra (labels)", "", kib(p.extra_untyped_bytes));
+    let _ = writeln!(s, "  {:<22} {:>8} {:>12}", "untyped needed", "", kib(p.untyped_bytes));
+    if !r.dropped_devices.is_empty() {
+        let _ = writeln!(s, "\nDropped    {} device nodes/fifos: {:?}", r.dropped_devices.len(), r.dropped_devices);
+    }
+    s
+}

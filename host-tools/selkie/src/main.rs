@@ -1,0 +1,102 @@
+//! The `selkie` command line.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use selkie::pack::PackOptions;
+use selkie::platform::Platform;
+use selkie::reference::ImageRef;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "selkie", version, about = "Pack OCI images into bootable seL4 images")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    /// A directory with manifest.json and each app's rootfs cpio.
+    Bundle,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Flatten images and write them as a bundle.
+    Pack {
+        /// Images: oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG], docker://HOST/REPO[:TAG].
+        #[arg(required = true)]
+        images: Vec<String>,
+        #[arg(long, value_enum, default_value = "bundle")]
+        format: Format,
+        /// Output directory (bundle).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Image platform os/arch[/variant] (default linux/arm64).
+        #[arg(long)]
+        platform: Option<String>,
+        /// Keep every device node and fifo, not only null, zero, full, random, urandom, tty, console.
+        #[arg(long)]
+        keep_devices: bool,
+        /// App name (one image only); defaults to the label or the image name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show an image's config, the manifest selkie derives, and its resource plan.
+    Inspect {
+        image: String,
+        #[arg(long)]
+        platform: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn image_platform(p: Option<&str>) -> Result<Platform> {
+    p.map(Platform::parse).transpose().map(Option::unwrap_or_default)
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SELKIE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .without_time()
+        .with_target(false)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("selkie: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Pack { images, format, output, platform, keep_devices, name } => {
+            let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
+            let opts = PackOptions { platform: image_platform(platform.as_deref())?, keep_devices, args: None, name };
+            match format {
+                Format::Bundle => {
+                    let m = selkie::pack::pack_bundle(&refs, &opts, &output)?;
+                    for a in &m.apps {
+                        eprintln!("packed {} ({}) into {}", a.name, a.binary, output.display());
+                    }
+                }
+            }
+        }
+        Cmd::Inspect { image, platform, json } => {
+            let r = ImageRef::parse(&image)?;
+            let opts = PackOptions { platform: image_platform(platform.as_deref())?, ..Default::default() };
+            let p = selkie::pack::prepare(&r, &opts)?;
+            let report = selkie::inspect::report(&p)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", selkie::inspect::render(&report));
+            }
+        }
+    }
+    Ok(())
+}

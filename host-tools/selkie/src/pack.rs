@@ -1,0 +1,245 @@
+//! `selkie pack`: from image references to a bundle (manifest, rootfs cpio per app, trap
+//! tables). Every output file is written beside its final name and renamed into place only
+//! when it is complete, so a failed pack leaves nothing behind.
+
+use crate::elf::{self, ElfInfo};
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+use crate::rootfs::{self, tree::Kind, Options, Scanned};
+use crate::runtime::{self, RuntimeConfig};
+use crate::source::Image;
+use anyhow::{bail, Context, Result};
+use selkie_manifest::{App, Manifest};
+use std::collections::HashMap;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest entrypoint binary selkie will load and rewrite.
+pub const BINARY_LIMIT: u64 = 256 << 20;
+
+#[derive(Clone, Debug, Default)]
+pub struct PackOptions {
+    pub platform: Platform,
+    pub keep_devices: bool,
+    /// Replaces Cmd, as `docker run IMAGE ARGS` does.
+    pub args: Option<Vec<String>>,
+    /// Overrides the app name.
+    pub name: Option<String>,
+}
+
+/// One image, scanned and checked, ready to write.
+pub struct Prepared {
+    pub image: Image,
+    pub scanned: Scanned,
+    pub rc: RuntimeConfig,
+    pub name: String,
+    pub binary_path: String,
+    pub binary_inode: usize,
+    /// The entrypoint as it will be in the rootfs (after rewriting).
+    pub binary: Vec<u8>,
+    /// Link-time addresses of every rewritten `svc #0`.
+    pub traps: Vec<u64>,
+    pub elf: ElfInfo,
+    pub ids: (u32, u32),
+}
+
+/// Reads one regular file's content from its layer (for files pass 1 did not capture).
+fn read_entry(image: &Image, src: (u32, u32), limit: u64) -> Result<Vec<u8>> {
+    let mut out = None;
+    rootfs::layer::for_each_entry(image, &image.layers[src.0 as usize], |idx, e| {
+        if idx == src.1 {
+            if e.size() > limit {
+                bail!("file is larger than {limit} bytes");
+            }
+            let mut v = Vec::new();
+            e.read_to_end(&mut v)?;
+            out = Some(v);
+            return Ok(rootfs::layer::Flow::Stop);
+        }
+        Ok(rootfs::layer::Flow::Continue)
+    })?;
+    out.context("entry vanished between passes")
+}
+
+fn file_content(image: &Image, scanned: &mut Scanned, path: &str) -> Result<Option<Vec<u8>>> {
+    let Ok(id) = scanned.tree.lookup(path.as_bytes(), true) else { return Ok(None) };
+    let Kind::File(ino) = scanned.tree.nodes[id].kind else { return Ok(None) };
+    let src = scanned.tree.inodes[ino].src;
+    if let Some(v) = scanned.captured.get(&src) {
+        return Ok(Some(v.clone()));
+    }
+    read_entry(image, src, BINARY_LIMIT).map(Some)
+}
+
+/// Opens, verifies and flattens one image, and checks its entrypoint.
+pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
+    let image = Image::open(reference, &opts.platform)?;
+    let rc = RuntimeConfig::from_config(image.runtime_config(), opts.args.as_deref())
+        .with_context(|| format!("image {reference}"))?;
+    let argv0_base = rc.argv[0].rsplit('/').next().unwrap_or(&rc.argv[0]).to_string();
+    let ropts = Options {
+        keep_devices: opts.keep_devices,
+        capture_paths: vec!["etc/passwd".into(), "etc/group".into()],
+        capture_basenames: vec![argv0_base],
+        capture_limit: BINARY_LIMIT,
+    };
+    let pb = crate::progress::bar(image.layers.len() as u64, "verifying", false);
+    let mut scanned = rootfs::scan(&image, &ropts, |n| pb.set_position(n as u64))
+        .with_context(|| format!("image {reference}"))?;
+    pb.finish_and_clear();
+
+    let bin_node = runtime::resolve_binary(&mut scanned.tree, &rc).with_context(|| format!("image {reference}"))?;
+    let binary_path = format!("/{}", scanned.tree.path(bin_node));
+    let Kind::File(binary_inode) = scanned.tree.nodes[bin_node].kind else { unreachable!("resolve_binary gives files") };
+    let src = scanned.tree.inodes[binary_inode].src;
+    let original = match scanned.captured.get(&src) {
+        Some(v) => v.clone(),
+        None => read_entry(&image, src, BINARY_LIMIT).with_context(|| format!("reading {binary_path}"))?,
+    };
+    let elf = elf::check(&binary_path, &original).with_context(|| format!("image {reference}"))?;
+    let (binary, traps) = rewrite_syscalls(&binary_path, original)?;
+
+    let passwd = file_content(&image, &mut scanned, "/etc/passwd")?;
+    let group = file_content(&image, &mut scanned, "/etc/group")?;
+    let ids = runtime::resolve_user(&rc.user, passwd.as_deref(), group.as_deref())
+        .with_context(|| format!("image {reference}"))?;
+    let labels_name = rc
+        .labels
+        .get("org.selkie.app.name")
+        .or_else(|| rc.labels.get("com.koskit.app.name"))
+        .cloned();
+    let name = runtime::sanitize_name(&opts.name.clone().or(labels_name).unwrap_or_else(|| reference.short_name()));
+    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, elf, ids })
+}
+
+/// Rewrites every `svc #0` into the trapping instruction and returns the trap table.
+fn rewrite_syscalls(path: &str, bytes: Vec<u8>) -> Result<(Vec<u8>, Vec<u64>)> {
+    crate::syscalls::rewrite(path, bytes)
+}
+
+impl Prepared {
+    /// The manifest entry, naming its bundle members.
+    pub fn app(&self, rootfs: &str, traps: Option<&str>) -> Result<App<String>> {
+        runtime::build_app(
+            &self.rc,
+            self.name.clone(),
+            self.binary_path.clone(),
+            rootfs.into(),
+            traps.map(Into::into),
+            self.ids,
+        )
+        .with_context(|| format!("image {}", self.image.reference))
+    }
+
+    /// Writes the flattened rootfs (with the rewritten entrypoint) as a newc cpio.
+    pub fn write_rootfs<W: Write>(&self, w: W) -> Result<W> {
+        let mut replace = HashMap::new();
+        replace.insert(self.binary_inode, self.binary.clone());
+        let total: u64 = self.scanned.tree.inodes.iter().map(|i| i.size).sum();
+        let pb = crate::progress::bar(total, "packing", true);
+        let w = rootfs::write_cpio(&self.image, &self.scanned.tree, &replace, w, |n| pb.inc(n))
+            .with_context(|| format!("image {}", self.image.reference))?;
+        pb.finish_and_clear();
+        Ok(w)
+    }
+
+    /// The trap table as stored in the bundle: sorted little-endian u64s.
+    pub fn trap_table(&self) -> Vec<u8> {
+        self.traps.iter().flat_map(|a| a.to_le_bytes()).collect()
+    }
+}
+
+/// Files written into an output directory atomically: each is a temp file until commit.
+pub struct Output {
+    dir: PathBuf,
+    created_dir: bool,
+    pending: Vec<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Output {
+    pub fn new(dir: &Path) -> Result<Output> {
+        let created_dir = !dir.exists();
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Output { dir: dir.to_path_buf(), created_dir, pending: Vec::new() })
+    }
+
+    /// Writes `name` through `f`.
+    pub fn file(&mut self, name: &str, f: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<()>) -> Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".selkie-")
+            .tempfile_in(&self.dir)
+            .with_context(|| format!("creating a file in {}", self.dir.display()))?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+            f(&mut w)?;
+            w.flush()?;
+        }
+        self.pending.push((tmp, self.dir.join(name)));
+        Ok(())
+    }
+
+    /// Renames every file into place.
+    pub fn commit(mut self) -> Result<()> {
+        for (tmp, dest) in self.pending.drain(..) {
+            tmp.persist(&dest).with_context(|| format!("writing {}", dest.display()))?;
+        }
+        self.created_dir = false;
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.pending.clear();
+        if self.created_dir {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// Member names for app `i` of `n`: `rootfs.cpio` for a single app, `<name>.cpio` otherwise.
+pub fn member_names(p: &Prepared, n: usize) -> (String, String) {
+    if n == 1 {
+        ("rootfs.cpio".into(), "rootfs.traps".into())
+    } else {
+        (format!("{}.cpio", p.name), format!("{}.traps", p.name))
+    }
+}
+
+/// Prepares every image and checks the names are unique.
+pub fn prepare_all(refs: &[ImageRef], opts: &PackOptions) -> Result<Vec<Prepared>> {
+    if refs.is_empty() {
+        bail!("no images given");
+    }
+    if opts.name.is_some() && refs.len() > 1 {
+        bail!("--name applies to a single image");
+    }
+    let prepared = refs.iter().map(|r| prepare(r, opts)).collect::<Result<Vec<_>>>()?;
+    for (i, p) in prepared.iter().enumerate() {
+        if prepared[..i].iter().any(|q| q.name == p.name) {
+            bail!("two images give the app name {:?}; set org.selkie.app.name on one", p.name);
+        }
+    }
+    Ok(prepared)
+}
+
+/// `selkie pack --format bundle`: writes `manifest.json` and each app's rootfs and trap table.
+pub fn pack_bundle(refs: &[ImageRef], opts: &PackOptions, out: &Path) -> Result<Manifest<String>> {
+    let prepared = prepare_all(refs, opts)?;
+    let mut output = Output::new(out)?;
+    let mut apps = Vec::new();
+    for p in &prepared {
+        let (rootfs, traps) = member_names(p, prepared.len());
+        let traps = (!p.traps.is_empty()).then_some(traps);
+        apps.push(p.app(&rootfs, traps.as_deref())?);
+        output.file(&rootfs, |w| p.write_rootfs(w).map(|_| ()))?;
+        if let Some(t) = &traps {
+            output.file(t, |w| Ok(w.write_all(&p.trap_table())?))?;
+        }
+    }
+    let manifest = runtime::manifest(apps)?;
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    output.file("manifest.json", |w| Ok(w.write_all(&json)?))?;
+    output.commit()?;
+    Ok(manifest)
+}

@@ -1,0 +1,85 @@
+//! Streaming one layer: detect its compression (gzip, zstd or none) by magic, decompress,
+//! walk the tar entries, and check both the blob digest and the diff_id at the end.
+
+use crate::digest::{Digest, HashingReader};
+use crate::source::{Image, Layer};
+use anyhow::{bail, Context, Result};
+use std::io::{self, BufRead, BufReader, Read};
+
+pub enum Decoder<R: BufRead> {
+    Plain(R),
+    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> Decoder<R> {
+    fn open(mut r: R) -> io::Result<Decoder<R>> {
+        let head = r.fill_buf()?;
+        Ok(if head.starts_with(&[0x1f, 0x8b]) {
+            Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(r))
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(r)?)
+        } else {
+            Decoder::Plain(r)
+        })
+    }
+
+    fn inner_mut(&mut self) -> &mut R {
+        match self {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(r) => r.get_mut(),
+            Decoder::Zstd(r) => r.get_mut(),
+        }
+    }
+}
+
+/// What the entry callback wants next.
+pub enum Flow {
+    Continue,
+    /// Stop reading this layer (skips the end-of-layer checks; use only on a layer already
+    /// verified).
+    Stop,
+}
+
+/// Calls `f` with each tar entry of `layer` and its index. When every entry was visited,
+/// checks the decompressed stream against the diff_id and drains the blob so its size and
+/// digest are checked too.
+pub fn for_each_entry<F>(image: &Image, layer: &Layer, mut f: F) -> Result<()>
+where
+    F: FnMut(u32, &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>) -> Result<Flow>,
+{
+    let label = image.layer_label(layer);
+    let raw = image.open_layer(layer)?;
+    let dec = Decoder::open(BufReader::with_capacity(256 << 10, raw)).with_context(|| label.clone())?;
+    let mut hashed = HashingReader::new(dec);
+    {
+        let mut ar = tar::Archive::new(&mut hashed);
+        let entries = ar.entries().with_context(|| format!("{label}: not a tar stream"))?;
+        for (i, e) in entries.enumerate() {
+            let mut e = e.with_context(|| format!("{label}: reading tar entry {}", i + 1))?;
+            let idx = u32::try_from(i).context("too many entries")?;
+            if let Flow::Stop = f(idx, &mut e)? {
+                return Ok(());
+            }
+        }
+    }
+    // The tar end marker may be followed by padding: hash it too, then drain the blob.
+    io::copy(&mut hashed, &mut io::sink()).with_context(|| label.clone())?;
+    let got = Digest::from_hasher(std::mem::take(&mut hashed.hasher));
+    if got != layer.diff_id {
+        bail!("{label}: uncompressed content is {got}, but the config's diff_id is {}", layer.diff_id);
+    }
+    let mut dec = hashed.inner;
+    io::copy(dec.inner_mut(), &mut io::sink()).with_context(|| label.clone())?;
+    Ok(())
+}

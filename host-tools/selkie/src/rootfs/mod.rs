@@ -1,0 +1,296 @@
+//! Flattening an image's layers into one rootfs, written as a newc cpio.
+//!
+//! Pass 1 ([`scan`]) applies every layer's entries, whiteouts and opaque directories to a
+//! metadata-only [`tree::Tree`], verifying each blob and diff_id; nothing is written. Pass 2
+//! ([`write_cpio`]) writes directories, links and devices in sorted order, then streams each
+//! surviving file's content straight from its layer into the cpio, so memory stays bounded
+//! by the number of entries, not their size.
+
+pub mod layer;
+pub mod tree;
+
+use crate::source::Image;
+use anyhow::{bail, Context, Result};
+use layer::{for_each_entry, Flow};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use tree::{clean, Inode, Kind, Meta, NodeId, PathError, Tree, ROOT};
+
+/// Character devices kept by default: (major, minor) of null, zero, full, random, urandom,
+/// tty and console.
+pub const KEPT_DEVICES: [(u32, u32); 7] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1)];
+
+/// Options for flattening.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Keep every device node and fifo, not only the well-known character devices.
+    pub keep_devices: bool,
+    /// Files whose content pass 1 keeps in memory (paths without a leading `/`), and file
+    /// basenames likewise, each up to `capture_limit` bytes.
+    pub capture_paths: Vec<String>,
+    pub capture_basenames: Vec<String>,
+    pub capture_limit: u64,
+}
+
+/// The result of pass 1.
+pub struct Scanned {
+    pub tree: Tree,
+    /// Captured contents, by (layer, entry).
+    pub captured: HashMap<(u32, u32), Vec<u8>>,
+    /// Devices and fifos dropped, by path.
+    pub dropped: Vec<String>,
+    pub entries: u64,
+}
+
+fn entry_error(image: &Image, layer: usize, path: &[u8], e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: entry {:?}: {e}",
+        image.layer_label(&image.layers[layer]),
+        String::from_utf8_lossy(path)
+    )
+}
+
+/// Pass 1: applies every layer to a metadata tree, verifying every blob.
+pub fn scan(image: &Image, opts: &Options, mut progress: impl FnMut(usize)) -> Result<Scanned> {
+    let mut tree = Tree::new();
+    let mut captured = HashMap::new();
+    let mut dropped = Vec::new();
+    let mut entries = 0u64;
+    for (li, layer) in image.layers.iter().enumerate() {
+        let lnum = li as u32 + 1; // layer numbers start at 1 so that 0 means "before any layer"
+        for_each_entry(image, layer, |idx, e| {
+            entries += 1;
+            let raw_path = e.path_bytes().into_owned();
+            let comps = clean(&raw_path).map_err(|err| entry_error(image, li, &raw_path, err))?;
+            let h = e.header();
+            let meta = Meta {
+                mode: h.mode().unwrap_or(0o644) & 0o7777,
+                uid: h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
+                gid: h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+                mtime: h.mtime().unwrap_or(0),
+            };
+            let etype = h.entry_type();
+            let Some((base, dirs)) = comps.split_last() else {
+                // The root itself ("./"): only its metadata can change.
+                if etype.is_dir() {
+                    tree.nodes[ROOT].meta = meta;
+                }
+                return Ok(Flow::Continue);
+            };
+            let ctx = |err: PathError| entry_error(image, li, &raw_path, err);
+            let parent = tree.resolve_dir(dirs, Some(lnum)).map_err(ctx)?;
+            if let Some(hidden) = base.strip_prefix(b".wh.") {
+                if hidden == b".wh..opq" {
+                    tree.prune_lower(parent, lnum);
+                } else if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                    return Err(entry_error(image, li, &raw_path, "whiteout names nothing"));
+                } else if let Some(&c) = tree.children(parent).and_then(|c| c.get(hidden)) {
+                    if tree.nodes[c].last_layer < lnum {
+                        tree.remove(parent, hidden);
+                    }
+                }
+                return Ok(Flow::Continue);
+            }
+            let existing = tree.children(parent).and_then(|c| c.get(base.as_slice()).copied());
+            use tar::EntryType as T;
+            match etype {
+                T::Directory => match existing {
+                    Some(id) if matches!(tree.nodes[id].kind, Kind::Dir(_)) => {
+                        tree.nodes[id].meta = meta;
+                        tree.nodes[id].last_layer = lnum;
+                    }
+                    _ => {
+                        tree.insert(parent, base.clone(), Kind::Dir(BTreeMap::new()), meta, lnum);
+                    }
+                },
+                T::Regular | T::Continuous => {
+                    let size = e.size();
+                    let wanted = size <= opts.capture_limit && {
+                        let joined = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
+                        let name = String::from_utf8_lossy(base);
+                        opts.capture_paths.iter().any(|p| *p == joined)
+                            || opts.capture_basenames.iter().any(|b| *b == name)
+                    };
+                    if wanted {
+                        let mut v = Vec::with_capacity(size as usize);
+                        e.read_to_end(&mut v).map_err(|err| entry_error(image, li, &raw_path, err))?;
+                        captured.insert((li as u32, idx), v);
+                    }
+                    tree.inodes.push(Inode { meta, size, src: (li as u32, idx) });
+                    let ino = tree.inodes.len() - 1;
+                    tree.insert(parent, base.clone(), Kind::File(ino), meta, lnum);
+                }
+                T::Symlink => {
+                    let target = e
+                        .link_name_bytes()
+                        .ok_or_else(|| entry_error(image, li, &raw_path, "symlink without a target"))?
+                        .into_owned();
+                    tree.insert(parent, base.clone(), Kind::Symlink(target), meta, lnum);
+                }
+                T::Link => {
+                    let target = e
+                        .link_name_bytes()
+                        .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink without a target"))?
+                        .into_owned();
+                    let tcomps = clean(&target).map_err(|err| {
+                        entry_error(image, li, &raw_path, format!("hardlink target {:?}: {err}", String::from_utf8_lossy(&target)))
+                    })?;
+                    let (tbase, tdirs) = tcomps
+                        .split_last()
+                        .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink to the root"))?;
+                    let tparent = tree.resolve_dir(tdirs, None).map_err(|err| {
+                        entry_error(image, li, &raw_path, format!("hardlink target: {err}"))
+                    })?;
+                    let tid = tree.children(tparent).and_then(|c| c.get(tbase.as_slice()).copied()).ok_or_else(|| {
+                        entry_error(image, li, &raw_path, format!("hardlink target {:?} does not exist", String::from_utf8_lossy(&target)))
+                    })?;
+                    let kind = match &tree.nodes[tid].kind {
+                        Kind::Dir(_) => return Err(entry_error(image, li, &raw_path, "hardlink to a directory")),
+                        k => k.clone(),
+                    };
+                    let tmeta = tree.nodes[tid].meta;
+                    if tid != existing.unwrap_or(usize::MAX) {
+                        tree.insert(parent, base.clone(), kind, tmeta, lnum);
+                    }
+                }
+                T::Char | T::Block | T::Fifo => {
+                    let dev = (
+                        h.device_major().ok().flatten().unwrap_or(0),
+                        h.device_minor().ok().flatten().unwrap_or(0),
+                    );
+                    let keep = opts.keep_devices || (etype == T::Char && KEPT_DEVICES.contains(&dev));
+                    let path = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
+                    if !keep {
+                        tracing::warn!("dropping device node or fifo /{path} (use --keep-devices to keep it)");
+                        dropped.push(path);
+                        return Ok(Flow::Continue);
+                    }
+                    let kind = match etype {
+                        T::Char => Kind::CharDev(dev.0, dev.1),
+                        T::Block => Kind::BlockDev(dev.0, dev.1),
+                        _ => Kind::Fifo,
+                    };
+                    tree.insert(parent, base.clone(), kind, meta, lnum);
+                }
+                other => {
+                    tracing::warn!(
+                        "{}: skipping entry {:?} of unsupported type {other:?}",
+                        image.layer_label(layer),
+                        String::from_utf8_lossy(&raw_path)
+                    );
+                }
+            }
+            Ok(Flow::Continue)
+        })?;
+        progress(li + 1);
+    }
+    Ok(Scanned { tree, captured, dropped, entries })
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFBLK: u32 = 0o060000;
+const S_IFIFO: u32 = 0o010000;
+
+fn header(name: &str, ino: u32, mode: u32, meta: &Meta, nlink: u32) -> cpio::newc::Builder {
+    cpio::newc::Builder::new(name)
+        .ino(ino)
+        .mode(mode | (meta.mode & 0o7777))
+        .uid(meta.uid)
+        .gid(meta.gid)
+        .nlink(nlink)
+        .mtime(u32::try_from(meta.mtime).unwrap_or(u32::MAX))
+}
+
+fn cpio_name(tree: &Tree, id: NodeId) -> String {
+    if id == ROOT {
+        ".".to_string()
+    } else {
+        tree.path(id)
+    }
+}
+
+/// Pass 2: writes the flattened tree as a newc cpio. `replace` gives new contents for some
+/// inodes (the rewritten entrypoint binary). Output order is deterministic: every
+/// non-regular node in sorted depth-first order, then regular files in layer order.
+pub fn write_cpio<W: Write>(
+    image: &Image,
+    tree: &Tree,
+    replace: &HashMap<usize, Vec<u8>>,
+    mut w: W,
+    mut progress: impl FnMut(u64),
+) -> Result<W> {
+    let order = tree.walk_sorted();
+    let mut names_of: BTreeMap<(u32, u32), (usize, Vec<NodeId>)> = BTreeMap::new();
+    let mut ino = 0u32;
+    for &id in &order {
+        let node = &tree.nodes[id];
+        let name = cpio_name(tree, id);
+        let (mode, data, rdev, nlink): (u32, &[u8], (u32, u32), u32) = match &node.kind {
+            Kind::File(i) => {
+                let inode = &tree.inodes[*i];
+                names_of.entry(inode.src).or_insert_with(|| (*i, Vec::new())).1.push(id);
+                continue;
+            }
+            Kind::Dir(c) => {
+                let subdirs = c.values().filter(|&&k| matches!(tree.nodes[k].kind, Kind::Dir(_))).count();
+                (S_IFDIR, &[], (0, 0), 2 + subdirs as u32)
+            }
+            Kind::Symlink(t) => (S_IFLNK, t.as_slice(), (0, 0), 1),
+            Kind::CharDev(a, b) => (S_IFCHR, &[], (*a, *b), 1),
+            Kind::BlockDev(a, b) => (S_IFBLK, &[], (*a, *b), 1),
+            Kind::Fifo => (S_IFIFO, &[], (0, 0), 1),
+        };
+        ino += 1;
+        let mut cw = header(&name, ino, mode, &node.meta, nlink)
+            .rdev_major(rdev.0)
+            .rdev_minor(rdev.1)
+            .write(w, data.len() as u32);
+        cw.write_all(data)?;
+        w = cw.finish()?;
+    }
+    // Regular files, grouped by the layer that holds their content.
+    let mut by_layer: BTreeMap<u32, BTreeMap<u32, (usize, Vec<NodeId>)>> = BTreeMap::new();
+    for ((l, e), v) in names_of {
+        by_layer.entry(l).or_default().insert(e, v);
+    }
+    let mut out = Some(w);
+    for (l, wanted) in by_layer {
+        let layer = &image.layers[l as usize];
+        let last = *wanted.keys().next_back().expect("non-empty");
+        for_each_entry(image, layer, |idx, e| {
+            if let Some((inode_id, names)) = wanted.get(&idx) {
+                let inode = &tree.inodes[*inode_id];
+                ino += 1;
+                let nlink = names.len() as u32;
+                let mut w = out.take().expect("writer");
+                // newc convention: every name but the last carries no data.
+                for &n in &names[..names.len() - 1] {
+                    w = header(&cpio_name(tree, n), ino, S_IFREG, &inode.meta, nlink).write(w, 0).finish()?;
+                }
+                let name = cpio_name(tree, names[names.len() - 1]);
+                let path_ctx = || format!("{}: file /{name}", image.layer_label(layer));
+                let mut cw;
+                if let Some(bytes) = replace.get(inode_id) {
+                    cw = header(&name, ino, S_IFREG, &inode.meta, nlink).write(w, bytes.len() as u32);
+                    cw.write_all(bytes)?;
+                } else {
+                    let size = u32::try_from(inode.size)
+                        .map_err(|_| anyhow::anyhow!("{}: over 4 GiB, which newc cannot hold", path_ctx()))?;
+                    cw = header(&name, ino, S_IFREG, &inode.meta, nlink).write(w, size);
+                    let n = std::io::copy(&mut e.take(inode.size), &mut cw).with_context(path_ctx)?;
+                    if n != inode.size {
+                        bail!("{}: {n} bytes, the tar header said {}", path_ctx(), inode.size);
+                    }
+                }
+                out = Some(cw.finish()?);
+                progress(inode.size);
+            }
+            Ok(if idx >= last { Flow::Stop } else { Flow::Continue })
+        })?;
+    }
+    let w = out.take().expect("writer");
+    Ok(cpio::newc::trailer(w)?)
+}
