@@ -1,0 +1,28 @@
+//! Linux errno values (asm-generic, as aarch64 uses) and the shim's result type.
+
+/// A Linux errno, positive. Syscalls return `-errno`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+/// What every syscall handler returns: a non-negative value or an errno.
+pub type SysResult<T = u64> = Result<T, Errno>;
+
+macro_rules! errnos {
+    ($($name:ident = $v:expr),* $(,)?) => { $(pub const $name: Errno = Errno($v);)* };
+}
+
+errnos! {
+    EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, ENXIO = 6, E2BIG = 7, ENOEXEC = 8,
+    EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16,
+    EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23,
+    EMFILE = 24, ENOTTY = 25, EFBIG = 27, ENOSPC = 28, ESPIPE = 29, EROFS = 30, EMLINK = 31,
+    EPIPE = 32, ERANGE = 34, ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40,
+    EOVERFLOW = 75, ENOTSUP = 95,
+}
+
+impl Errno {
+    /// The value a syscall returns for this error: `-errno`.
+    pub fn ret(self) -> i64 {
+        -i64::from(self.0)
+    }
+}

@@ -1,0 +1,687 @@
+//! File syscalls: open, read, write, stat, directories, fds, ioctl, poll.
+
+use super::CHUNK;
+use crate::errno::*;
+use crate::fd::*;
+use crate::mem::GuestMemory;
+use crate::platform::{Devices, Platform};
+use crate::stat::Stat;
+use crate::vfs::{Found, Ino, Kind, PATH_MAX, S_IFDIR};
+use crate::Shim;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub const AT_FDCWD: i64 = -100;
+pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+pub const AT_REMOVEDIR: u64 = 0x200;
+pub const AT_EACCESS: u64 = 0x200;
+pub const AT_EMPTY_PATH: u64 = 0x1000;
+
+/// An fd argument: the low 32 bits, sign-extended (as the kernel reads an `int`).
+pub fn fd_arg(v: u64) -> i64 {
+    v as i32 as i64
+}
+
+pub(crate) fn cx<'c, 'a, E: Platform>(s: &'c mut Shim<'a>, env: &'c mut E) -> Cx<'c, 'a> {
+    Cx { vfs: &mut s.vfs, dev: env as &mut dyn Devices }
+}
+
+/// Reads a path argument.
+pub fn path_arg<E: GuestMemory>(env: &mut E, addr: u64) -> SysResult<Vec<u8>> {
+    env.read_cstr(addr, PATH_MAX - 1)
+}
+
+/// The directory a `*at` call starts from.
+fn at_dir(s: &Shim<'_>, dirfd: i64) -> SysResult<Ino> {
+    if dirfd == AT_FDCWD {
+        return Ok(s.cwd);
+    }
+    let file = s.fds.get(dirfd)?.file.clone();
+    let ino = file.borrow().obj.ino().ok_or(ENOTDIR)?;
+    if s.vfs.node(ino).is_dir() {
+        Ok(ino)
+    } else {
+        Err(ENOTDIR)
+    }
+}
+
+/// Resolves (dirfd, path), with AT_EMPTY_PATH meaning the dirfd itself.
+fn lookup<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, path: u64, flags: u64) -> SysResult<Found> {
+    let p = path_arg(env, path)?;
+    let dirfd = fd_arg(dirfd);
+    if p.is_empty() {
+        if flags & AT_EMPTY_PATH != 0 {
+            if dirfd == AT_FDCWD {
+                return Ok(Found::Node(s.cwd));
+            }
+            s.fds.get(dirfd)?;
+            return Ok(Found::Fd(dirfd as i32));
+        }
+        return Err(ENOENT);
+    }
+    let start = if p[0] == b'/' { crate::vfs::ROOT } else { at_dir(s, dirfd)? };
+    s.vfs.resolve(start, &p, flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+fn stat_found<E: Platform>(s: &mut Shim<'_>, env: &mut E, f: Found) -> SysResult<Stat> {
+    match f {
+        Found::Node(ino) => Ok(Stat::of_node(&s.vfs, ino)),
+        Found::Fd(fd) => {
+            let file = s.fds.file(i64::from(fd))?;
+            let f = file.borrow();
+            f.obj.stat(&cx(s, env))
+        }
+    }
+}
+
+pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[2] as u32;
+    let p = path_arg(env, a[1])?;
+    if p.is_empty() {
+        return Err(ENOENT);
+    }
+    let start = if p[0] == b'/' { crate::vfs::ROOT } else { at_dir(s, fd_arg(a[0]))? };
+    let acc = flags & O_ACCMODE;
+    let wants_write = flags & O_PATH == 0 && (acc == O_WRONLY || acc == O_RDWR);
+    let found = match s.vfs.resolve(start, &p, flags & O_NOFOLLOW == 0) {
+        Ok(f) => {
+            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+                return Err(EEXIST);
+            }
+            f
+        }
+        Err(ENOENT) if flags & O_CREAT != 0 && flags & O_PATH == 0 => {
+            if flags & O_DIRECTORY != 0 || p.ends_with(b"/") {
+                return Err(EISDIR);
+            }
+            let (dir, name) = s.vfs.resolve_parent(start, &p)?;
+            let now = env.now(crate::ClockId::Realtime).sec;
+            let perm = a[3] as u32 & 0o7777 & !s.proc_.umask;
+            let (uid, gid) = (s.proc_.uid, s.proc_.gid);
+            Found::Node(s.vfs.create_file(dir, name, perm, uid, gid, now)?)
+        }
+        Err(e) => return Err(e),
+    };
+    let ino = match found {
+        Found::Fd(fd) => {
+            let mut entry = s.fds.get(i64::from(fd))?.clone();
+            entry.cloexec = flags & O_CLOEXEC != 0;
+            return s.fds.install(entry, 0).map(|v| v as u64);
+        }
+        Found::Node(ino) => ino,
+    };
+    let node = s.vfs.node(ino);
+    if flags & O_DIRECTORY != 0 && !node.is_dir() {
+        return Err(ENOTDIR);
+    }
+    let obj: Box<dyn FileObject<'_>> = match &node.kind {
+        _ if flags & O_PATH != 0 && !node.is_dir() => Box::new(PathOnly { ino }),
+        Kind::Symlink(_) => return Err(ELOOP),
+        Kind::Dir { .. } | Kind::FdDir => {
+            if wants_write {
+                return Err(EISDIR);
+            }
+            Box::new(Directory { ino, pos: 0 })
+        }
+        Kind::File(_) => {
+            if wants_write {
+                if !node.writable {
+                    return Err(EROFS);
+                }
+                if flags & O_TRUNC != 0 {
+                    s.vfs.truncate(ino, 0)?;
+                }
+            }
+            Box::new(RegularFile { ino, pos: 0 })
+        }
+        Kind::Dev(d) => {
+            if matches!(d, crate::vfs::Dev::Tty) && !(0..3).any(|fd| env.is_terminal(fd)) {
+                return Err(ENXIO);
+            }
+            Box::new(DevFile { dev: *d, ino })
+        }
+        Kind::Other(_) => return Err(ENXIO),
+    };
+    let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_CLOEXEC);
+    s.fds.install(new_entry(obj, status), 0).map(|v| v as u64)
+}
+
+pub fn close(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    s.fds.close(fd_arg(a[0])).map(|_| 0)
+}
+
+/// Reads up to `len` bytes from `fd` into guest `buf`, at `off` or the file position.
+fn read_into<E: Platform>(s: &mut Shim<'_>, env: &mut E, fd: i64, buf: u64, len: u64, off: Option<u64>) -> SysResult<u64> {
+    let file = s.fds.file(fd)?;
+    let mut f = file.borrow_mut();
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    let mut done: u64 = 0;
+    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK);
+        let n = match off {
+            Some(o) => f.obj.pread(&mut cx(s, env), &mut tmp[..want], o + done)?,
+            None => f.obj.read(&mut cx(s, env), &mut tmp[..want])?,
+        };
+        if n > 0 {
+            if let Err(e) = env.write(buf.wrapping_add(done), &tmp[..n]) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+        }
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn write_from<E: Platform>(s: &mut Shim<'_>, env: &mut E, fd: i64, buf: u64, len: u64, off: Option<u64>) -> SysResult<u64> {
+    let file = s.fds.file(fd)?;
+    let mut f = file.borrow_mut();
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let append = f.flags & O_APPEND != 0;
+    let mut done: u64 = 0;
+    let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
+    while done < len {
+        let want = ((len - done) as usize).min(CHUNK);
+        if let Err(e) = env.read(buf.wrapping_add(done), &mut tmp[..want]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        let r = match off {
+            Some(o) => f.obj.pwrite(&mut cx(s, env), &tmp[..want], o + done),
+            None => f.obj.write(&mut cx(s, env), &tmp[..want], append),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+        };
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn check_count(len: u64) -> SysResult<u64> {
+    if len > i64::MAX as u64 {
+        Err(EINVAL)
+    } else {
+        Ok(len.min(0x7fff_f000))
+    }
+}
+
+fn offset_arg(o: u64) -> SysResult<u64> {
+    if (o as i64) < 0 {
+        Err(EINVAL)
+    } else {
+        Ok(o)
+    }
+}
+
+pub fn read<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    read_into(s, env, fd_arg(a[0]), a[1], check_count(a[2])?, None)
+}
+
+pub fn write<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    write_from(s, env, fd_arg(a[0]), a[1], check_count(a[2])?, None)
+}
+
+pub fn pread64<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    read_into(s, env, fd_arg(a[0]), a[1], check_count(a[2])?, Some(offset_arg(a[3])?))
+}
+
+pub fn pwrite64<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    write_from(s, env, fd_arg(a[0]), a[1], check_count(a[2])?, Some(offset_arg(a[3])?))
+}
+
+/// Most iovecs in one call (IOV_MAX).
+const IOV_MAX: u64 = 1024;
+
+fn iovecs<E: Platform>(env: &mut E, iov: u64, cnt: u64) -> SysResult<Vec<(u64, u64)>> {
+    if cnt > IOV_MAX {
+        return Err(EINVAL);
+    }
+    let mut out = Vec::with_capacity(cnt as usize);
+    let mut total: u64 = 0;
+    for i in 0..cnt {
+        let at = iov.checked_add(i * 16).ok_or(EFAULT)?;
+        let base = env.read_u64(at)?;
+        let len = env.read_u64(at + 8)?;
+        total = total.checked_add(len).ok_or(EINVAL)?;
+        if total > i64::MAX as u64 {
+            return Err(EINVAL);
+        }
+        out.push((base, len));
+    }
+    Ok(out)
+}
+
+pub fn readv<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>) -> SysResult<u64> {
+    let fd = fd_arg(a[0]);
+    s.fds.get(fd)?;
+    let off = off.map(offset_arg).transpose()?;
+    let mut done = 0;
+    for (base, len) in iovecs(env, a[1], a[2])? {
+        let n = match read_into(s, env, fd, base, len, off.map(|o| o + done)) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub fn writev<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>) -> SysResult<u64> {
+    let fd = fd_arg(a[0]);
+    s.fds.get(fd)?;
+    let off = off.map(offset_arg).transpose()?;
+    let mut done = 0;
+    for (base, len) in iovecs(env, a[1], a[2])? {
+        let n = match write_from(s, env, fd, base, len, off.map(|o| o + done)) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+pub fn lseek<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let file = s.fds.file(fd_arg(a[0]))?;
+    let mut f = file.borrow_mut();
+    f.obj.lseek(&mut cx(s, env), a[1] as i64, a[2] as u32)
+}
+
+pub fn fstat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let fd = fd_arg(a[0]);
+    s.fds.get(fd)?;
+    let st = stat_found(s, env, Found::Fd(fd as i32))?;
+    env.write(a[1], &st.to_bytes())?;
+    Ok(0)
+}
+
+pub fn newfstatat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[3] & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
+        return Err(EINVAL);
+    }
+    let f = lookup(s, env, a[0], a[1], a[3])?;
+    let st = stat_found(s, env, f)?;
+    env.write(a[2], &st.to_bytes())?;
+    Ok(0)
+}
+
+pub fn statx<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let f = lookup(s, env, a[0], a[1], a[2])?;
+    let st = stat_found(s, env, f)?;
+    env.write(a[4], &st.to_statx())?;
+    Ok(0)
+}
+
+pub fn getdents64<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let file = s.fds.file(fd_arg(a[0]))?;
+    let mut f = file.borrow_mut();
+    let max = (a[2] as usize).min(CHUNK);
+    let mut out = Vec::new();
+    let n = f.obj.getdents(&mut cx(s, env), &mut out, max)?;
+    env.write(a[1], &out[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if (a[3] as i64) <= 0 {
+        return Err(EINVAL);
+    }
+    let f = lookup(s, env, a[0], a[1], AT_SYMLINK_NOFOLLOW)?;
+    let target: Vec<u8> = match f {
+        Found::Node(ino) => match &s.vfs.node(ino).kind {
+            Kind::Symlink(t) => t.clone(),
+            _ => return Err(EINVAL),
+        },
+        Found::Fd(fd) => {
+            let file = s.fds.file(i64::from(fd))?;
+            let f = file.borrow();
+            match f.obj.ino() {
+                Some(ino) if s.vfs.node(ino).is_dir() => s.vfs.path_of(ino),
+                Some(ino) => {
+                    let st = Stat::of_node(&s.vfs, ino);
+                    alloc::format!("/inode:{}", st.ino).into_bytes()
+                }
+                None if f.obj.is_terminal(&cx(s, env)) => b"/dev/pts/0".to_vec(),
+                None => alloc::format!("pipe:[{}]", fd).into_bytes(),
+            }
+        }
+    };
+    let n = target.len().min(a[3] as usize);
+    env.write(a[2], &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn faccessat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], v2: bool) -> SysResult<u64> {
+    let mode = a[2];
+    let flags = if v2 { a[3] } else { 0 };
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let f = lookup(s, env, a[0], a[1], flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
+    let Found::Node(ino) = f else { return Ok(0) };
+    let n = s.vfs.node(ino);
+    if mode & 2 != 0 && !n.writable && matches!(n.kind, Kind::File(_) | Kind::Dir { .. }) {
+        return Err(EROFS);
+    }
+    let perm = n.perm;
+    let (uid, gid) = (s.proc_.uid, s.proc_.gid);
+    if uid == 0 {
+        if mode & 1 != 0 && perm & 0o111 == 0 && n.ftype() != S_IFDIR {
+            return Err(EACCES);
+        }
+        return Ok(0);
+    }
+    let bits = if n.uid == uid {
+        perm >> 6
+    } else if n.gid == gid {
+        perm >> 3
+    } else {
+        perm
+    } & 7;
+    if (mode as u32) & !bits != 0 {
+        return Err(EACCES);
+    }
+    Ok(0)
+}
+
+pub fn getcwd<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let mut p = s.vfs.path_of(s.cwd);
+    p.push(0);
+    if (a[1] as usize) < p.len() {
+        return Err(ERANGE);
+    }
+    env.write(a[0], &p)?;
+    Ok(p.len() as u64)
+}
+
+pub fn chdir<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let f = lookup(s, env, AT_FDCWD as u64, a[0], 0)?;
+    match f {
+        Found::Node(ino) if s.vfs.node(ino).is_dir() => {
+            s.cwd = ino;
+            Ok(0)
+        }
+        _ => Err(ENOTDIR),
+    }
+}
+
+pub fn fchdir(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    s.cwd = at_dir(s, fd_arg(a[0]).max(0))?;
+    Ok(0)
+}
+
+pub fn dup(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let mut e = s.fds.get(fd_arg(a[0]))?.clone();
+    e.cloexec = false;
+    s.fds.install(e, 0).map(|v| v as u64)
+}
+
+pub fn dup3(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let (old, new) = (fd_arg(a[0]), fd_arg(a[1]));
+    if old == new || a[2] as u32 & !O_CLOEXEC != 0 {
+        return Err(EINVAL);
+    }
+    let mut e = s.fds.get(old)?.clone();
+    e.cloexec = a[2] as u32 & O_CLOEXEC != 0;
+    let new = usize::try_from(new).map_err(|_| EBADF)?;
+    s.fds.install_at(e, new)?;
+    Ok(new as u64)
+}
+
+pub const F_DUPFD: u64 = 0;
+pub const F_GETFD: u64 = 1;
+pub const F_SETFD: u64 = 2;
+pub const F_GETFL: u64 = 3;
+pub const F_SETFL: u64 = 4;
+pub const F_GETLK: u64 = 5;
+pub const F_SETLK: u64 = 6;
+pub const F_SETLKW: u64 = 7;
+pub const F_DUPFD_CLOEXEC: u64 = 1030;
+
+pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let fd = fd_arg(a[0]);
+    let entry = s.fds.get(fd)?.clone();
+    match a[1] {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = usize::try_from(a[2] as i32).map_err(|_| EINVAL)?;
+            if min >= MAX_FDS {
+                return Err(EINVAL);
+            }
+            let mut e = entry;
+            e.cloexec = a[1] == F_DUPFD_CLOEXEC;
+            s.fds.install(e, min).map(|v| v as u64)
+        }
+        F_GETFD => Ok(u64::from(entry.cloexec)),
+        F_SETFD => {
+            s.fds.get_mut(fd)?.cloexec = a[2] & 1 != 0;
+            Ok(0)
+        }
+        F_GETFL => Ok(u64::from(entry.file.borrow().flags)),
+        F_SETFL => {
+            let mut f = entry.file.borrow_mut();
+            let keep = f.flags & !(O_APPEND | O_NONBLOCK);
+            f.flags = keep | (a[2] as u32 & (O_APPEND | O_NONBLOCK));
+            Ok(0)
+        }
+        F_GETLK => {
+            // Nobody else holds locks: report F_UNLCK.
+            env.write(a[2], &2u16.to_le_bytes())?;
+            Ok(0)
+        }
+        F_SETLK | F_SETLKW => Ok(0),
+        _ => Err(EINVAL),
+    }
+}
+
+pub const TCGETS: u64 = 0x5401;
+pub const TCSETS: u64 = 0x5402;
+pub const TCSETSW: u64 = 0x5403;
+pub const TCSETSF: u64 = 0x5404;
+pub const TIOCGPGRP: u64 = 0x540f;
+pub const TIOCSPGRP: u64 = 0x5410;
+pub const TIOCGWINSZ: u64 = 0x5413;
+pub const TIOCSWINSZ: u64 = 0x5414;
+pub const FIONBIO: u64 = 0x5421;
+pub const FIONCLEX: u64 = 0x5450;
+pub const FIOCLEX: u64 = 0x5451;
+
+pub fn ioctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let fd = fd_arg(a[0]);
+    let file = s.fds.file(fd)?;
+    match a[1] {
+        FIOCLEX | FIONCLEX => {
+            s.fds.get_mut(fd)?.cloexec = a[1] == FIOCLEX;
+            return Ok(0);
+        }
+        FIONBIO => {
+            let on = env.read_u32(a[2])? != 0;
+            let mut f = file.borrow_mut();
+            f.flags = if on { f.flags | O_NONBLOCK } else { f.flags & !O_NONBLOCK };
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let tty = file.borrow().obj.is_terminal(&cx(s, env));
+    if !tty {
+        return Err(ENOTTY);
+    }
+    match a[1] {
+        TIOCGWINSZ => {
+            let (rows, cols) = env.winsize();
+            let mut b = [0u8; 8];
+            b[0..2].copy_from_slice(&rows.to_le_bytes());
+            b[2..4].copy_from_slice(&cols.to_le_bytes());
+            env.write(a[2], &b)?;
+            Ok(0)
+        }
+        TCGETS => {
+            // A cooked terminal: ICRNL|IXON, OPOST|ONLCR, B38400|CS8|CREAD, ISIG|ICANON|ECHO...
+            let mut b = [0u8; 36];
+            b[0..4].copy_from_slice(&0x500u32.to_le_bytes());
+            b[4..8].copy_from_slice(&0x5u32.to_le_bytes());
+            b[8..12].copy_from_slice(&0xbfu32.to_le_bytes());
+            b[12..16].copy_from_slice(&0x8a3bu32.to_le_bytes());
+            let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22];
+            b[17..17 + cc.len()].copy_from_slice(&cc);
+            env.write(a[2], &b)?;
+            Ok(0)
+        }
+        TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ | TIOCSPGRP => Ok(0),
+        TIOCGPGRP => {
+            env.write_u32(a[2], crate::PID)?;
+            Ok(0)
+        }
+        _ => Err(ENOTTY),
+    }
+}
+
+pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let n = a[1];
+    if n > MAX_FDS as u64 {
+        return Err(EINVAL);
+    }
+    let mut ready = 0;
+    for i in 0..n {
+        let at = a[0].checked_add(i * 8).ok_or(EFAULT)?;
+        let mut pfd = [0u8; 8];
+        env.read(at, &mut pfd)?;
+        let fd = i32::from_le_bytes([pfd[0], pfd[1], pfd[2], pfd[3]]);
+        let events = u16::from_le_bytes([pfd[4], pfd[5]]);
+        let revents: u16 = if fd < 0 {
+            0
+        } else if !s.fds.is_open(i64::from(fd)) {
+            0x20 // POLLNVAL
+        } else {
+            // Files, devices and the console never block here.
+            events & (0x1 | 0x4 | 0x40 | 0x100)
+        };
+        if revents != 0 {
+            ready += 1;
+        }
+        env.write(at + 6, &revents.to_le_bytes())?;
+    }
+    if ready == 0 && a[2] != 0 {
+        let sec = env.read_u64(a[2])?;
+        let nsec = env.read_u64(a[2] + 8)?;
+        if nsec >= 1_000_000_000 || (sec as i64) < 0 {
+            return Err(EINVAL);
+        }
+        env.sleep(sec.saturating_mul(1_000_000_000).saturating_add(nsec));
+    }
+    Ok(ready)
+}
+
+pub fn mkdirat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let p = path_arg(env, a[1])?;
+    let start = if p.first() == Some(&b'/') { crate::vfs::ROOT } else { at_dir(s, fd_arg(a[0]))? };
+    let (dir, name) = s.vfs.resolve_parent(start, &p)?;
+    let now = env.now(crate::ClockId::Realtime).sec;
+    let perm = a[2] as u32 & 0o7777 & !s.proc_.umask;
+    let (uid, gid) = (s.proc_.uid, s.proc_.gid);
+    s.vfs.mkdir(dir, name, perm, uid, gid, now).map(|_| 0)
+}
+
+pub fn unlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[2] & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    let p = path_arg(env, a[1])?;
+    let start = if p.first() == Some(&b'/') { crate::vfs::ROOT } else { at_dir(s, fd_arg(a[0]))? };
+    let (dir, name) = s.vfs.resolve_parent(start, &p)?;
+    s.vfs.unlink(dir, name, a[2] & AT_REMOVEDIR != 0).map(|_| 0)
+}
+
+pub fn ftruncate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if (a[1] as i64) < 0 {
+        return Err(EINVAL);
+    }
+    let file = s.fds.file(fd_arg(a[0]))?;
+    let mut f = file.borrow_mut();
+    if !f.writable() {
+        return Err(EINVAL);
+    }
+    f.obj.truncate(&mut cx(s, env), a[1]).map(|_| 0)
+}
+
+/// Changes a node's metadata: tmpfs only.
+fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u32)>) -> SysResult<u64> {
+    let n = s.vfs.node_mut(ino);
+    if !n.writable {
+        return Err(EROFS);
+    }
+    if let Some(p) = perm {
+        n.perm = p & 0o7777;
+    }
+    if let Some((u, g)) = owner {
+        if u != u32::MAX {
+            n.uid = u;
+        }
+        if g != u32::MAX {
+            n.gid = g;
+        }
+    }
+    Ok(0)
+}
+
+fn fd_ino(s: &Shim<'_>, fd: u64) -> SysResult<Ino> {
+    s.fds.get(fd_arg(fd))?.file.borrow().obj.ino().ok_or(EINVAL)
+}
+
+fn found_ino(s: &Shim<'_>, f: Found) -> SysResult<Ino> {
+    match f {
+        Found::Node(i) => Ok(i),
+        Found::Fd(fd) => fd_ino(s, fd as u64),
+    }
+}
+
+pub fn fchmod(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let ino = fd_ino(s, a[0])?;
+    set_meta(s, ino, Some(a[1] as u32), None)
+}
+
+pub fn fchmodat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let ino = found_ino(s, lookup(s, env, a[0], a[1], 0)?)?;
+    set_meta(s, ino, Some(a[2] as u32), None)
+}
+
+pub fn fchown(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let ino = fd_ino(s, a[0])?;
+    set_meta(s, ino, None, Some((a[1] as u32, a[2] as u32)))
+}
+
+pub fn fchownat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let ino = found_ino(s, lookup(s, env, a[0], a[1], a[4])?)?;
+    set_meta(s, ino, None, Some((a[2] as u32, a[3] as u32)))
+}
+
+pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let f = if a[1] == 0 { Found::Fd(fd_arg(a[0]) as i32) } else { lookup(s, env, a[0], a[1], a[3])? };
+    let ino = found_ino(s, f)?;
+    let now = env.now(crate::ClockId::Realtime).sec;
+    let n = s.vfs.node_mut(ino);
+    if !n.writable {
+        return Err(EROFS);
+    }
+    n.mtime = now;
+    Ok(0)
+}

@@ -1,0 +1,107 @@
+//! Memory syscalls: brk, mmap (anonymous and private file copies), munmap, mprotect,
+//! mremap, madvise.
+
+use super::fs::{cx, fd_arg};
+use crate::errno::*;
+use crate::mm::{page_up, RegionKind, PAGE};
+use crate::platform::{Platform, Prot};
+use crate::Shim;
+
+pub const MAP_SHARED: u64 = 0x01;
+pub const MAP_PRIVATE: u64 = 0x02;
+pub const MAP_SHARED_VALIDATE: u64 = 0x03;
+pub const MAP_FIXED: u64 = 0x10;
+pub const MAP_ANONYMOUS: u64 = 0x20;
+pub const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+pub const MREMAP_MAYMOVE: u64 = 1;
+pub const MADV_DONTNEED: u64 = 4;
+
+fn prot_arg(p: u64) -> SysResult<Prot> {
+    // PROT_GROWSDOWN/GROWSUP are accepted and ignored; PROT_BTI/MTE too.
+    let p = p & !(0x0100_0000 | 0x0200_0000 | 0x10 | 0x20);
+    if p & !7 != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Prot(p as u32))
+}
+
+pub fn brk<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    Ok(s.mm.brk(env, a[0]))
+}
+
+pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let [addr, len, prot, flags, fd, off] = a;
+    let prot = prot_arg(prot)?;
+    if len == 0 || off % PAGE != 0 {
+        return Err(EINVAL);
+    }
+    let share = flags & MAP_SHARED_VALIDATE;
+    if share == 0 {
+        return Err(EINVAL);
+    }
+    let len = page_up(len).ok_or(ENOMEM)?;
+    let fixed = flags & MAP_FIXED != 0;
+    if flags & MAP_FIXED_NOREPLACE != 0 {
+        let end = addr.checked_add(len).ok_or(ENOMEM)?;
+        if addr % PAGE != 0 {
+            return Err(EINVAL);
+        }
+        if s.mm.regions().any(|r| r.start < end && r.end > addr) {
+            return Err(EEXIST);
+        }
+    }
+    let fixed = fixed || flags & MAP_FIXED_NOREPLACE != 0;
+    if flags & MAP_ANONYMOUS != 0 {
+        return s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::Anon);
+    }
+    // A private (or read-only shared) copy of file data.
+    let file = s.fds.file(fd_arg(fd))?;
+    let f = file.borrow();
+    if !f.readable() {
+        return Err(EACCES);
+    }
+    if share != MAP_PRIVATE && prot.w() {
+        // Writes would have to reach the file: not supported.
+        return Err(if f.writable() { ENODEV } else { EACCES });
+    }
+    let data: alloc::vec::Vec<u8> = {
+        let c = cx(s, env);
+        let src = f.obj.map_source(&c)?;
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
+        let end = start.saturating_add(len as usize).min(src.len());
+        src[start..end].to_vec()
+    };
+    drop(f);
+    let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
+    if !data.is_empty() {
+        env.write(at, &data)?;
+    }
+    Ok(at)
+}
+
+pub fn munmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    s.mm.unmap(env, a[0], a[1]).map(|_| 0)
+}
+
+pub fn mprotect<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let prot = prot_arg(a[2])?;
+    s.mm.protect(env, a[0], a[1], prot).map(|_| 0)
+}
+
+pub fn mremap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[3] & !MREMAP_MAYMOVE != 0 {
+        // MREMAP_FIXED and MREMAP_DONTUNMAP are not supported.
+        return Err(EINVAL);
+    }
+    s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0)
+}
+
+pub fn madvise<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] % PAGE != 0 {
+        return Err(EINVAL);
+    }
+    if a[2] == MADV_DONTNEED {
+        s.mm.discard(env, a[0], a[1])?;
+    }
+    Ok(0)
+}

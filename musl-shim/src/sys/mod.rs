@@ -1,0 +1,124 @@
+//! The syscalls, one module per family; [`dispatch`] routes a number to its handler.
+
+pub mod fs;
+pub mod mm;
+pub mod nr;
+pub mod process;
+pub mod signal;
+pub mod time;
+
+use crate::errno::SysResult;
+use crate::platform::Platform;
+use crate::Shim;
+
+/// A handler's result.
+pub enum Outcome {
+    Ret(SysResult<u64>),
+    Exit(i32),
+    Killed(i32),
+}
+
+impl From<SysResult<u64>> for Outcome {
+    fn from(r: SysResult<u64>) -> Self {
+        Outcome::Ret(r)
+    }
+}
+
+/// Largest chunk copied between the app and a file in one step.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Routes `nr`; `None` when it is not serviced.
+pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]) -> Option<Outcome> {
+    use nr::*;
+    let r: SysResult<u64> = match nr {
+        // fs
+        GETCWD => fs::getcwd(s, env, a),
+        DUP => fs::dup(s, a),
+        DUP3 => fs::dup3(s, a),
+        FCNTL => fs::fcntl(s, env, a),
+        IOCTL => fs::ioctl(s, env, a),
+        MKDIRAT => fs::mkdirat(s, env, a),
+        UNLINKAT => fs::unlinkat(s, env, a),
+        FTRUNCATE => fs::ftruncate(s, env, a),
+        FACCESSAT | FACCESSAT2 => fs::faccessat(s, env, a, nr == FACCESSAT2),
+        CHDIR => fs::chdir(s, env, a),
+        FCHDIR => fs::fchdir(s, a),
+        FCHMOD => fs::fchmod(s, a),
+        FCHMODAT => fs::fchmodat(s, env, a),
+        FCHOWNAT => fs::fchownat(s, env, a),
+        FCHOWN => fs::fchown(s, a),
+        OPENAT => fs::openat(s, env, a),
+        CLOSE => fs::close(s, a),
+        GETDENTS64 => fs::getdents64(s, env, a),
+        LSEEK => fs::lseek(s, env, a),
+        READ => fs::read(s, env, a),
+        WRITE => fs::write(s, env, a),
+        READV => fs::readv(s, env, a, None),
+        WRITEV => fs::writev(s, env, a, None),
+        PREAD64 => fs::pread64(s, env, a),
+        PWRITE64 => fs::pwrite64(s, env, a),
+        PREADV => fs::readv(s, env, a, Some(a[3])),
+        PWRITEV => fs::writev(s, env, a, Some(a[3])),
+        PPOLL => fs::ppoll(s, env, a),
+        READLINKAT => fs::readlinkat(s, env, a),
+        NEWFSTATAT => fs::newfstatat(s, env, a),
+        FSTAT => fs::fstat(s, env, a),
+        STATX => fs::statx(s, env, a),
+        SYNC => Ok(0),
+        FSYNC | FDATASYNC => s.fds.get(a[0] as i32 as i64).map(|_| 0),
+        UTIMENSAT => fs::utimensat(s, env, a),
+        UMASK => Ok(u64::from(core::mem::replace(&mut s.proc_.umask, a[0] as u32 & 0o777))),
+        // mm
+        BRK => mm::brk(s, env, a),
+        MUNMAP => mm::munmap(s, env, a),
+        MREMAP => mm::mremap(s, env, a),
+        MMAP => mm::mmap(s, env, a),
+        MPROTECT => mm::mprotect(s, env, a),
+        MADVISE => mm::madvise(s, env, a),
+        MSYNC | MLOCK | MUNLOCK => Ok(0),
+        // process
+        EXIT | EXIT_GROUP => return Some(Outcome::Exit((a[0] & 0xff) as i32)),
+        WAITID | WAIT4 => Err(crate::errno::ECHILD),
+        SET_TID_ADDRESS => {
+            s.proc_.tid_address = a[0];
+            Ok(u64::from(crate::PID))
+        }
+        FUTEX => process::futex(s, env, a),
+        SET_ROBUST_LIST => process::set_robust_list(s, a),
+        GET_ROBUST_LIST => process::get_robust_list(s, env, a),
+        SCHED_GETAFFINITY => process::sched_getaffinity(env, a),
+        SCHED_YIELD => Ok(0),
+        SETPGID => Ok(0),
+        GETPGID | GETSID => Ok(u64::from(crate::PID)),
+        SETSID => Err(crate::errno::EPERM),
+        UNAME => process::uname(s, env, a),
+        GETRLIMIT => process::prlimit(s, env, [0, a[0], 0, a[1], 0, 0]),
+        SETRLIMIT => process::prlimit(s, env, [0, a[0], a[1], 0, 0, 0]),
+        PRLIMIT64 => process::prlimit(s, env, a),
+        GETRUSAGE => process::getrusage(env, a),
+        PRCTL => process::prctl(s, env, a),
+        GETPID | GETTID => Ok(u64::from(crate::PID)),
+        GETPPID => Ok(0),
+        GETUID | GETEUID => Ok(u64::from(s.proc_.uid)),
+        GETGID | GETEGID => Ok(u64::from(s.proc_.gid)),
+        SYSINFO => process::sysinfo(s, env, a),
+        GETRANDOM => process::getrandom(env, a),
+        // time
+        NANOSLEEP => time::nanosleep(env, a),
+        CLOCK_GETTIME => time::clock_gettime(env, a),
+        CLOCK_GETRES => time::clock_getres(env, a),
+        CLOCK_NANOSLEEP => time::clock_nanosleep(env, a),
+        TIMES => time::times(env, a),
+        GETTIMEOFDAY => time::gettimeofday(env, a),
+        // signal
+        KILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
+        TKILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
+        TGKILL => return Some(signal::kill(s, a[1] as i32 as i64, a[2])),
+        SIGALTSTACK => signal::sigaltstack(s, env, a),
+        RT_SIGACTION => signal::rt_sigaction(s, env, a),
+        RT_SIGPROCMASK => signal::rt_sigprocmask(s, env, a),
+        RT_SIGPENDING => signal::rt_sigpending(env, a),
+        _ => return None,
+    };
+    Some(Outcome::Ret(r))
+}

@@ -1,0 +1,62 @@
+//! aarch64 Linux syscall numbers (asm-generic/unistd.h) and the table of those serviced.
+
+macro_rules! syscalls {
+    ($($family:ident { $($name:ident = $nr:expr),* $(,)? })*) => {
+        $($(pub const $name: u64 = $nr;)*)*
+        /// Every serviced syscall: (number, name, family module).
+        pub const SERVICED: &[(u64, &str, &str)] = &[
+            $($(($nr, stringify!($name), stringify!($family)),)*)*
+        ];
+    };
+}
+
+syscalls! {
+    fs {
+        GETCWD = 17, DUP = 23, DUP3 = 24, FCNTL = 25, IOCTL = 29, MKDIRAT = 34, UNLINKAT = 35,
+        FTRUNCATE = 46, FACCESSAT = 48, CHDIR = 49, FCHDIR = 50, FCHMOD = 52, FCHMODAT = 53,
+        FCHOWNAT = 54, FCHOWN = 55, OPENAT = 56, CLOSE = 57, GETDENTS64 = 61, LSEEK = 62,
+        READ = 63, WRITE = 64, READV = 65, WRITEV = 66, PREAD64 = 67, PWRITE64 = 68,
+        PREADV = 69, PWRITEV = 70, PPOLL = 73, READLINKAT = 78, NEWFSTATAT = 79, FSTAT = 80,
+        SYNC = 81, FSYNC = 82, FDATASYNC = 83, UTIMENSAT = 88, UMASK = 166, STATX = 291,
+        FACCESSAT2 = 439,
+    }
+    mm {
+        BRK = 214, MUNMAP = 215, MREMAP = 216, MMAP = 222, MPROTECT = 226, MSYNC = 227,
+        MLOCK = 228, MUNLOCK = 229, MADVISE = 233,
+    }
+    process {
+        EXIT = 93, EXIT_GROUP = 94, WAITID = 95, SET_TID_ADDRESS = 96, FUTEX = 98,
+        SET_ROBUST_LIST = 99, GET_ROBUST_LIST = 100, SCHED_GETAFFINITY = 123, SCHED_YIELD = 124,
+        SETPGID = 154, GETPGID = 155, GETSID = 156, SETSID = 157, UNAME = 160, GETRLIMIT = 163,
+        SETRLIMIT = 164, GETRUSAGE = 165, PRCTL = 167, GETPID = 172, GETPPID = 173, GETUID = 174,
+        GETEUID = 175, GETGID = 176, GETEGID = 177, GETTID = 178, SYSINFO = 179, WAIT4 = 260,
+        PRLIMIT64 = 261, GETRANDOM = 278,
+    }
+    time {
+        NANOSLEEP = 101, CLOCK_GETTIME = 113, CLOCK_GETRES = 114, CLOCK_NANOSLEEP = 115,
+        TIMES = 153, GETTIMEOFDAY = 169,
+    }
+    signal {
+        KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
+        RT_SIGPROCMASK = 135, RT_SIGPENDING = 136,
+    }
+}
+
+/// Names of a few syscalls that are not serviced, for clearer logs.
+pub fn name(nr: u64) -> &'static str {
+    if let Some(&(_, n, _)) = SERVICED.iter().find(|s| s.0 == nr) {
+        return n;
+    }
+    match nr {
+        19 => "EVENTFD2",
+        20 => "EPOLL_CREATE1",
+        59 => "PIPE2",
+        198 => "SOCKET",
+        220 => "CLONE",
+        221 => "EXECVE",
+        435 => "CLONE3",
+        283 => "MEMBARRIER",
+        293 => "RSEQ",
+        _ => "?",
+    }
+}

@@ -1,0 +1,113 @@
+//! Signal syscalls: actions and masks are recorded, nothing is delivered yet. A signal
+//! the app sends itself whose default action is to terminate (abort's SIGABRT) ends it.
+
+use super::Outcome;
+use crate::errno::*;
+use crate::platform::Platform;
+use crate::{Shim, PID};
+
+pub const SIGKILL: u64 = 9;
+pub const SIGSTOP: u64 = 19;
+const SIG_IGN: u64 = 1;
+
+/// Signals whose default action is to do nothing (or stop/continue, which we ignore).
+fn default_ignored(sig: u64) -> bool {
+    matches!(sig, 17 | 18 | 20 | 21 | 22 | 23 | 28)
+}
+
+pub fn kill(s: &mut Shim<'_>, pid: i64, sig: u64) -> Outcome {
+    if sig > 64 {
+        return Outcome::Ret(Err(EINVAL));
+    }
+    if !(pid == i64::from(PID) || pid == 0 || pid == -1 || pid == -i64::from(PID)) {
+        return Outcome::Ret(Err(ESRCH));
+    }
+    if sig == 0 {
+        return Outcome::Ret(Ok(0));
+    }
+    let blocked = s.proc_.sigmask & (1 << (sig - 1)) != 0 && sig != SIGKILL && sig != SIGSTOP;
+    let handler = s.proc_.sigactions[(sig - 1) as usize][0];
+    if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
+        return Outcome::Killed(sig as i32);
+    }
+    if handler > SIG_IGN && !blocked {
+        log::warn!("signal {} has a handler, but signals are not delivered yet: dropped", sig);
+    }
+    Outcome::Ret(Ok(0))
+}
+
+pub fn rt_sigaction<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let sig = a[0];
+    if a[3] != 8 || sig == 0 || sig > 64 || (a[1] != 0 && (sig == SIGKILL || sig == SIGSTOP)) {
+        return Err(EINVAL);
+    }
+    let i = (sig - 1) as usize;
+    let old = s.proc_.sigactions[i];
+    if a[1] != 0 {
+        let mut new = [0u64; 4];
+        for (k, w) in new.iter_mut().enumerate() {
+            *w = env.read_u64(a[1] + 8 * k as u64)?;
+        }
+        s.proc_.sigactions[i] = new;
+    }
+    if a[2] != 0 {
+        let mut b = [0u8; 32];
+        for (k, w) in old.iter().enumerate() {
+            b[8 * k..8 * k + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        env.write(a[2], &b)?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigprocmask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[3] != 8 {
+        return Err(EINVAL);
+    }
+    let old = s.proc_.sigmask;
+    if a[1] != 0 {
+        let set = env.read_u64(a[1])? & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)));
+        s.proc_.sigmask = match a[0] {
+            0 => old | set,
+            1 => old & !set,
+            2 => set,
+            _ => return Err(EINVAL),
+        };
+    }
+    if a[2] != 0 {
+        env.write_u64(a[2], old)?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigpending<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[1] != 8 {
+        return Err(EINVAL);
+    }
+    env.write_u64(a[0], 0)?;
+    Ok(0)
+}
+
+pub fn sigaltstack<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let old = s.proc_.altstack;
+    if a[0] != 0 {
+        let sp = env.read_u64(a[0])?;
+        let flags = env.read_u32(a[0] + 8)?;
+        let size = env.read_u64(a[0] + 16)?;
+        if flags & !(2 | 0x8000_0000) != 0 {
+            return Err(EINVAL);
+        }
+        if flags & 2 == 0 && size < 2048 {
+            return Err(ENOMEM);
+        }
+        s.proc_.altstack = [sp, u64::from(flags), size];
+    }
+    if a[1] != 0 {
+        let mut b = [0u8; 24];
+        b[0..8].copy_from_slice(&old[0].to_le_bytes());
+        b[8..12].copy_from_slice(&(old[1] as u32).to_le_bytes());
+        b[16..24].copy_from_slice(&old[2].to_le_bytes());
+        env.write(a[1], &b)?;
+    }
+    Ok(0)
+}
