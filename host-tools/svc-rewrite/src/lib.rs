@@ -1,0 +1,190 @@
+//! Pack-time rewrite of `svc #0` into a faulting `udf`, for static aarch64 ELFs.
+//!
+//! seL4 reads its syscall number from x7, which musl leaves holding garbage, so an app's
+//! unmodified `svc #0` is unsafe on seL4 (see DEVELOPERS.md). Every `svc #0` word
+//! (0xd4000001) in the executable code is replaced by [`UDF_WORD`] (`udf #0x5e1c`), which
+//! always reaches the root server as a UserException. The link-time addresses rewritten
+//! form the **trap table** (sorted little-endian u64s); the root server and the emulator
+//! treat a `udf` as a syscall only at those addresses, so a fault anywhere else is a real
+//! fault.
+//!
+//! What is scanned:
+//! - only PT_LOAD segments with PF_X, at 4-byte aligned addresses;
+//! - when section headers exist (they survive `strip`), only SHF_EXECINSTR sections, so
+//!   .rodata and .eh_frame sharing the R-X segment are left alone;
+//! - minus the byte ranges of STT_OBJECT symbols and the `$d` (data) stretches marked by
+//!   aarch64 mapping symbols, when a symbol table exists;
+//! - never the ELF header or program headers.
+//!
+//! **Residual risk:** a data word inside code (a literal pool or jump table that no
+//! symbol marks as an object) equal to 0xd4000001 is rewritten too, and the data changes.
+//! Compilers for aarch64 rarely put data in .text (musl and Rust do not), and a binary
+//! without section headers widens the scan to the whole R-X segment, where .rodata may hold
+//! such a word; `rewrite` reports how many candidates came from outside any executable
+//! section so the packer can warn.
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::LittleEndian as LE;
+use std::ops::Range;
+
+/// The `svc #0` instruction word.
+pub const SVC0: u32 = 0xd400_0001;
+/// The immediate of the `udf` that replaces it ("5e1c", for selkie).
+pub const UDF_IMM: u16 = 0x5e1c;
+/// `udf #UDF_IMM`: encoding 0x0000_iiii.
+pub const UDF_WORD: u32 = UDF_IMM as u32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not a 64-bit little-endian aarch64 ELF: {0}")]
+    NotAarch64(String),
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
+    #[error("binary already contains udf #{UDF_IMM:#x} at {0:#x}: rewritten twice, or the immediate clashes")]
+    AlreadyRewritten(u64),
+}
+
+/// The result of a rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The ELF with every recorded `svc #0` replaced.
+    pub bytes: Vec<u8>,
+    /// Link-time addresses rewritten, ascending.
+    pub traps: Vec<u64>,
+    /// Whether section headers narrowed the scan to SHF_EXECINSTR sections.
+    pub used_sections: bool,
+    /// How many `svc` words were left alone because symbols say they are data.
+    pub objects_skipped: usize,
+}
+
+impl Rewritten {
+    /// The trap table as stored in the bundle: little-endian u64s.
+    pub fn trap_table(&self) -> Vec<u8> {
+        encode_traps(&self.traps)
+    }
+}
+
+pub fn encode_traps(traps: &[u64]) -> Vec<u8> {
+    traps.iter().flat_map(|t| t.to_le_bytes()).collect()
+}
+
+/// Parses a trap table; `None` when its length is not a multiple of 8 or it is unsorted.
+pub fn decode_traps(bytes: &[u8]) -> Option<Vec<u64>> {
+    if bytes.len() % 8 != 0 {
+        return None;
+    }
+    let v: Vec<u64> = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    v.windows(2).all(|w| w[0] < w[1]).then_some(v)
+}
+
+/// A file range to scan, with the link-time address of its first byte.
+struct Span {
+    file: Range<u64>,
+    vaddr: u64,
+}
+
+fn malformed(e: object::Error) -> Error {
+    Error::Malformed(e.to_string())
+}
+
+/// Finds every `svc #0` in the executable code of `elf` (no rewrite): link-time addresses.
+pub fn find_svcs(data: &[u8]) -> Result<Vec<u64>, Error> {
+    Ok(rewrite(data)?.traps)
+}
+
+/// Rewrites `svc #0` into `udf #UDF_IMM` in a static aarch64 ELF.
+pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
+    let hdr = elf::FileHeader64::<LE>::parse(data).map_err(|e| Error::NotAarch64(e.to_string()))?;
+    let e = LE;
+    if hdr.e_machine(e) != elf::EM_AARCH64 {
+        return Err(Error::NotAarch64(format!("e_machine {}", hdr.e_machine(e).0)));
+    }
+    let phdrs = hdr.program_headers(e, data).map_err(malformed)?;
+    let headers_end = hdr.e_phoff(e) + u64::from(hdr.e_phentsize(e)) * phdrs.len() as u64;
+    // Executable segments' file ranges.
+    let mut segs: Vec<Span> = Vec::new();
+    for ph in phdrs {
+        if ph.p_type(e) == elf::PT_LOAD && ph.p_flags(e).contains(elf::PF_X) {
+            let start = ph.p_offset(e);
+            let end = start.checked_add(ph.p_filesz(e)).filter(|&x| x <= data.len() as u64);
+            let end = end.ok_or_else(|| Error::Malformed("PT_LOAD beyond the file".into()))?;
+            segs.push(Span { file: start..end, vaddr: ph.p_vaddr(e) });
+        }
+    }
+    // Narrow to executable sections when there are section headers.
+    let sections = hdr.sections(e, data).map_err(malformed)?;
+    let exec_sections: Vec<Range<u64>> = sections
+        .iter()
+        .filter(|s| s.sh_type(e) == elf::SHT_PROGBITS && s.sh_flags(e).contains(elf::SHF_EXECINSTR))
+        .map(|s| s.sh_offset(e)..s.sh_offset(e) + s.sh_size(e))
+        .collect();
+    let used_sections = !exec_sections.is_empty();
+    let mut spans: Vec<Span> = Vec::new();
+    for seg in &segs {
+        let pieces: Vec<Range<u64>> = if used_sections {
+            exec_sections
+                .iter()
+                .map(|s| s.start.max(seg.file.start)..s.end.min(seg.file.end))
+                .filter(|r| r.start < r.end)
+                .collect()
+        } else {
+            vec![seg.file.start.max(headers_end)..seg.file.end]
+        };
+        for p in pieces {
+            spans.push(Span { vaddr: seg.vaddr + (p.start - seg.file.start), file: p });
+        }
+    }
+    // Data objects inside code, by symbol (vaddr ranges).
+    let mut objects: Vec<Range<u64>> = Vec::new();
+    let symbols = sections.symbols(e, data, elf::SHT_SYMTAB).map_err(malformed)?;
+    for sym in symbols.iter() {
+        if sym.st_type() == elf::STT_OBJECT && sym.st_size(e) > 0 {
+            let v = sym.st_value(e);
+            objects.push(v..v.saturating_add(sym.st_size(e)));
+        }
+    }
+    objects.sort_by_key(|r| r.start);
+    // aarch64 mapping symbols: `$d` starts data inside code, `$x` starts code again.
+    let mut mapping: Vec<(u64, bool)> = Vec::new();
+    for sym in symbols.iter() {
+        let name = sym.name(e, symbols.strings()).unwrap_or(b"");
+        let is_data = name == b"$d" || name.starts_with(b"$d.");
+        let is_code = name == b"$x" || name.starts_with(b"$x.");
+        if is_data || is_code {
+            mapping.push((sym.st_value(e), is_data));
+        }
+    }
+    mapping.sort_unstable();
+    let in_data = |v: u64| match mapping.partition_point(|m| m.0 <= v) {
+        0 => false,
+        i => mapping[i - 1].1,
+    };
+    let mut out = data.to_vec();
+    let mut traps = Vec::new();
+    let mut objects_skipped = 0;
+    for span in &spans {
+        // Align to 4 in the address space.
+        let skew = (4 - span.vaddr % 4) % 4;
+        let mut off = span.file.start + skew;
+        while off + 4 <= span.file.end {
+            let word = u32::from_le_bytes(data[off as usize..off as usize + 4].try_into().unwrap());
+            let vaddr = span.vaddr + (off - span.file.start);
+            if word == UDF_WORD && used_sections {
+                return Err(Error::AlreadyRewritten(vaddr));
+            }
+            if word == SVC0 {
+                if in_data(vaddr) || objects.iter().any(|o| o.start <= vaddr && vaddr < o.end) {
+                    objects_skipped += 1;
+                } else {
+                    out[off as usize..off as usize + 4].copy_from_slice(&UDF_WORD.to_le_bytes());
+                    traps.push(vaddr);
+                }
+            }
+            off += 4;
+        }
+    }
+    traps.sort_unstable();
+    traps.dedup();
+    Ok(Rewritten { bytes: out, traps, used_sections, objects_skipped })
+}
