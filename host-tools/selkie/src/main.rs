@@ -64,6 +64,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("SELKIE_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     if let Err(e) = run(Cli::parse()) {

@@ -181,6 +181,8 @@ impl Output {
     /// Renames every file into place.
     pub fn commit(mut self) -> Result<()> {
         for (tmp, dest) in self.pending.drain(..) {
+            // Temp files are created 0600; outputs are ordinary files.
+            std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
             tmp.persist(&dest).with_context(|| format!("writing {}", dest.display()))?;
         }
         self.created_dir = false;
