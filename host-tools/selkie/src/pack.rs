@@ -145,7 +145,7 @@ impl Prepared {
 
     /// The trap table as stored in the bundle: sorted little-endian u64s.
     pub fn trap_table(&self) -> Vec<u8> {
-        self.traps.iter().flat_map(|a| a.to_le_bytes()).collect()
+        selkie_svc_rewrite::encode_traps(&self.traps)
     }
 }
 
