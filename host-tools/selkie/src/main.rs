@@ -42,6 +42,18 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Run an image's app (`--emulate`: on this host under unicorn, no seL4 boot).
+    /// ARGS replace Cmd, as with `docker run`; exits with the app's status.
+    Run {
+        image: String,
+        /// Run in the host emulator (the only runner for now).
+        #[arg(long)]
+        emulate: bool,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Show an image's config, the manifest selkie derives, and its resource plan.
     Inspect {
         image: String,
@@ -86,6 +98,21 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+        }
+        Cmd::Run { image, emulate, platform, args } => {
+            if !emulate {
+                anyhow::bail!("only `selkie run --emulate` exists so far; booting on seL4 comes with the root server");
+            }
+            let r = ImageRef::parse(&image)?;
+            let args = (!args.is_empty()).then_some(args);
+            let opts = PackOptions { platform: image_platform(platform.as_deref())?, args, ..Default::default() };
+            let p = selkie::pack::prepare(&r, &opts)?;
+            let rootfs = p.write_rootfs(Vec::new())?;
+            let traps = (!p.traps.is_empty()).then_some("rootfs.traps");
+            let app = p.app("rootfs.cpio", traps)?;
+            let report = selkie_emulator::run(&app, &rootfs, &p.traps, &selkie_emulator::Options::default())?;
+            tracing::info!("{} ended: {:?} after {} syscalls", app.name, report.ending, report.syscalls);
+            std::process::exit(report.status());
         }
         Cmd::Inspect { image, platform, json } => {
             let r = ImageRef::parse(&image)?;

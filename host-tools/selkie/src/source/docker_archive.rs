@@ -70,7 +70,7 @@ fn digest_in_name(name: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-pub(super) fn open(reference: &ImageRef, file: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
+pub(super) fn open(reference: &ImageRef, file: &Path, tag: Option<&str>, _platform: &Platform) -> Result<Image> {
     let ar = DockerArchive::index(file)?;
     let manifest_raw = {
         let size = ar.member_size("manifest.json").with_context(|| format!("{} has no manifest.json", file.display()))?;
@@ -110,10 +110,5 @@ pub(super) fn open(reference: &ImageRef, file: &Path, tag: Option<&str>, platfor
             Ok(("application/vnd.oci.image.layer.v1.tar".to_string(), digest, Some(size), l.clone()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let img = Image::new(reference, None, config_digest, config_raw, layers, Box::new(ar))?;
-    let (os, arch) = (img.config.os().to_string(), img.config.architecture().to_string());
-    if !platform.matches(&os, &arch, img.config.variant().as_deref()) {
-        bail!("{}: the image is for {}, not {platform}", file.display(), img.platform);
-    }
-    Ok(img)
+    Image::new(reference, None, config_digest, config_raw, layers, Box::new(ar))
 }

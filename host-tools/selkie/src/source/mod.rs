@@ -3,6 +3,7 @@
 //! every blob checked against its descriptor's size and digest.
 
 mod docker_archive;
+mod memory;
 mod oci_layout;
 
 use crate::digest::{read_verified, Digest, VerifyingReader};
@@ -14,6 +15,7 @@ use std::io::Read;
 
 pub use docker_archive::DockerArchive;
 pub use oci_layout::OciLayout;
+pub use memory::MemorySource;
 
 /// Largest manifest or index accepted.
 pub const MANIFEST_LIMIT: u64 = 4 << 20;
@@ -57,7 +59,7 @@ pub struct Image {
 impl Image {
     /// Opens and resolves `reference` for `platform`.
     pub fn open(reference: &ImageRef, platform: &Platform) -> Result<Image> {
-        match reference {
+        let img = match reference {
             ImageRef::OciLayout { dir, tag } => oci_layout::open(reference, dir, tag.as_deref(), platform),
             ImageRef::DockerArchive { file, tag } => {
                 docker_archive::open(reference, file, tag.as_deref(), platform)
@@ -66,7 +68,12 @@ impl Image {
                 bail!("{reference}: registry sources are not available in this build yet")
             }
         }
-        .with_context(|| format!("reading image {reference}"))
+        .with_context(|| format!("reading image {reference}"))?;
+        let (os, arch) = (img.config.os().to_string(), img.config.architecture().to_string());
+        if !platform.matches(&os, &arch, img.config.variant().as_deref()) {
+            bail!("image {reference} is for {}, not {platform}", img.platform);
+        }
+        Ok(img)
     }
 
     /// A name for layer `l` in messages: `layer 2/5 (sha256:…)`.
