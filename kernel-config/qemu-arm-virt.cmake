@@ -1,0 +1,30 @@
+# seL4 kernel settings for selkie's platform: QEMU "virt" machine, AArch64.
+#
+# Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake
+# with -C. The cross-compiler prefix and the install prefix are properties of
+# the build machine, not of the platform, and are given on the cmake command
+# line rather than here. Values were chosen to match rust-sel4 v5.0.0's
+# sel4-kernel-loader and rust-root-task-demo.
+
+# Target board: QEMU's generic "virt" machine (qemu-system-aarch64 -machine virt).
+set(KernelPlatform "qemu-arm-virt" CACHE STRING "")
+
+# Build the 64-bit ARM (AArch64) kernel, not aarch32/arm_hyp.
+set(KernelSel4Arch "aarch64" CACHE STRING "")
+
+# CPU model emulated by QEMU (-cpu cortex-a57); also selects compiler tuning and
+# is used when seL4's configure step dumps the device tree from QEMU.
+set(ARM_CPU "cortex-a57" CACHE STRING "")
+
+# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, so
+# the kernel must be built with hypervisor support (QEMU needs virtualization=on).
+set(KernelArmHypervisorSupport ON CACHE STRING "")
+
+# Not the verified configuration: allows the debug/printing options below.
+set(KernelVerificationBuild OFF CACHE STRING "")
+
+# Debug kernel: symbols, assertions and the debug syscalls that sel4::debug_println! uses.
+set(KernelDebugBuild ON CACHE STRING "")
+
+# Kernel printing over the UART, so boot messages and seL4_DebugPutChar output appear on the serial console.
+set(KernelPrinting ON CACHE STRING "")

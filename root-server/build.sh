@@ -1,0 +1,28 @@
+#!/bin/sh
+# Builds the root server for the aarch64-sel4 target against an installed seL4
+# (SEL4_PREFIX) and prints the path of the resulting ELF on stdout.
+#
+# The target JSON is not ours: it is taken from cargo's own checkout of the rust-sel4
+# git dependency (the `sel4` package's workspace, support/targets/).
+# Usage: root-server/build.sh [--release]   (release is the default; --debug for a dev build)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+: "${SEL4_PREFIX:?SEL4_PREFIX must name an installed seL4 (e.g. /opt/seL4/qemu-arm-virt)}"
+[ -f "$SEL4_PREFIX/libsel4/include/kernel/gen_config.json" ] || {
+    echo "root-server/build.sh: $SEL4_PREFIX/libsel4/include/kernel/gen_config.json is missing: SEL4_PREFIX is not an installed seL4" >&2
+    exit 1
+}
+profile=release
+[ "${1:-}" = "--debug" ] && profile=dev
+sel4_manifest=$(cargo metadata --format-version 1 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(next(p["manifest_path"] for p in d["packages"] if p["name"] == "sel4"))')
+targets=$(dirname "$(dirname "$(dirname "$sel4_manifest")")")/support/targets
+[ -f "$targets/aarch64-sel4.json" ] || { echo "root-server/build.sh: no aarch64-sel4.json in $targets" >&2; exit 1; }
+target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server}
+RUST_TARGET_PATH=$targets CARGO_TARGET_DIR=$target_dir \
+    cargo build --profile "$profile" --target aarch64-sel4 -q 1>&2
+dir=$profile; [ "$profile" = dev ] && dir=debug
+echo "$target_dir/aarch64-sel4/$dir/selkie-root-server.elf"
