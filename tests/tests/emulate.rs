@@ -1,0 +1,133 @@
+//! Every test app runs under qemu-aarch64-static (the Linux reference, chrooted into the
+//! image's rootfs as umoci unpacks it) and under `selkie run --emulate` on the same OCI
+//! image: stdout and exit status must be identical.
+
+use selkie_tests::apps::{c_app, populate, reference, rust_app, shell_status, Link};
+use selkie_tests::oci::OciImage;
+use selkie_tests::tools::{selkie_bin, skip_without};
+use std::path::Path;
+use std::process::Command;
+
+/// Builds an image holding `binary` as /NAME with the standard tree, Cmd `cmd` and
+/// HELLO=WORLD; runs both ways with `args` (empty: the image's Cmd); compares.
+fn compare(name: &str, binary: &Path, cmd: &[&str], args: &[&str]) -> (String, i32) {
+    compare_with(name, binary, cmd, args, &[])
+}
+
+/// As [`compare`], with extra `umoci config` flags (labels).
+fn compare_with(name: &str, binary: &Path, cmd: &[&str], args: &[&str], extra: &[&str]) -> (String, i32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = OciImage::new(&tmp.path().join("layout"), name);
+    img.layer(|r| populate(r, name, binary));
+    let entry = format!("/{name}");
+    let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
+    for c in cmd {
+        cfg.extend(["--config.cmd", c]);
+    }
+    cfg.extend(extra);
+    img.config(&cfg);
+    let rootfs = img.umoci_unpack(&tmp.path().join("bundle"));
+    let ref_args: &[&str] = if args.is_empty() { cmd } else { args };
+    let Some((want, want_status)) = reference(&rootfs, name, ref_args, &[("HELLO", "WORLD")]) else {
+        return (String::new(), -1);
+    };
+    let out = Command::new(selkie_bin())
+        .args(["run", "--emulate", &img.reference(), "--"])
+        .args(args)
+        .output()
+        .expect("selkie run");
+    let got_status = shell_status(&out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&want),
+        "{name}: stdout differs from qemu-aarch64-static (selkie stderr: {stderr})"
+    );
+    assert_eq!(got_status, want_status, "{name}: exit status differs (selkie stderr: {stderr})");
+    (String::from_utf8_lossy(&want).into_owned(), want_status)
+}
+
+const BIG_HEAP: [&str; 2] = ["--config.label", "org.selkie.app.heap_pages=32768"];
+
+fn tools() -> bool {
+    !skip_without(&["umoci", "qemu-aarch64-static", "aarch64-linux-musl-gcc"])
+}
+
+#[test]
+fn hello_static_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("hello", Link::Static) else { return };
+    let (out, status) = compare("hello", &bin, &["hello_world", "test"], &[]);
+    if status >= 0 {
+        assert!(out.contains("argv[1] = hello_world") && out.contains("HELLO = WORLD") && out.contains("/bar.txt: bar"), "{out}");
+        assert_eq!(status, 0);
+    }
+}
+
+#[test]
+fn hello_static_pie_with_args_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("hello", Link::StaticPie) else { return };
+    let (out, _) = compare("hello", &bin, &["hello_world", "test"], &["replaced", "args"]);
+    assert!(out.is_empty() || out.contains("argv[1] = replaced"), "{out}");
+}
+
+#[test]
+fn walker_matches_linux() {
+    if !tools() {
+        return;
+    }
+    for link in [Link::Static, Link::StaticPie] {
+        let Some(bin) = c_app("walker", link) else { return };
+        let (out, _) = compare("walker", &bin, &["/data"], &[]);
+        assert!(out.is_empty() || (out.contains("hard.txt size=6 nlink=2") && out.contains("errno 40")), "{out}");
+    }
+}
+
+#[test]
+fn malloc_stress_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("malloc_stress", Link::Static) else { return };
+    // Linux has no heap bound; give it 128 MiB, more than the default 16 MiB.
+    let (out, _) = compare_with("malloc_stress", &bin, &[], &[], &BIG_HEAP);
+    assert!(out.is_empty() || out.contains("file mmap: foo"), "{out}");
+}
+
+#[test]
+fn timecheck_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("timecheck", Link::StaticPie) else { return };
+    let (out, _) = compare("timecheck", &bin, &[], &[]);
+    assert!(out.is_empty() || !out.contains(": 0\n"), "a check failed on the reference:\n{out}");
+}
+
+#[test]
+fn null_dereference_is_a_fault_like_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("nullderef", Link::Static) else { return };
+    let (_, status) = compare("nullderef", &bin, &[], &[]);
+    assert!(status == -1 || status == 139, "status {status}");
+}
+
+#[test]
+fn rust_app_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = rust_app() else { return };
+    let (out, status) = compare_with("rust-hello", &bin, &["from", "cmd"], &[], &BIG_HEAP);
+    if status >= 0 {
+        assert_eq!(status, 7);
+        assert!(out.contains("hashmap sum 499500"), "{out}");
+    }
+}
