@@ -22,6 +22,7 @@ pub mod platform;
 pub mod start;
 pub mod stat;
 pub mod sys;
+pub mod testing;
 pub mod vfs;
 
 pub use errno::{Errno, SysResult};

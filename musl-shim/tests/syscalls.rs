@@ -1,0 +1,457 @@
+//! The syscalls against a fake guest memory and platform, over a small cpio rootfs.
+
+use musl_shim::errno::*;
+use musl_shim::mm::MemLayout;
+use musl_shim::sys::nr::*;
+use musl_shim::testing::{sample_rootfs, FakePlatform};
+use musl_shim::{Action, Config, GuestMemory, Shim};
+
+const SCRATCH: u64 = 0x10000;
+const BRK_START: u64 = 0x20_0000;
+const HEAP: u64 = 1 << 20;
+const AT_FDCWD: u64 = -100i64 as u64;
+
+struct T {
+    s: Shim<'static>,
+    p: FakePlatform,
+    /// Next free scratch address for strings.
+    at: u64,
+}
+
+impl T {
+    fn new() -> T {
+        let cpio: &'static [u8] = Box::leak(sample_rootfs().into_boxed_slice());
+        let layout = MemLayout { brk_start: BRK_START, heap_limit: HEAP, mmap_bottom: BRK_START + HEAP, mmap_top: 0x1000_0000 };
+        let cfg = Config { uid: 0, gid: 0, cwd: "/".into(), hostname: "h".into(), layout, stack_size: 1 << 16 };
+        let mut p = FakePlatform::new();
+        p.mem.add(SCRATCH, 0x10000);
+        T { s: Shim::new(cpio, cfg), p, at: SCRATCH + 0x8000 }
+    }
+    fn call(&mut self, nr: u64, a: &[u64]) -> i64 {
+        let mut args = [0u64; 6];
+        args[..a.len()].copy_from_slice(a);
+        match self.s.syscall(&mut self.p, nr, args) {
+            Action::Return(v) => v,
+            other => panic!("syscall {nr} ended the app: {other:?}"),
+        }
+    }
+    fn str(&mut self, s: &str) -> u64 {
+        let at = self.at;
+        self.p.mem.write(at, s.as_bytes()).unwrap();
+        self.p.mem.write(at + s.len() as u64, &[0]).unwrap();
+        self.at += (s.len() as u64 + 16) & !7;
+        at
+    }
+    fn open(&mut self, path: &str, flags: u64) -> i64 {
+        let p = self.str(path);
+        self.call(OPENAT, &[AT_FDCWD, p, flags, 0o644])
+    }
+    fn read_all(&mut self, fd: i64) -> Vec<u8> {
+        let n = self.call(READ, &[fd as u64, SCRATCH, 4096]);
+        assert!(n >= 0, "read: {n}");
+        let mut b = vec![0; n as usize];
+        self.p.mem.read(SCRATCH, &mut b).unwrap();
+        b
+    }
+    fn cat(&mut self, path: &str) -> Result<Vec<u8>, i64> {
+        let fd = self.open(path, 0);
+        if fd < 0 {
+            return Err(fd);
+        }
+        let b = self.read_all(fd);
+        assert_eq!(self.call(CLOSE, &[fd as u64]), 0);
+        Ok(b)
+    }
+    fn stat(&mut self, path: &str, flags: u64) -> Result<[u8; 128], i64> {
+        let p = self.str(path);
+        let r = self.call(NEWFSTATAT, &[AT_FDCWD, p, SCRATCH, flags]);
+        if r != 0 {
+            return Err(r);
+        }
+        let mut b = [0u8; 128];
+        self.p.mem.read(SCRATCH, &mut b).unwrap();
+        Ok(b)
+    }
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+#[test]
+fn open_read_close() {
+    let mut t = T::new();
+    assert_eq!(t.cat("/foo.txt").unwrap(), b"foo\n");
+    assert_eq!(t.cat("foo.txt").unwrap(), b"foo\n");
+    assert_eq!(t.cat("/nope").unwrap_err(), ENOENT.ret());
+    assert_eq!(t.call(CLOSE, &[77]), EBADF.ret());
+}
+
+#[test]
+fn hardlinks_share_data_and_inode() {
+    let mut t = T::new();
+    assert_eq!(t.cat("/data/one").unwrap(), b"shared\n");
+    let a = t.stat("/data/one", 0).unwrap();
+    let b = t.stat("/data/two", 0).unwrap();
+    assert_eq!(u64_at(&a, 8), u64_at(&b, 8), "same st_ino");
+    assert_eq!(u32_at(&a, 20), 2, "st_nlink");
+    assert_eq!(u64_at(&a, 48), 7, "st_size");
+}
+
+#[test]
+fn symlinks_loops_and_dotdot() {
+    let mut t = T::new();
+    assert_eq!(t.cat("/data/link").unwrap(), b"shared\n");
+    assert_eq!(t.cat("/data/abs").unwrap(), b"foo\n");
+    assert_eq!(t.cat("/data/up").unwrap(), b"foo\n", ".. is clamped at the root");
+    assert_eq!(t.cat("/../../foo.txt").unwrap(), b"foo\n");
+    assert_eq!(t.cat("/data/loop").unwrap_err(), ELOOP.ret());
+    assert_eq!(t.open("/data/link", 0o100000), ELOOP.ret(), "O_NOFOLLOW");
+    assert_eq!(t.open("/foo.txt", 0o40000), ENOTDIR.ret(), "O_DIRECTORY");
+    assert_eq!(t.cat("/data/dirlink/app").unwrap(), b"\x7fELF");
+    let st = t.stat("/data/link", 0x100).unwrap();
+    assert_eq!(u32_at(&st, 16) & 0o170000, 0o120000, "lstat sees the link");
+    let p = t.str("/data/abs");
+    let n = t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 100]);
+    assert_eq!(n, 8);
+    let mut b = [0u8; 8];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"/foo.txt");
+    let p = t.str("/foo.txt");
+    assert_eq!(t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 100]), EINVAL.ret());
+}
+
+#[test]
+fn dirfd_and_cwd() {
+    let mut t = T::new();
+    let d = t.open("/data", 0o40000);
+    assert!(d >= 3);
+    let p = t.str("link");
+    let fd = t.call(OPENAT, &[d as u64, p, 0, 0]);
+    assert!(fd >= 0);
+    assert_eq!(t.read_all(fd), b"shared\n");
+    let p = t.str("/data/../bin");
+    assert_eq!(t.call(CHDIR, &[p]), 0);
+    let n = t.call(GETCWD, &[SCRATCH, 64]);
+    assert_eq!(n, 5);
+    let mut b = [0u8; 5];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"/bin\0");
+    assert_eq!(t.call(GETCWD, &[SCRATCH, 3]), ERANGE.ret());
+    assert_eq!(t.cat("app").unwrap(), b"\x7fELF");
+    let p = t.str("/foo.txt");
+    assert_eq!(t.call(CHDIR, &[p]), ENOTDIR.ret());
+}
+
+#[test]
+fn getdents_lists_sorted_entries() {
+    let mut t = T::new();
+    let d = t.open("/data", 0o40000);
+    let mut names = Vec::new();
+    loop {
+        let n = t.call(GETDENTS64, &[d as u64, SCRATCH, 64]);
+        assert!(n >= 0);
+        if n == 0 {
+            break;
+        }
+        let mut b = vec![0; n as usize];
+        t.p.mem.read(SCRATCH, &mut b).unwrap();
+        let mut o = 0;
+        while o < b.len() {
+            let reclen = u16::from_le_bytes([b[o + 16], b[o + 17]]) as usize;
+            let name = &b[o + 19..o + reclen];
+            let end = name.iter().position(|&c| c == 0).unwrap();
+            names.push(String::from_utf8(name[..end].to_vec()).unwrap());
+            o += reclen;
+        }
+    }
+    assert_eq!(names, [".", "..", "abs", "dirlink", "link", "loop", "one", "two", "up"]);
+    assert_eq!(t.call(GETDENTS64, &[0, SCRATCH, 4096]), ENOTDIR.ret());
+}
+
+#[test]
+fn dev_nodes_exist_without_an_image_dev() {
+    let mut t = T::new();
+    assert_eq!(t.cat("/dev/null").unwrap(), b"");
+    let z = t.open("/dev/zero", 0);
+    t.p.mem.write(SCRATCH, &[9; 16]).unwrap();
+    assert_eq!(t.call(READ, &[z as u64, SCRATCH, 16]), 16);
+    let mut b = [1u8; 16];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(b, [0; 16]);
+    let full = t.open("/dev/full", 1);
+    assert_eq!(t.call(WRITE, &[full as u64, SCRATCH, 4]), ENOSPC.ret());
+    let r = t.open("/dev/urandom", 0);
+    assert_eq!(t.call(READ, &[r as u64, SCRATCH, 4]), 4);
+    t.p.mem.read(SCRATCH, &mut b[..4]).unwrap();
+    assert_ne!(&b[..4], &[0, 0, 0, 0]);
+    let out = t.open("/dev/stdout", 1);
+    let s = t.str("via /dev/stdout\n");
+    assert_eq!(t.call(WRITE, &[out as u64, s, 16]), 16);
+    assert_eq!(t.p.stdout, b"via /dev/stdout\n");
+    assert_eq!(t.open("/dev/tty", 2), ENXIO.ret(), "no terminal");
+    let p = t.str("/dev/fd");
+    let n = t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 64]);
+    assert_eq!(n, 13);
+}
+
+#[test]
+fn terminals_answer_ioctls_only_when_terminals() {
+    let mut t = T::new();
+    assert_eq!(t.call(IOCTL, &[1, 0x5413, SCRATCH]), ENOTTY.ret());
+    let f = t.open("/foo.txt", 0);
+    assert_eq!(t.call(IOCTL, &[f as u64, 0x5401, SCRATCH]), ENOTTY.ret());
+    t.p.terminal = true;
+    assert_eq!(t.call(IOCTL, &[1, 0x5413, SCRATCH]), 0);
+    let mut b = [0u8; 4];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(b, [24, 0, 80, 0]);
+    assert_eq!(t.call(IOCTL, &[2, 0x5401, SCRATCH]), 0);
+    assert!(t.open("/dev/tty", 2) >= 0);
+}
+
+#[test]
+fn tmpfs_is_writable_and_rootfs_is_not() {
+    let mut t = T::new();
+    let fd = t.open("/tmp/x", 0o102); // O_CREAT|O_RDWR
+    assert!(fd >= 0);
+    let s = t.str("hello");
+    assert_eq!(t.call(WRITE, &[fd as u64, s, 5]), 5);
+    assert_eq!(t.call(LSEEK, &[fd as u64, 0, 0]), 0);
+    assert_eq!(t.read_all(fd), b"hello");
+    assert_eq!(t.call(PWRITE64, &[fd as u64, s, 2, 10]), 2);
+    assert_eq!(t.call(FSTAT, &[fd as u64, SCRATCH]), 0);
+    let mut st = [0u8; 128];
+    t.p.mem.read(SCRATCH, &mut st).unwrap();
+    assert_eq!(u64_at(&st, 48), 12);
+    assert_eq!(t.open("/tmp/x", 0o302), EEXIST.ret(), "O_CREAT|O_EXCL");
+    assert_eq!(t.open("/data/new", 0o102), EROFS.ret());
+    assert_eq!(t.open("/foo.txt", 1), EROFS.ret());
+    let d = t.str("/tmp/d");
+    assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, d, 0o755]), 0);
+    assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, d, 0o755]), EEXIST.ret());
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, d, 0x200]), 0);
+    let x = t.str("/tmp/x");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, x, 0]), 0);
+    assert_eq!(t.cat("/tmp/x").unwrap_err(), ENOENT.ret());
+    let f = t.str("/foo.txt");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, f, 0]), EROFS.ret());
+}
+
+#[test]
+fn dup_fcntl_and_shared_offsets() {
+    let mut t = T::new();
+    let fd = t.open("/data/two", 0o2000000); // O_CLOEXEC
+    assert_eq!(t.call(FCNTL, &[fd as u64, 1]), 1, "FD_CLOEXEC set");
+    let d = t.call(DUP, &[fd as u64]);
+    assert_eq!(t.call(FCNTL, &[d as u64, 1]), 0, "dup clears FD_CLOEXEC");
+    assert_eq!(t.call(READ, &[fd as u64, SCRATCH, 3]), 3);
+    assert_eq!(t.read_all(d), b"red\n", "offset is shared");
+    assert_eq!(t.call(DUP3, &[fd as u64, fd as u64, 0]), EINVAL.ret());
+    assert_eq!(t.call(DUP3, &[fd as u64, 40, 0o2000000]), 40);
+    assert_eq!(t.call(FCNTL, &[40, 1]), 1);
+    assert_eq!(t.call(FCNTL, &[fd as u64, 1030, 100]), 100, "F_DUPFD_CLOEXEC");
+    assert_eq!(t.call(FCNTL, &[fd as u64, 3]), 0, "F_GETFL O_RDONLY");
+    assert_eq!(t.call(FCNTL, &[1, 3]), 1, "stdout is O_WRONLY");
+    assert_eq!(t.call(PREAD64, &[fd as u64, SCRATCH, 2, 1]), 2);
+    let mut b = [0u8; 2];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"ha");
+}
+
+#[test]
+fn readv_writev_and_efault() {
+    let mut t = T::new();
+    let a = t.str("ab");
+    let b = t.str("cde");
+    let iov = SCRATCH + 0x100;
+    for (i, (p, l)) in [(a, 2u64), (b, 3)].iter().enumerate() {
+        t.p.mem.write_u64(iov + 16 * i as u64, *p).unwrap();
+        t.p.mem.write_u64(iov + 16 * i as u64 + 8, *l).unwrap();
+    }
+    assert_eq!(t.call(WRITEV, &[2, iov, 2]), 5);
+    assert_eq!(t.p.stderr, b"abcde");
+    assert_eq!(t.call(WRITE, &[1, 0xdead_0000, 4]), EFAULT.ret());
+    let fd = t.open("/foo.txt", 0);
+    assert_eq!(t.call(READ, &[fd as u64, 0xdead_0000, 4]), EFAULT.ret());
+    assert_eq!(t.call(OPENAT, &[AT_FDCWD, 0xdead_0000, 0, 0]), EFAULT.ret());
+    assert_eq!(t.call(WRITE, &[0, a, 1]), EBADF.ret(), "stdin is read-only");
+}
+
+#[test]
+fn stat_and_statx() {
+    let mut t = T::new();
+    let st = t.stat("/foo.txt", 0).unwrap();
+    assert_eq!(u32_at(&st, 16), 0o100644);
+    let p = t.str("/data");
+    assert_eq!(t.call(STATX, &[AT_FDCWD, p, 0, 0x7ff, SCRATCH]), 0);
+    let mut sx = [0u8; 256];
+    t.p.mem.read(SCRATCH, &mut sx).unwrap();
+    assert_eq!(u16::from_le_bytes([sx[28], sx[29]]) as u32, 0o040755);
+    let e = t.str("");
+    let fd = t.open("/foo.txt", 0);
+    assert_eq!(t.call(NEWFSTATAT, &[fd as u64, e, SCRATCH, 0x1000]), 0, "AT_EMPTY_PATH");
+    assert_eq!(t.call(NEWFSTATAT, &[fd as u64, e, SCRATCH, 0]), ENOENT.ret());
+    let p = t.str("/foo.txt");
+    assert_eq!(t.call(FACCESSAT, &[AT_FDCWD, p, 1]), EACCES.ret(), "X_OK on 0644");
+    assert_eq!(t.call(FACCESSAT, &[AT_FDCWD, p, 4]), 0);
+}
+
+#[test]
+fn brk_is_bounded_by_heap() {
+    let mut t = T::new();
+    assert_eq!(t.call(BRK, &[0]) as u64, BRK_START);
+    assert_eq!(t.call(BRK, &[BRK_START + 10_000]) as u64, BRK_START + 10_000);
+    t.p.mem.write(BRK_START + 9_999, &[1]).unwrap();
+    assert_eq!(t.call(BRK, &[BRK_START + HEAP + 4096]) as u64, BRK_START + 10_000, "beyond the heap: unchanged");
+    assert_eq!(t.call(BRK, &[BRK_START]) as u64, BRK_START);
+    assert!(t.p.mem.write(BRK_START, &[1]).is_err(), "shrunk brk is unmapped");
+}
+
+#[test]
+fn mmap_munmap_mprotect_mremap() {
+    let mut t = T::new();
+    let m = t.call(MMAP, &[0, 3 * 4096, 3, 0x22, u64::MAX, 0]);
+    assert!(m > 0 && m % 4096 == 0, "{m}");
+    let m = m as u64;
+    t.p.mem.write(m + 4096, b"keep").unwrap();
+    assert_eq!(t.call(MPROTECT, &[m, 4096, 1]), 0);
+    assert_eq!(t.call(MPROTECT, &[m + 1, 4096, 1]), EINVAL.ret());
+    assert_eq!(t.s.mm.lookup(m).unwrap().prot.0, 1);
+    assert_eq!(t.s.mm.lookup(m + 4096).unwrap().prot.0, 3);
+    assert_eq!(t.call(MREMAP, &[m, 3 * 4096, 40 * 4096, 1, 0]), EFAULT.ret(), "spans two regions, as Linux");
+    let r = t.call(MREMAP, &[m + 4096, 2 * 4096, 40 * 4096, 1, 0]);
+    assert!(r > 0, "mremap: {r}");
+    let r = r as u64;
+    let mut b = [0u8; 4];
+    t.p.mem.read(r, &mut b).unwrap();
+    assert_eq!(&b, b"keep");
+    assert_eq!(t.call(MUNMAP, &[r, 40 * 4096]), 0);
+    assert!(t.s.mm.lookup(r).is_none());
+    assert_eq!(t.call(MMAP, &[0, HEAP * 2, 3, 0x22, u64::MAX, 0]), ENOMEM.ret(), "beyond the heap");
+    assert_eq!(t.call(MREMAP, &[0x5000_0000, 4096, 8192, 1, 0]), EFAULT.ret());
+    let fixed = 0x800_0000u64;
+    assert_eq!(t.call(MMAP, &[fixed, 4096, 3, 0x32, u64::MAX, 0]) as u64, fixed, "MAP_FIXED");
+    assert_eq!(t.call(MMAP, &[fixed, 4096, 3, 0x100022, u64::MAX, 0]), EEXIST.ret(), "MAP_FIXED_NOREPLACE");
+    let fd = t.open("/foo.txt", 0);
+    let f = t.call(MMAP, &[0, 4096, 1, 2, fd as u64, 0]) as u64;
+    t.p.mem.read(f, &mut b).unwrap();
+    assert_eq!(&b, b"foo\n");
+    assert_eq!(t.call(MMAP, &[0, 4096, 3, 1, fd as u64, 0]), EACCES.ret(), "shared writable");
+    assert_eq!(t.call(MADVISE, &[fixed, 4096, 4]), 0);
+}
+
+#[test]
+fn process_time_and_futex() {
+    let mut t = T::new();
+    assert_eq!(t.call(GETPID, &[]), 1);
+    assert_eq!(t.call(GETUID, &[]), 0);
+    assert_eq!(t.call(UNAME, &[SCRATCH]), 0);
+    let mut b = [0u8; 65];
+    t.p.mem.read(SCRATCH + 4 * 65, &mut b).unwrap();
+    assert_eq!(&b[..8], b"aarch64\0");
+    t.p.mem.write_u32(SCRATCH, 5).unwrap();
+    assert_eq!(t.call(FUTEX, &[SCRATCH, 128, 4]), EAGAIN.ret(), "value changed");
+    assert_eq!(t.call(FUTEX, &[SCRATCH, 129, 1]), 0, "wake nobody");
+    let ts = SCRATCH + 64;
+    t.p.mem.write_u64(ts, 0).unwrap();
+    t.p.mem.write_u64(ts + 8, 5_000).unwrap();
+    assert_eq!(t.call(FUTEX, &[SCRATCH, 128, 5, ts]), -110, "timed wait times out");
+    assert!(t.p.slept_ns >= 5_000);
+    assert_eq!(t.call(CLOCK_GETTIME, &[1, SCRATCH]), 0);
+    let a = t.p.mem.read_u64(SCRATCH + 8).unwrap() + t.p.mem.read_u64(SCRATCH).unwrap() * 1_000_000_000;
+    assert_eq!(t.call(NANOSLEEP, &[ts, 0]), 0);
+    assert_eq!(t.call(CLOCK_GETTIME, &[1, SCRATCH]), 0);
+    let c = t.p.mem.read_u64(SCRATCH + 8).unwrap() + t.p.mem.read_u64(SCRATCH).unwrap() * 1_000_000_000;
+    assert!(c >= a + 5_000);
+    t.p.mem.write_u64(ts + 8, 2_000_000_000).unwrap();
+    assert_eq!(t.call(NANOSLEEP, &[ts, 0]), EINVAL.ret());
+    assert_eq!(t.call(CLOCK_GETTIME, &[77, SCRATCH]), EINVAL.ret());
+    assert_eq!(t.call(GETRANDOM, &[SCRATCH, 16, 0]), 16);
+    assert_eq!(t.call(PRLIMIT64, &[0, 3, 0, SCRATCH]), 0);
+    assert_eq!(t.p.mem.read_u64(SCRATCH).unwrap(), 1 << 16, "RLIMIT_STACK");
+    assert_eq!(t.call(SET_TID_ADDRESS, &[SCRATCH]), 1);
+    assert_eq!(t.call(SET_ROBUST_LIST, &[SCRATCH, 24]), 0);
+}
+
+#[test]
+fn signals_exit_and_unknown_syscalls() {
+    let mut t = T::new();
+    assert_eq!(t.call(RT_SIGACTION, &[2, 0, SCRATCH, 8]), 0);
+    assert_eq!(t.call(RT_SIGACTION, &[9, SCRATCH, 0, 8]), EINVAL.ret(), "SIGKILL");
+    t.p.mem.write_u64(SCRATCH + 512, 1 << 5).unwrap();
+    assert_eq!(t.call(RT_SIGPROCMASK, &[0, SCRATCH + 512, SCRATCH, 8]), 0);
+    assert_eq!(t.call(RT_SIGPROCMASK, &[0, 0, SCRATCH, 8]), 0);
+    assert_eq!(t.p.mem.read_u64(SCRATCH).unwrap(), 1 << 5);
+    // SIGABRT (6) is blocked now: nothing happens.
+    assert_eq!(t.call(TKILL, &[1, 6]), 0);
+    t.p.mem.write_u64(SCRATCH + 512, 0).unwrap();
+    assert_eq!(t.call(RT_SIGPROCMASK, &[2, SCRATCH + 512, 0, 8]), 0);
+    assert_eq!(t.s.syscall(&mut t.p, TKILL, [1, 6, 0, 0, 0, 0]), Action::Killed(6));
+    assert_eq!(t.call(999, &[]), ENOSYS.ret());
+    assert_eq!(t.call(999, &[]), ENOSYS.ret());
+    assert_eq!(t.s.unserviced_seen(), [999]);
+    assert_eq!(t.s.syscall(&mut t.p, EXIT_GROUP, [0x1_03, 0, 0, 0, 0, 0]), Action::Exit(3));
+}
+
+#[test]
+fn ppoll_reports_ready_and_invalid_fds() {
+    let mut t = T::new();
+    let pf = SCRATCH + 0x200;
+    for (i, fd) in [0i32, 1, 50].iter().enumerate() {
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&fd.to_le_bytes());
+        e[4..6].copy_from_slice(&5u16.to_le_bytes());
+        t.p.mem.write(pf + 8 * i as u64, &e).unwrap();
+    }
+    assert_eq!(t.call(PPOLL, &[pf, 3, 0, 0, 8]), 3);
+    let mut e = [0u8; 8];
+    t.p.mem.read(pf + 16, &mut e).unwrap();
+    assert_eq!(u16::from_le_bytes([e[6], e[7]]), 0x20, "POLLNVAL");
+}
+
+#[test]
+fn serviced_table_is_large_and_unique() {
+    let mut nrs: Vec<u64> = SERVICED.iter().map(|s| s.0).collect();
+    let n = nrs.len();
+    nrs.sort_unstable();
+    nrs.dedup();
+    assert_eq!(nrs.len(), n, "duplicate numbers");
+    assert!(n >= 60, "only {n} syscalls serviced");
+    // Every listed syscall reaches a handler (not the ENOSYS fallback).
+    let mut t = T::new();
+    for &(nr, name, _) in SERVICED {
+        if nr == EXIT || nr == EXIT_GROUP || nr == KILL || nr == TKILL || nr == TGKILL {
+            continue;
+        }
+        let _ = t.s.syscall(&mut t.p, nr, [0; 6]);
+        assert!(!t.s.unserviced_seen().contains(&nr), "{name} fell through");
+    }
+}
+
+/// README.md's table is generated from `SERVICED`; regenerate with
+/// `UPDATE_README=1 cargo test -p musl-shim readme`.
+#[test]
+fn readme_table_is_current() {
+    let mut table = String::from("| nr | syscall | module |\n|---:|---|---|\n");
+    let mut rows: Vec<_> = SERVICED.to_vec();
+    rows.sort_by_key(|r| r.0);
+    for (nr, name, family) in rows {
+        table += &format!("| {nr} | {} | `sys::{family}` |\n", name.to_lowercase());
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap_or_default();
+    let (start, end) = ("<!-- syscalls:start -->\n", "<!-- syscalls:end -->");
+    let (Some(a), Some(b)) = (readme.find(start), readme.find(end)) else {
+        panic!("README.md lacks the {start:?} / {end:?} markers");
+    };
+    let fresh = format!("{}{start}{table}{}", &readme[..a], &readme[b..]);
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(path, &fresh).unwrap();
+    } else {
+        assert!(fresh == readme, "README.md's syscall table is stale: run UPDATE_README=1 cargo test -p musl-shim readme");
+    }
+}
