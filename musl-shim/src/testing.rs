@@ -102,9 +102,9 @@ impl Console for FakePlatform {
 
 impl Clock for FakePlatform {
     fn now(&mut self, clock: ClockId) -> Timespec {
-        self.now_ns += 1000;
+        self.now_ns = self.now_ns.saturating_add(1000);
         match clock {
-            ClockId::Realtime => Timespec::from_nanos(1_700_000_000_000_000_000 + self.now_ns),
+            ClockId::Realtime => Timespec::from_nanos(self.now_ns.saturating_add(1_700_000_000_000_000_000)),
             _ => Timespec::from_nanos(self.now_ns),
         }
     }
@@ -179,4 +179,69 @@ pub fn sample_rootfs() -> Vec<u8> {
         e("data/up", 0o120777, 10, 1, b"../../../../foo.txt"),
         e("data/dirlink", 0o120777, 11, 1, b"/bin"),
     ])
+}
+
+/// Fixed guest addresses holding useful paths, so random sequences reach deep paths.
+pub const FUZZ_PATHS: [(&str, u64); 8] = [
+    ("/data/link", 0x18000),
+    ("/tmp/f", 0x18100),
+    ("/dev/zero", 0x18200),
+    ("/data", 0x18300),
+    ("/proc/self/fd/1", 0x18400),
+    ("/data/loop", 0x18500),
+    ("..", 0x18600),
+    ("/tmp", 0x18700),
+];
+
+/// Scratch memory the fuzz inputs point into.
+pub const FUZZ_SCRATCH: u64 = 0x10000;
+
+/// Runs a random syscall sequence decoded from `data` against a fresh shim. Used by the
+/// fuzz target (`musl-shim/fuzz`) and the smoke test; panics only on a real bug (a panic
+/// inside the shim, or heap accounting exceeding its bound).
+pub fn run_sequence(data: &[u8]) {
+    use crate::mm::MemLayout;
+    use crate::{Action, Config, Shim};
+    let cpio = sample_rootfs();
+    let layout = MemLayout { brk_start: 0x20_0000, heap_limit: 4 << 20, mmap_bottom: 0x60_0000, mmap_top: 0x1000_0000 };
+    let cfg = Config { uid: 0, gid: 0, cwd: "/".into(), hostname: "fuzz".into(), layout, stack_size: 1 << 16 };
+    let mut shim = Shim::new(&cpio, cfg);
+    let mut p = FakePlatform::new();
+    p.map_budget = 16 << 20;
+    p.mem.add(FUZZ_SCRATCH, 0x10000);
+    for (path, at) in FUZZ_PATHS {
+        let _ = p.mem.write(at, path.as_bytes());
+    }
+    let (head, mut rest) = data.split_at(data.len().min(256));
+    let _ = p.mem.write(FUZZ_SCRATCH, head);
+    let mut take = |n: usize| -> u64 {
+        let mut b = [0u8; 8];
+        let k = n.min(rest.len());
+        b[..k].copy_from_slice(&rest[..k]);
+        rest = &rest[k..];
+        u64::from_le_bytes(b)
+    };
+    let serviced = crate::sys::nr::SERVICED;
+    for _ in 0..64 {
+        let sel = take(1) as usize;
+        if sel == 0 && take(1) == 0 {
+            break;
+        }
+        let nr = if sel < 250 { serviced[sel % serviced.len()].0 } else { take(2) };
+        let mut args = [0u64; 6];
+        for a in &mut args {
+            *a = match take(1) % 5 {
+                0 => take(1) as i8 as i64 as u64,
+                1 => FUZZ_SCRATCH + take(2) % 0x10000,
+                2 => FUZZ_PATHS[take(1) as usize % FUZZ_PATHS.len()].1,
+                3 => take(3) << 12,
+                _ => take(8),
+            };
+        }
+        match shim.syscall(&mut p, nr, args) {
+            Action::Return(_) => {}
+            Action::Exit(_) | Action::Killed(_) => break,
+        }
+        assert!(shim.mm.heap_used() <= layout.heap_limit, "heap accounting exceeded its bound");
+    }
 }

@@ -253,7 +253,7 @@ fn iovecs<E: Platform>(env: &mut E, iov: u64, cnt: u64) -> SysResult<Vec<(u64, u
     for i in 0..cnt {
         let at = iov.checked_add(i * 16).ok_or(EFAULT)?;
         let base = env.read_u64(at)?;
-        let len = env.read_u64(at + 8)?;
+        let len = env.read_u64(at.wrapping_add(8))?;
         total = total.checked_add(len).ok_or(EINVAL)?;
         if total > i64::MAX as u64 {
             return Err(EINVAL);
@@ -578,11 +578,11 @@ pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
         if revents != 0 {
             ready += 1;
         }
-        env.write(at + 6, &revents.to_le_bytes())?;
+        env.write(at.wrapping_add(6), &revents.to_le_bytes())?;
     }
     if ready == 0 && a[2] != 0 {
         let sec = env.read_u64(a[2])?;
-        let nsec = env.read_u64(a[2] + 8)?;
+        let nsec = env.read_u64(a[2].wrapping_add(8))?;
         if nsec >= 1_000_000_000 || (sec as i64) < 0 {
             return Err(EINVAL);
         }

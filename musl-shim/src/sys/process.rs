@@ -101,11 +101,11 @@ pub fn prlimit<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     };
     if a[3] != 0 {
         env.write_u64(a[3], cur)?;
-        env.write_u64(a[3] + 8, max)?;
+        env.write_u64(a[3].wrapping_add(8), max)?;
     }
     if a[2] != 0 {
         let new_cur = env.read_u64(a[2])?;
-        let new_max = env.read_u64(a[2] + 8)?;
+        let new_max = env.read_u64(a[2].wrapping_add(8))?;
         if new_cur > new_max {
             return Err(EINVAL);
         }

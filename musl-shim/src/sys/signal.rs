@@ -46,7 +46,7 @@ pub fn rt_sigaction<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> 
     if a[1] != 0 {
         let mut new = [0u64; 4];
         for (k, w) in new.iter_mut().enumerate() {
-            *w = env.read_u64(a[1] + 8 * k as u64)?;
+            *w = env.read_u64(a[1].wrapping_add(8 * k as u64))?;
         }
         s.proc_.sigactions[i] = new;
     }
@@ -92,8 +92,8 @@ pub fn sigaltstack<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> S
     let old = s.proc_.altstack;
     if a[0] != 0 {
         let sp = env.read_u64(a[0])?;
-        let flags = env.read_u32(a[0] + 8)?;
-        let size = env.read_u64(a[0] + 16)?;
+        let flags = env.read_u32(a[0].wrapping_add(8))?;
+        let size = env.read_u64(a[0].wrapping_add(16))?;
         if flags & !(2 | 0x8000_0000) != 0 {
             return Err(EINVAL);
         }

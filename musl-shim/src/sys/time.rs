@@ -22,7 +22,7 @@ fn write_ts<E: Platform>(env: &mut E, at: u64, t: Timespec) -> SysResult<()> {
 /// Reads and validates a `struct timespec`.
 pub fn read_ts<E: Platform>(env: &mut E, at: u64) -> SysResult<Timespec> {
     let sec = env.read_u64(at)?;
-    let nsec = env.read_u64(at + 8)?;
+    let nsec = env.read_u64(at.wrapping_add(8))?;
     if (sec as i64) < 0 || nsec >= 1_000_000_000 {
         return Err(EINVAL);
     }
