@@ -1,8 +1,270 @@
+//! selkie's root server: the seL4 root task that starts every app of the embedded bundle
+//! in its own CNode and VSpace, and services their Linux syscalls with musl-shim.
+//!
+//! Apps reach us only through faults on one endpoint, badged with the app's id:
+//! - UserException at a trap-table address: a rewritten `svc #0`, i.e. a Linux syscall;
+//! - VMFault inside a valid lazily mapped range: a frame gets mapped;
+//! - anything else kills the app with a report; the others keep running.
 #![no_std]
 #![no_main]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+mod app;
+mod console;
+mod kernel;
+mod ut;
+mod vm;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use app::{App, AppSpec};
+use sel4::CapTypeForObjectOfFixedSize as _;
 use sel4_root_task::{root_task, Never};
-#[root_task(heap_size = 1 << 20)]
-fn main(_bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
-    sel4::debug_println!("hi");
+use vm::Global;
+
+/// Heap for the root server's own bookkeeping (shims, page maps).
+const HEAP_SIZE: usize = 4 << 20;
+
+#[root_task(heap_size = HEAP_SIZE)]
+fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
+    console::init_log(log::LevelFilter::Error);
+    match run(bootinfo) {
+        Ok(()) => {}
+        Err(e) => report!("root server failed: {e}"),
+    }
     sel4::init_thread::suspend_self()
+}
+
+/// Finds a bundle member by name.
+fn member<'a>(bundle: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    cpio_reader::iter_files(bundle).find(|e| e.name() == name || e.name().strip_prefix("./") == Some(name)).map(|e| e.file())
+}
+
+fn text(t: &selkie_manifest::Text<'_>, what: &str) -> Result<String, String> {
+    let mut buf = alloc::vec![0u8; selkie_manifest::MAX_STR * 4];
+    t.unescape_into(&mut buf).map(String::from).map_err(|e| format!("manifest {what}: {e:?}"))
+}
+
+fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
+    let frames = bootinfo.user_image_frames();
+    let image_start = kernel::image_start();
+    let image_end = image_start + frames.range().len() * kernel::PAGE;
+    // Free our window's pages: app frames get mapped there.
+    for i in 0..kernel::WINDOW_PAGES {
+        let ix = (kernel::window_addr(i) - image_start) / kernel::PAGE;
+        frames.index(ix).cap().frame_unmap().map_err(|e| format!("unmapping window page {i}: {e}"))?;
+    }
+    let bundle: &'static [u8] = kernel::bundle(image_end)?;
+    let manifest_json = member(bundle, "manifest.json").ok_or("the bundle has no manifest.json")?;
+    let manifest = selkie_manifest::parse(manifest_json).map_err(|e| format!("manifest.json: {e:?}"))?;
+
+    let slots = ut::Slots::new(bootinfo.empty().range());
+    let pool = ut::Pool::new(bootinfo);
+    log::info!("{} bytes of RAM untypeds, {} device untypeds", pool.ram_bytes, pool.device_untypeds);
+    let mut g = Global::new(slots, pool).map_err(|e| format!("setting up: {e}"))?;
+
+    // One endpoint for every app's faults; the badge tells them apart.
+    let ep_slot = g.slots.alloc().map_err(|e| format!("endpoint: {e}"))?;
+    let first_chunk = g.pool.chunk(&mut g.slots).map_err(|e| format!("endpoint: {e}"))?;
+    sel4::cap::Untyped::from_bits(first_chunk as u64)
+        .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
+        .map_err(|e| format!("endpoint: {e}"))?;
+    let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
+
+    let mut apps: Vec<App> = Vec::new();
+    let mut failed = 0usize;
+    for (id, a) in manifest.apps.iter().enumerate() {
+        let name = text(&a.name, "name")?;
+        let spec = (|| -> Result<AppSpec<'_>, String> {
+            let rootfs_name = text(&a.rootfs, "rootfs")?;
+            let rootfs = member(bundle, &rootfs_name).ok_or_else(|| format!("the bundle has no {rootfs_name}"))?;
+            let traps = match &a.traps {
+                Some(t) => {
+                    let n = text(t, "traps")?;
+                    member(bundle, &n).ok_or_else(|| format!("the bundle has no {n}"))?
+                }
+                None => &[],
+            };
+            Ok(AppSpec {
+                name: name.clone(),
+                binary: text(&a.binary, "binary")?,
+                rootfs,
+                traps,
+                argv: a.argv.iter().map(|s| text(s, "argv").map(String::into_bytes)).collect::<Result<_, _>>()?,
+                envp: a.envp.iter().map(|s| text(s, "envp").map(String::into_bytes)).collect::<Result<_, _>>()?,
+                cwd: text(&a.cwd, "cwd")?,
+                uid: a.uid,
+                gid: a.gid,
+                spec: &a.spec,
+            })
+        })();
+        match spec.and_then(|s| App::create(&mut g, ep, id, s)) {
+            Ok(app) => apps.push(app),
+            Err(e) => {
+                report!("{name} failed to start: {e}");
+                failed += 1;
+                // Keep ids aligned with badges: a placeholder that is already done.
+            }
+        }
+    }
+    for app in &apps {
+        app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
+    }
+    let total = manifest.apps.len();
+    let mut stats = Stats::default();
+    serve(&mut g, ep, &mut apps, &mut stats);
+    let exited = stats.exited;
+    let killed = stats.killed;
+    for app in &apps {
+        log::info!(
+            "{}: {} syscalls, frames peak {} (image {} pages), {} tables, {} lazy faults",
+            app.name,
+            app.syscalls,
+            app.space.stats.frames_peak,
+            app.image_pages,
+            app.space.stats.tables,
+            app.space.stats.lazy_faults
+        );
+    }
+    report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
+    Ok(())
+}
+
+#[derive(Default)]
+struct Stats {
+    exited: usize,
+    killed: usize,
+}
+
+/// Copies of the fault message's first words (the IPC buffer is reused by every call).
+fn message() -> [u64; 14] {
+    let mut m = [0u64; 14];
+    sel4::with_ipc_buffer(|ib| {
+        let regs = ib.msg_regs();
+        let n = regs.len().min(m.len());
+        m[..n].copy_from_slice(&regs[..n]);
+    });
+    m
+}
+
+const LABEL_CAP_FAULT: u64 = 1;
+const LABEL_UNKNOWN_SYSCALL: u64 = 2;
+const LABEL_USER_EXCEPTION: u64 = 3;
+const LABEL_VM_FAULT: u64 = 5;
+const LABEL_VCPU_FAULT: u64 = 7;
+
+/// What to do after handling one message.
+enum Next {
+    Reply,
+    Wait,
+}
+
+fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats) {
+    let mut running = apps.iter().filter(|a| !a.done).count();
+    if running == 0 {
+        return;
+    }
+    let (mut info, mut badge) = ep.recv(());
+    loop {
+        let next = handle(g, apps, stats, info.label(), info.length(), badge);
+        running = apps.iter().filter(|a| !a.done).count();
+        if running == 0 {
+            return;
+        }
+        (info, badge) = match next {
+            Next::Reply => ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, 0), ()),
+            Next::Wait => ep.recv(()),
+        };
+    }
+}
+
+fn kill(g: &mut Global, app: &mut App, stats: &mut Stats, kind: &str, pc: u64, addr: u64) -> Next {
+    report!("{} killed: {kind}, pc {pc:#x}, fault address {addr:#x}", app.name);
+    app.destroy(g);
+    stats.killed += 1;
+    Next::Wait
+}
+
+fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: usize, badge: u64) -> Next {
+    let m = message();
+    let Some(app) = badge.checked_sub(1).and_then(|i| apps.get_mut(i as usize)) else {
+        log::error!("message with unknown badge {badge:#x} (label {label}) dropped");
+        return Next::Wait;
+    };
+    if app.done {
+        return Next::Wait;
+    }
+    match label {
+        LABEL_USER_EXCEPTION => {
+            let pc = m[0];
+            if !app.is_trap(pc) {
+                return kill(g, app, stats, "undefined instruction", pc, pc);
+            }
+            syscall(g, app, stats, pc)
+        }
+        LABEL_VM_FAULT => {
+            let (pc, addr, prefetch) = (m[0], m[1], m[2]);
+            match app.fault_in(g, addr) {
+                Ok(true) => Next::Reply,
+                Ok(false) => {
+                    let kind = if prefetch != 0 { "instruction fetch fault (SIGSEGV)" } else { "data fault (SIGSEGV)" };
+                    kill(g, app, stats, kind, pc, addr)
+                }
+                Err(e) => kill(g, app, stats, &format!("out of memory mapping a page ({e})"), pc, addr),
+            }
+        }
+        LABEL_VCPU_FAULT => {
+            let hsr = m[0];
+            let pc = app.tcb.tcb_read_registers(false, 1).map(|r| *r.pc()).unwrap_or(0);
+            let kind = match hsr >> 26 {
+                0x3c => format!("breakpoint brk #{:#x} (SIGTRAP), HSR {hsr:#x}", hsr & 0xffff),
+                0x07 => format!("FP/SIMD trap, HSR {hsr:#x}"),
+                ec => format!("trap EC {ec:#x}, HSR {hsr:#x}"),
+            };
+            kill(g, app, stats, &kind, pc, 0)
+        }
+        LABEL_UNKNOWN_SYSCALL => {
+            let (pc, x7) = (m[8], m[7]);
+            kill(g, app, stats, &format!("unrewritten svc (seL4 syscall {})", x7 as i64), pc, pc)
+        }
+        LABEL_CAP_FAULT => kill(g, app, stats, "capability fault", m[0], m[1]),
+        0 => kill(g, app, stats, &format!("sent an seL4 message ({len} words)"), 0, 0),
+        l => kill(g, app, stats, &format!("fault label {l}"), m[0], 0),
+    }
+}
+
+fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
+    // pc, sp, spsr, x0..x8
+    let mut regs = match app.tcb.tcb_read_registers(false, 12) {
+        Ok(r) => r,
+        Err(e) => return kill(g, app, stats, &format!("reading registers failed ({e})"), pc, 0),
+    };
+    let nr = *regs.gpr(8);
+    let args = [0, 1, 2, 3, 4, 5].map(|i| *regs.gpr(i));
+    match app.syscall(g, nr, args) {
+        musl_shim::Action::Return(v) => {
+            *regs.gpr_mut(0) = v as u64;
+            *regs.pc_mut() = pc + 4;
+            // pc, sp, spsr, x0
+            if let Err(e) = app.tcb.tcb_write_registers(false, 4, &mut regs) {
+                return kill(g, app, stats, &format!("writing registers failed ({e})"), pc, 0);
+            }
+            Next::Reply
+        }
+        musl_shim::Action::Exit(status) => {
+            report!("{} exited with status {status}", app.name);
+            app.destroy(g);
+            stats.exited += 1;
+            Next::Wait
+        }
+        musl_shim::Action::Killed(sig) => {
+            report!("{} killed by signal {sig}", app.name);
+            app.destroy(g);
+            stats.killed += 1;
+            Next::Wait
+        }
+    }
 }

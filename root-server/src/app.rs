@@ -1,0 +1,315 @@
+//! One app: its seL4 objects (CNode, VSpace, TCB, IPC buffer, badged fault endpoint), its
+//! Linux personality (a musl-shim [`Shim`]) and the platform the shim runs against.
+
+use crate::console;
+use crate::ut::{self, root_path, Budget};
+use crate::vm::{Global, Space};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use musl_shim::errno::EFAULT;
+use musl_shim::mm::PAGE;
+use musl_shim::start::{self, LoadPlan, StackInfo};
+use musl_shim::{AddressSpace, Clock, ClockId, Config, Console, Entropy, GuestMemory, Prot, Shim, SysResult, Timespec};
+use sel4::cap;
+use sel4::CapTypeForObjectOfFixedSize as _;
+
+/// The fault endpoint's slot in every app's CNode.
+const APP_FAULT_EP: u64 = 1;
+/// An app's CNode: 4 slots (only the fault endpoint is used).
+const APP_CNODE_BITS: usize = 2;
+/// Where the app's IPC buffer lives: above the stack top, past a guard page.
+pub const IPC_BUFFER: u64 = start::STACK_TOP + PAGE;
+/// Untyped bytes for the TCB, VSpace, CNodes and page tables, besides the app's pages.
+const OBJECT_OVERHEAD: u64 = 256 * 1024;
+/// Realtime clock epoch reported to apps: 2025-01-01T00:00:00Z.
+const EPOCH_NS: u64 = 1_735_689_600 * 1_000_000_000;
+/// Virtual time that passes per serviced syscall (no timer is exported to user level).
+const NS_PER_SYSCALL: u64 = 1_000;
+
+/// Why an app could not be started.
+pub type StartError = String;
+
+pub struct App {
+    pub name: String,
+    pub shim: Shim<'static>,
+    pub space: Space,
+    pub budget: Budget,
+    pub tcb: cap::Tcb,
+    /// Our slots holding the app's TCB, VSpace, CNode and storage CNode caps.
+    slots: Vec<usize>,
+    traps: Vec<u64>,
+    bias: u64,
+    pub clock_ns: u64,
+    rng: u64,
+    pub syscalls: u64,
+    pub done: bool,
+    /// Bytes the ELF's PT_LOADs, the stack top and the TLS span: for the measurement note.
+    pub image_pages: u64,
+}
+
+/// What the shim sees: the app's memory and our console, clock and entropy.
+pub struct Env<'a> {
+    pub g: &'a mut Global,
+    pub space: &'a mut Space,
+    pub budget: &'a mut Budget,
+    pub clock_ns: &'a mut u64,
+    pub rng: &'a mut u64,
+}
+
+impl GuestMemory for Env<'_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
+        self.space.read(self.g, self.budget, addr, buf).map_err(|_| EFAULT)
+    }
+    fn write(&mut self, addr: u64, bytes: &[u8]) -> SysResult<()> {
+        self.space.write(self.g, self.budget, addr, bytes).map_err(|_| EFAULT)
+    }
+}
+
+fn range(start: u64, len: u64) -> SysResult<(u64, u64)> {
+    let end = start.checked_add(len).ok_or(musl_shim::errno::EINVAL)?;
+    Ok((start & !(PAGE - 1), musl_shim::mm::page_up(end).ok_or(musl_shim::errno::EINVAL)?))
+}
+
+impl AddressSpace for Env<'_> {
+    fn map(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
+        let (s, e) = range(start, len)?;
+        self.space.map(self.g, s, e, prot).map_err(|_| musl_shim::errno::ENOMEM)
+    }
+    fn unmap(&mut self, start: u64, len: u64) -> SysResult<()> {
+        let (s, e) = range(start, len)?;
+        self.space.unmap(self.g, s, e).map_err(|_| musl_shim::errno::EINVAL)
+    }
+    fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
+        let (s, e) = range(start, len)?;
+        self.space.protect(self.g, s, e, prot).map_err(|_| musl_shim::errno::ENOMEM)
+    }
+}
+
+impl Console for Env<'_> {
+    fn console_write(&mut self, _fd: i32, bytes: &[u8]) -> usize {
+        console::write_bytes(bytes);
+        bytes.len()
+    }
+    fn is_terminal(&self, fd: i32) -> bool {
+        // Line-buffered stdout, as on a terminal: output interleaves by line across apps.
+        fd == 1 || fd == 2
+    }
+}
+
+impl Clock for Env<'_> {
+    fn now(&mut self, clock: ClockId) -> Timespec {
+        match clock {
+            ClockId::Realtime => Timespec::from_nanos(EPOCH_NS + *self.clock_ns),
+            ClockId::Monotonic | ClockId::Cpu => Timespec::from_nanos(*self.clock_ns),
+        }
+    }
+    fn sleep(&mut self, ns: u64) {
+        *self.clock_ns = self.clock_ns.saturating_add(ns);
+    }
+}
+
+impl Entropy for Env<'_> {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // xorshift64*: not cryptographic (no entropy source is wired up yet).
+        for b in buf {
+            let mut x = *self.rng;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            *self.rng = x;
+            *b = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
+        }
+    }
+}
+
+/// An app's description, already unescaped from the manifest.
+pub struct AppSpec<'b> {
+    pub name: String,
+    pub binary: String,
+    pub rootfs: &'static [u8],
+    pub traps: &'b [u8],
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub spec: &'b selkie_manifest::Spec<selkie_manifest::Text<'b>>,
+}
+
+fn storage_bits_for(pages: u64) -> usize {
+    let mut bits = 8;
+    while (1u64 << bits) < pages && bits < 16 {
+        bits += 1;
+    }
+    bits
+}
+
+fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError> {
+    use musl_shim::vfs::{Data, Found, Kind, ROOT};
+    match shim.vfs.resolve(ROOT, path.as_bytes(), true) {
+        Ok(Found::Node(ino)) => match &shim.vfs.node(ino).kind {
+            Kind::File(Data::Image(b)) => Ok(b),
+            _ => Err(format!("{path} is not a regular file in the rootfs")),
+        },
+        _ => Err(format!("{path} is not in the rootfs")),
+    }
+}
+
+impl App {
+    /// Creates the app's objects, loads its ELF and builds its stack; the TCB is left
+    /// suspended (see [`App::resume`]).
+    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>) -> Result<App, StartError> {
+        let ctx = |what: &str, e: ut::Error| format!("{what}: {e}");
+        let spec = a.spec;
+        let heap_bytes = u64::from(spec.heap_pages) * PAGE;
+        let stack_bytes = u64::from(spec.stack_pages).max(4) * PAGE;
+
+        let mut traps: Vec<u64> = a.traps.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        traps.sort_unstable();
+
+        // The shim first: it finds the ELF in the rootfs.
+        let probe = Shim::new(a.rootfs, Config {
+            uid: a.uid,
+            gid: a.gid,
+            cwd: a.cwd.clone(),
+            hostname: a.name.clone(),
+            layout: musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 },
+            stack_size: stack_bytes,
+        });
+        let elf = elf_of(&probe, &a.binary)?;
+        drop(probe);
+        let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
+        let bias = plan.bias();
+        let layout = start::layout(&plan, heap_bytes, stack_bytes).map_err(|e| format!("{}: {e}", a.binary))?;
+        let (lo, hi) = plan.span();
+        let image_pages = (hi - lo) / PAGE;
+        let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 64;
+        let storage_bits = storage_bits_for(pages);
+        let limit = (image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1) * PAGE
+            + spec.extra_untyped_bytes()
+            + OBJECT_OVERHEAD
+            + (32u64 << storage_bits);
+        let mut budget = Budget::new(limit);
+
+        // Kernel objects, in our CNode.
+        let mut slots = Vec::new();
+        let mut obj = |g: &mut Global, budget: &mut Budget, bp: sel4::ObjectBlueprint, what: &str| -> Result<usize, StartError> {
+            let s = g.slots.alloc().map_err(|e| ctx(what, e))?;
+            slots.push(s);
+            budget
+                .retype(&mut g.pool, &mut g.slots, &bp, &ut::root_cnode().absolute_cptr_for_self(), s)
+                .map_err(|e| ctx(what, e))?;
+            Ok(s)
+        };
+        let storage_slot = obj(g, &mut budget, sel4::ObjectBlueprint::CNode { size_bits: storage_bits }, "storage CNode")?;
+        let vspace_slot = obj(g, &mut budget, sel4::cap_type::VSpace::object_blueprint(), "VSpace")?;
+        let cnode_slot = obj(g, &mut budget, sel4::ObjectBlueprint::CNode { size_bits: APP_CNODE_BITS }, "CNode")?;
+        let tcb_slot = obj(g, &mut budget, sel4::cap_type::Tcb::object_blueprint(), "TCB")?;
+        let vspace = cap::VSpace::from_bits(vspace_slot as u64);
+        let cnode = cap::CNode::from_bits(cnode_slot as u64);
+        let tcb = cap::Tcb::from_bits(tcb_slot as u64);
+        let kerr = |what: &str, e: sel4::Error| format!("{what}: {e}");
+        sel4::init_thread::slot::ASID_POOL.cap().asid_pool_assign(vspace).map_err(|e| kerr("assigning an ASID", e))?;
+        // The fault endpoint, badged with the app's id. Write to send the fault, GrantReply
+        // so the kernel can give us the reply capability.
+        cnode
+            .absolute_cptr_from_bits_with_depth(APP_FAULT_EP, APP_CNODE_BITS)
+            .mint(&root_path(ep.bits() as usize), sel4::CapRights::new(true, false, false, true), id as u64 + 1)
+            .map_err(|e| kerr("minting the fault endpoint", e))?;
+        let mut space = Space::new(id, vspace, cap::CNode::from_bits(storage_slot as u64), storage_bits);
+        let cspace_data = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - APP_CNODE_BITS);
+        space
+            .map_special(g, &mut budget, IPC_BUFFER, |frame| {
+                tcb.tcb_configure(sel4::CPtr::from_bits(APP_FAULT_EP), cnode, cspace_data, vspace, IPC_BUFFER, frame)
+            })
+            .map_err(|e| ctx("configuring the TCB", e))?;
+        let prio = u64::from(spec.priority).min(254);
+        let mcp = u64::from(spec.max_priority).min(254).max(prio);
+        tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), mcp, prio).map_err(|e| kerr("setting priorities", e))?;
+
+        // The Linux side: load the ELF, build the stack.
+        let mut shim = Shim::new(a.rootfs, Config {
+            uid: a.uid,
+            gid: a.gid,
+            cwd: a.cwd,
+            hostname: String::from("selkie"),
+            layout,
+            stack_size: stack_bytes,
+        });
+        let mut clock_ns = 0;
+        let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
+        let (entry, sp) = {
+            let mut env = Env { g, space: &mut space, budget: &mut budget, clock_ns: &mut clock_ns, rng: &mut rng };
+            start::load(&mut env, &mut shim.mm, &plan, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
+            let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
+            let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
+            let mut random = [0u8; 16];
+            env.fill(&mut random);
+            let argv: Vec<&[u8]> = a.argv.iter().map(|v| v.as_slice()).collect();
+            let envp: Vec<&[u8]> = a.envp.iter().map(|v| v.as_slice()).collect();
+            let info = StackInfo { argv: &argv, envp: &envp, execfn: a.binary.as_bytes(), random, auxv: &auxv };
+            let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
+            (plan.entry.wrapping_add(bias), sp)
+        };
+        let mut regs = sel4::UserContext::default();
+        *regs.pc_mut() = entry;
+        *regs.sp_mut() = sp;
+        tcb.tcb_write_all_registers(false, &mut regs).map_err(|e| kerr("writing registers", e))?;
+        Ok(App {
+            name: a.name,
+            shim,
+            space,
+            budget,
+            tcb,
+            slots,
+            traps,
+            bias,
+            clock_ns,
+            rng,
+            syscalls: 0,
+            done: false,
+            image_pages,
+        })
+    }
+
+    pub fn resume(&self) -> sel4::Result<()> {
+        self.tcb.tcb_resume()
+    }
+
+    /// Whether `pc` is a rewritten `svc #0`.
+    pub fn is_trap(&self, pc: u64) -> bool {
+        self.traps.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
+    }
+
+    /// Runs a syscall through the shim.
+    pub fn syscall(&mut self, g: &mut Global, nr: u64, args: [u64; 6]) -> musl_shim::Action {
+        self.syscalls += 1;
+        self.clock_ns += NS_PER_SYSCALL;
+        let mut env = Env { g, space: &mut self.space, budget: &mut self.budget, clock_ns: &mut self.clock_ns, rng: &mut self.rng };
+        self.shim.syscall(&mut env, nr, args)
+    }
+
+    pub fn fault_in(&mut self, g: &mut Global, addr: u64) -> ut::Result<bool> {
+        self.space.fault_in(g, &mut self.budget, addr)
+    }
+
+    /// Stops the app and gives back everything it had: its untyped chunks are revoked
+    /// (which deletes its TCB, VSpace, CNodes, frames and tables) and returned to the pool.
+    pub fn destroy(&mut self, g: &mut Global) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let _ = self.tcb.tcb_suspend();
+        g.evict_app(self.space.app);
+        if let Err(e) = self.budget.release(&mut g.pool) {
+            log::error!("{}: revoking its memory: {e}", self.name);
+        }
+        for s in self.slots.drain(..) {
+            // Revocation emptied them; delete is a no-op on an empty slot.
+            let _ = root_path(s).delete();
+            g.slots.free(s);
+        }
+    }
+}

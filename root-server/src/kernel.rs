@@ -1,0 +1,103 @@
+//! The only module with `unsafe`: the embedded bundle, the aliasing window, and raw
+//! kernel calls the `sel4` crate does not wrap. Everything here checks bounds before it
+//! touches memory, so the rest of the root server stays safe code.
+#![allow(unsafe_code)]
+
+use core::ptr;
+
+/// Where `selkie pack` placed the bundle: it patches these bytes in the root-server ELF
+/// (found by the symbol name `SELKIE_BUNDLE`) and adds a PT_LOAD segment holding the bundle.
+#[repr(C)]
+pub struct BundleRef {
+    pub magic: [u8; 8],
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// The magic `selkie pack` looks for before patching.
+pub const BUNDLE_MAGIC: [u8; 8] = *b"SELKIEBD";
+
+#[no_mangle]
+#[used]
+pub static SELKIE_BUNDLE: BundleRef = BundleRef { magic: BUNDLE_MAGIC, addr: 0, len: 0 };
+
+extern "C" {
+    static __executable_start: u8;
+}
+
+/// First virtual address of our image (the kernel maps it from bootinfo's user image frames).
+pub fn image_start() -> usize {
+    ptr::addr_of!(__executable_start) as usize
+}
+
+/// The bundle, when `selkie pack` embedded one inside `[image_start, image_end)`.
+pub fn bundle(image_end: usize) -> Result<&'static [u8], &'static str> {
+    // SAFETY: a plain read of an initialized static; volatile because the packer changes
+    // its bytes after linking, so the compiler must not fold the initializer in.
+    let r = unsafe { ptr::read_volatile(ptr::addr_of!(SELKIE_BUNDLE)) };
+    if r.magic != BUNDLE_MAGIC {
+        return Err("the bundle reference has a bad magic");
+    }
+    if r.addr == 0 || r.len == 0 {
+        return Err("no bundle embedded: this root server was not packed by `selkie pack --platform`");
+    }
+    let start = r.addr as usize;
+    let end = start.checked_add(r.len as usize).ok_or("bundle range overflows")?;
+    if start < image_start() || end > image_end {
+        return Err("the bundle lies outside the root server's image");
+    }
+    // SAFETY: [start, end) lies within our own image, which the kernel mapped read-only or
+    // read-write for us before we started, and nothing ever writes to it.
+    Ok(unsafe { core::slice::from_raw_parts(start as *const u8, r.len as usize) })
+}
+
+/// Pages in the aliasing window (our view of app frames for syscall copies).
+pub const WINDOW_PAGES: usize = 32;
+pub const PAGE: usize = 4096;
+
+#[repr(C, align(4096))]
+struct Window([u8; WINDOW_PAGES * PAGE]);
+
+static mut WINDOW: Window = Window([0; WINDOW_PAGES * PAGE]);
+
+/// Address of window page `i`'s first byte.
+pub fn window_addr(i: usize) -> usize {
+    assert!(i < WINDOW_PAGES);
+    ptr::addr_of!(WINDOW) as usize + i * PAGE
+}
+
+fn window_check(i: usize, off: usize, len: usize) -> usize {
+    assert!(i < WINDOW_PAGES && off <= PAGE && len <= PAGE - off, "window access out of bounds");
+    window_addr(i) + off
+}
+
+/// Copies from window page `i` (which the caller has mapped to an app frame).
+pub fn window_read(i: usize, off: usize, buf: &mut [u8]) {
+    let at = window_check(i, off, buf.len());
+    // SAFETY: bounds checked above; the page is mapped (an invariant of `vm::Alias`), and
+    // no Rust reference to WINDOW exists.
+    unsafe { ptr::copy_nonoverlapping(at as *const u8, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// Copies into window page `i`.
+pub fn window_write(i: usize, off: usize, bytes: &[u8]) {
+    let at = window_check(i, off, bytes.len());
+    // SAFETY: as in `window_read`.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) }
+}
+
+/// Zeroes window page `i`.
+pub fn window_zero(i: usize) {
+    let at = window_check(i, 0, PAGE);
+    // SAFETY: as in `window_read`.
+    unsafe { ptr::write_bytes(at as *mut u8, 0, PAGE) }
+}
+
+/// `seL4_ARM_VSpace_Unify_Instruction` over `[start, end)` (within one page).
+pub fn unify_instruction(vspace: sel4::cap::VSpace, start: usize, end: usize) -> sel4::Result<()> {
+    let err = sel4::with_ipc_buffer_mut(|ib| {
+        ib.inner_mut()
+            .seL4_ARM_VSpace_Unify_Instruction(vspace.bits(), start as sel4::Word, end as sel4::Word)
+    });
+    sel4::Error::from_sys(err).map_or(Ok(()), Err)
+}

@@ -1,0 +1,216 @@
+//! Capability slots in our own CNode, and untyped memory.
+//!
+//! - [`Slots`]: a free list over bootinfo's empty slots.
+//! - [`Pool`]: bootinfo's untypeds, RAM told from device memory, carved into 1 MiB child
+//!   untypeds ("chunks"). A chunk belongs to one app; revoking it destroys every object the
+//!   app was given, and the chunk goes back to the pool for reuse.
+//! - [`Budget`]: one app's chunks and the bytes it may still retype.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Range;
+use sel4::cap;
+
+/// Size of one chunk: 1 MiB.
+pub const CHUNK_BITS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Our CNode is full.
+    NoSlots,
+    /// No RAM left to carve a chunk from.
+    NoMemory,
+    /// The app's budget is spent.
+    Budget { want: u64, left: u64 },
+    Kernel(sel4::Error),
+}
+
+impl From<sel4::Error> for Error {
+    fn from(e: sel4::Error) -> Self {
+        Error::Kernel(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSlots => write!(f, "the root server's CNode is full"),
+            Error::NoMemory => write!(f, "out of RAM untypeds"),
+            Error::Budget { want, left } => write!(f, "untyped budget spent ({want} bytes wanted, {left} left)"),
+            Error::Kernel(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Our CNode as a retype destination / CNode-operation root.
+pub fn root_cnode() -> cap::CNode {
+    sel4::init_thread::slot::CNODE.cap()
+}
+
+/// Absolute path of slot `slot` of our CNode.
+pub fn root_path(slot: usize) -> sel4::AbsoluteCPtr {
+    root_cnode().absolute_cptr(sel4::init_thread::Slot::<sel4::cap_type::Null>::from_index(slot).cptr())
+}
+
+pub struct Slots {
+    free: Vec<usize>,
+}
+
+impl Slots {
+    pub fn new(empty: Range<usize>) -> Self {
+        let mut free: Vec<usize> = empty.collect();
+        free.reverse();
+        Slots { free }
+    }
+    pub fn alloc(&mut self) -> Result<usize> {
+        self.free.pop().ok_or(Error::NoSlots)
+    }
+    pub fn free(&mut self, slot: usize) {
+        self.free.push(slot)
+    }
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+}
+
+struct Parent {
+    cap: cap::Untyped,
+    size_bits: usize,
+    carved: usize,
+}
+
+/// Untyped memory from bootinfo.
+pub struct Pool {
+    parents: Vec<Parent>,
+    free_chunks: Vec<usize>,
+    pub ram_bytes: u64,
+    pub device_bytes: u64,
+    pub device_untypeds: usize,
+    /// RAM untypeds smaller than a chunk (left unused).
+    pub small_untypeds: usize,
+    pub chunks_carved: usize,
+}
+
+impl Pool {
+    pub fn new(bootinfo: &sel4::BootInfo) -> Pool {
+        let mut pool = Pool {
+            parents: Vec::new(),
+            free_chunks: Vec::new(),
+            ram_bytes: 0,
+            device_bytes: 0,
+            device_untypeds: 0,
+            small_untypeds: 0,
+            chunks_carved: 0,
+        };
+        for (i, desc) in bootinfo.untyped_list().iter().enumerate() {
+            let bytes = 1u64 << desc.size_bits();
+            if desc.is_device() {
+                pool.device_untypeds += 1;
+                pool.device_bytes += bytes;
+                continue;
+            }
+            pool.ram_bytes += bytes;
+            if desc.size_bits() < CHUNK_BITS {
+                pool.small_untypeds += 1;
+                continue;
+            }
+            pool.parents.push(Parent { cap: bootinfo.untyped().index(i).cap(), size_bits: desc.size_bits(), carved: 0 });
+        }
+        // Largest first: fewer parents touched.
+        pool.parents.sort_by(|a, b| b.size_bits.cmp(&a.size_bits));
+        pool
+    }
+
+    /// A fresh or returned chunk, as the slot of its untyped cap.
+    pub fn chunk(&mut self, slots: &mut Slots) -> Result<usize> {
+        if let Some(s) = self.free_chunks.pop() {
+            return Ok(s);
+        }
+        let slot = slots.alloc()?;
+        for p in &mut self.parents {
+            if p.carved < 1 << (p.size_bits - CHUNK_BITS) {
+                let bp = sel4::ObjectBlueprint::Untyped { size_bits: CHUNK_BITS };
+                if let Err(e) = p.cap.untyped_retype(&bp, &root_cnode().absolute_cptr_for_self(), slot, 1) {
+                    slots.free(slot);
+                    return Err(e.into());
+                }
+                p.carved += 1;
+                self.chunks_carved += 1;
+                return Ok(slot);
+            }
+        }
+        slots.free(slot);
+        Err(Error::NoMemory)
+    }
+
+    /// Takes back a chunk whose children have all been revoked.
+    pub fn give_back(&mut self, slot: usize) {
+        self.free_chunks.push(slot)
+    }
+
+    pub fn free_chunks(&self) -> usize {
+        self.free_chunks.len()
+            + self.parents.iter().map(|p| (1usize << (p.size_bits - CHUNK_BITS)) - p.carved).sum::<usize>()
+    }
+}
+
+/// One app's untyped memory: the chunks it owns and what it may still use.
+pub struct Budget {
+    chunks: Vec<(usize, usize)>,
+    pub limit: u64,
+    pub used: u64,
+}
+
+fn align_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Budget {
+        Budget { chunks: Vec::new(), limit, used: 0 }
+    }
+
+    /// Retypes one object into `dst` at `offset`, charged to this app.
+    pub fn retype(&mut self, pool: &mut Pool, slots: &mut Slots, bp: &sel4::ObjectBlueprint, dst: &sel4::AbsoluteCPtr, offset: usize) -> Result<()> {
+        let bits = bp.physical_size_bits();
+        let size = 1usize << bits;
+        if bits > CHUNK_BITS {
+            return Err(Error::NoMemory);
+        }
+        if self.used + size as u64 > self.limit {
+            return Err(Error::Budget { want: size as u64, left: self.limit.saturating_sub(self.used) });
+        }
+        let fits = matches!(self.chunks.last(), Some(&(_, used)) if align_up(used, size) + size <= 1 << CHUNK_BITS);
+        if !fits {
+            let c = pool.chunk(slots)?;
+            self.chunks.push((c, 0));
+        }
+        let (c, used) = self.chunks.last_mut().expect("a chunk was just ensured");
+        let off = align_up(*used, size);
+        cap::Untyped::from_bits(*c as u64).untyped_retype(bp, dst, offset, 1)?;
+        *used = off + size;
+        self.used += size as u64;
+        Ok(())
+    }
+
+    /// Destroys everything retyped for this app and returns the chunks to the pool.
+    pub fn release(&mut self, pool: &mut Pool) -> Result<()> {
+        let mut first_err = None;
+        for (c, _) in self.chunks.drain(..) {
+            match root_path(c).revoke() {
+                Ok(()) => pool.give_back(c),
+                Err(e) => {
+                    first_err.get_or_insert(Error::Kernel(e));
+                }
+            }
+        }
+        self.used = 0;
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+}

@@ -1,0 +1,415 @@
+//! App address spaces: frames and translation tables retyped from the app's budget, held
+//! in a per-app storage CNode, mapped lazily; and the aliasing window through which the
+//! root server reads and writes app memory (a small cache of app frames mapped in our
+//! own VSpace).
+//!
+//! A frame cap lives in the app's storage CNode. To invoke it (map, unmap, remap) it is
+//! moved into our scratch slot and back; to alias it, a copy goes into a window slot.
+
+use crate::kernel::{self, PAGE, WINDOW_PAGES};
+use crate::ut::{root_cnode, root_path, Budget, Error, Pool, Result, Slots};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use musl_shim::Prot;
+use sel4::cap;
+use sel4::CapTypeForObjectOfFixedSize as _;
+
+const PAGE_U64: u64 = PAGE as u64;
+
+/// What the root server owns besides the apps.
+pub struct Global {
+    pub slots: Slots,
+    pub pool: Pool,
+    /// An empty slot for short-lived moves.
+    scratch: usize,
+    alias: [Option<(usize, u64)>; WINDOW_PAGES],
+    alias_slot: [usize; WINDOW_PAGES],
+    victim: usize,
+    pub alias_misses: u64,
+}
+
+impl Global {
+    pub fn new(mut slots: Slots, pool: Pool) -> Result<Global> {
+        let scratch = slots.alloc()?;
+        let mut alias_slot = [0; WINDOW_PAGES];
+        for s in &mut alias_slot {
+            *s = slots.alloc()?;
+        }
+        Ok(Global { slots, pool, scratch, alias: [None; WINDOW_PAGES], alias_slot, victim: 0, alias_misses: 0 })
+    }
+
+    fn scratch_path(&self) -> sel4::AbsoluteCPtr {
+        root_path(self.scratch)
+    }
+
+    fn evict(&mut self, i: usize) {
+        if self.alias[i].take().is_some() {
+            let copy = cap::Granule::from_bits(self.alias_slot[i] as u64);
+            let _ = copy.frame_unmap();
+            let _ = root_path(self.alias_slot[i]).delete();
+        }
+    }
+
+    /// Forgets every alias of `app` (before its memory is revoked).
+    pub fn evict_app(&mut self, app: usize) {
+        for i in 0..WINDOW_PAGES {
+            if matches!(self.alias[i], Some((a, _)) if a == app) {
+                self.evict(i);
+            }
+        }
+    }
+
+    fn evict_page(&mut self, app: usize, vpage: u64) {
+        for i in 0..WINDOW_PAGES {
+            if self.alias[i] == Some((app, vpage)) {
+                self.evict(i);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Page {
+    /// Slot in the storage CNode.
+    idx: usize,
+    prot: Prot,
+    /// Mapped in the app's VSpace (false while PROT_NONE).
+    mapped: bool,
+}
+
+/// Counters for the measurement note.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VmStats {
+    pub frames_now: u64,
+    pub frames_peak: u64,
+    pub frames_retyped: u64,
+    pub tables: u64,
+    pub lazy_faults: u64,
+}
+
+/// One app's address space.
+pub struct Space {
+    pub app: usize,
+    pub vspace: cap::VSpace,
+    storage: cap::CNode,
+    storage_bits: usize,
+    next_idx: usize,
+    free_idx: Vec<usize>,
+    pages: BTreeMap<u64, Page>,
+    /// Valid ranges `start -> (end, prot)`, mapped on first touch.
+    ranges: BTreeMap<u64, (u64, Prot)>,
+    tables: BTreeSet<(usize, u64)>,
+    /// Unmapped, zeroed frames kept for reuse.
+    spare: Vec<usize>,
+    pub stats: VmStats,
+}
+
+fn rights_attrs(prot: Prot) -> (sel4::CapRights, sel4::VmAttributes) {
+    let rights = if prot.w() { sel4::CapRights::read_write() } else { sel4::CapRights::read_only() };
+    let mut attrs = sel4::VmAttributes::DEFAULT;
+    if !prot.x() {
+        attrs |= sel4::VmAttributes::EXECUTE_NEVER;
+    }
+    (rights, attrs)
+}
+
+impl Space {
+    /// `vspace` is assigned to an ASID already; `storage` is a CNode of `2^storage_bits` slots.
+    pub fn new(app: usize, vspace: cap::VSpace, storage: cap::CNode, storage_bits: usize) -> Space {
+        Space {
+            app,
+            vspace,
+            storage,
+            storage_bits,
+            next_idx: 0,
+            free_idx: Vec::new(),
+            pages: BTreeMap::new(),
+            ranges: BTreeMap::new(),
+            tables: BTreeSet::new(),
+            spare: Vec::new(),
+            stats: VmStats::default(),
+        }
+    }
+
+    fn storage_path(&self, idx: usize) -> sel4::AbsoluteCPtr {
+        self.storage.absolute_cptr_from_bits_with_depth(idx as u64, self.storage_bits)
+    }
+
+    fn alloc_idx(&mut self) -> Result<usize> {
+        if let Some(i) = self.free_idx.pop() {
+            return Ok(i);
+        }
+        if self.next_idx >= 1 << self.storage_bits {
+            return Err(Error::NoSlots);
+        }
+        self.next_idx += 1;
+        Ok(self.next_idx - 1)
+    }
+
+    /// Runs `f` on the cap in storage slot `idx`, moved into our scratch slot meanwhile.
+    fn with_cap<T>(&self, g: &Global, idx: usize, f: impl FnOnce(cap::Unspecified) -> sel4::Result<T>) -> Result<T> {
+        g.scratch_path().move_(&self.storage_path(idx))?;
+        let r = f(cap::Unspecified::from_bits(g.scratch as u64));
+        self.storage_path(idx).move_(&g.scratch_path())?;
+        Ok(r?)
+    }
+
+    /// Retypes an object into our scratch slot, lets `f` use it, then stores it.
+    fn new_object(&mut self, g: &mut Global, b: &mut Budget, bp: &sel4::ObjectBlueprint, f: impl FnOnce(cap::Unspecified) -> sel4::Result<()>) -> Result<usize> {
+        let idx = self.alloc_idx()?;
+        let dst = root_cnode().absolute_cptr_for_self();
+        if let Err(e) = b.retype(&mut g.pool, &mut g.slots, bp, &dst, g.scratch) {
+            self.free_idx.push(idx);
+            return Err(e);
+        }
+        let r = f(cap::Unspecified::from_bits(g.scratch as u64));
+        self.storage_path(idx).move_(&g.scratch_path())?;
+        r?;
+        Ok(idx)
+    }
+
+    fn ensure_tables(&mut self, g: &mut Global, b: &mut Budget, vaddr: u64) -> Result<()> {
+        for level in 1..sel4::vspace_levels::NUM_LEVELS {
+            let bits = sel4::vspace_levels::span_bits(level);
+            let base = vaddr & !((1u64 << bits) - 1);
+            if self.tables.contains(&(level, base)) {
+                continue;
+            }
+            let ty = sel4::TranslationTableObjectType::from_level(level).expect("a table type per level");
+            let vspace = self.vspace;
+            self.new_object(g, b, &ty.blueprint(), |c| {
+                c.cast::<sel4::cap_type::UnspecifiedIntermediateTranslationTable>()
+                    .generic_intermediate_translation_table_map(ty, vspace, base as usize, sel4::VmAttributes::default())
+            })?;
+            self.tables.insert((level, base));
+            self.stats.tables += 1;
+        }
+        Ok(())
+    }
+
+    /// Maps a zeroed frame at `vpage` with `prot` (PROT_NONE: allocated, not mapped).
+    fn map_new(&mut self, g: &mut Global, b: &mut Budget, vpage: u64, prot: Prot) -> Result<Page> {
+        self.ensure_tables(g, b, vpage)?;
+        let (rights, attrs) = rights_attrs(prot);
+        let vspace = self.vspace;
+        let map = prot.0 != 0;
+        let idx = if let Some(idx) = self.spare.pop() {
+            if map {
+                self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+            }
+            idx
+        } else {
+            let bp = sel4::cap_type::Granule::object_blueprint();
+            let idx = self.new_object(g, b, &bp, |c| {
+                if map {
+                    c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs)
+                } else {
+                    Ok(())
+                }
+            })?;
+            self.stats.frames_retyped += 1;
+            idx
+        };
+        if map && prot.x() {
+            kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
+        }
+        let page = Page { idx, prot, mapped: map };
+        self.pages.insert(vpage, page);
+        self.stats.frames_now += 1;
+        self.stats.frames_peak = self.stats.frames_peak.max(self.stats.frames_now);
+        Ok(page)
+    }
+
+    /// The valid range holding `addr`.
+    fn range_of(&self, addr: u64) -> Option<(u64, u64, Prot)> {
+        let (&s, &(e, p)) = self.ranges.range(..=addr).next_back()?;
+        (addr < e).then_some((s, e, p))
+    }
+
+    /// Removes `[start, end)` from the valid ranges, splitting them.
+    fn carve(&mut self, start: u64, end: u64) {
+        let keys: Vec<u64> = self.ranges.range(..end).map(|(&k, _)| k).collect();
+        for k in keys {
+            let (e, p) = self.ranges[&k];
+            if e <= start {
+                continue;
+            }
+            self.ranges.remove(&k);
+            if k < start {
+                self.ranges.insert(k, (start, p));
+            }
+            if e > end {
+                self.ranges.insert(end, (e, p));
+            }
+        }
+    }
+
+    /// A VM fault at `addr`: maps a frame when the address is valid but not yet backed.
+    /// Ok(false): a real fault (unmapped address, or a page already mapped: a permission fault).
+    pub fn fault_in(&mut self, g: &mut Global, b: &mut Budget, addr: u64) -> Result<bool> {
+        let vpage = addr & !(PAGE_U64 - 1);
+        if self.pages.contains_key(&vpage) {
+            return Ok(false);
+        }
+        match self.range_of(addr) {
+            Some((_, _, prot)) if prot.0 != 0 => {
+                self.map_new(g, b, vpage, prot)?;
+                self.stats.lazy_faults += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Maps a frame at a fixed address outside the app's Linux memory map (the IPC buffer)
+    /// and runs `f` on its cap.
+    pub fn map_special<T>(&mut self, g: &mut Global, b: &mut Budget, vpage: u64, f: impl FnOnce(cap::Granule) -> sel4::Result<T>) -> Result<T> {
+        let page = self.map_new(g, b, vpage, Prot::RW)?;
+        self.with_cap(g, page.idx, |c| f(c.cast()))
+    }
+
+    /// Window page aliasing app page `vpage`, backing it first when it is valid.
+    fn alias(&mut self, g: &mut Global, b: &mut Budget, vpage: u64) -> Result<usize> {
+        if let Some(i) = g.alias.iter().position(|a| *a == Some((self.app, vpage))) {
+            return Ok(i);
+        }
+        let page = match self.pages.get(&vpage) {
+            Some(p) => *p,
+            None => match self.range_of(vpage) {
+                Some((_, _, prot)) => self.map_new(g, b, vpage, prot)?,
+                None => return Err(Error::Kernel(sel4::Error::FailedLookup)),
+            },
+        };
+        g.alias_misses += 1;
+        let i = g.victim;
+        g.victim = (g.victim + 1) % WINDOW_PAGES;
+        g.evict(i);
+        root_path(g.alias_slot[i]).copy(&self.storage_path(page.idx), sel4::CapRights::read_write())?;
+        let copy = cap::Granule::from_bits(g.alias_slot[i] as u64);
+        if let Err(e) = copy.frame_map(
+            sel4::init_thread::slot::VSPACE.cap(),
+            kernel::window_addr(i),
+            sel4::CapRights::read_write(),
+            sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER,
+        ) {
+            let _ = root_path(g.alias_slot[i]).delete();
+            return Err(e.into());
+        }
+        g.alias[i] = Some((self.app, vpage));
+        Ok(i)
+    }
+
+    /// Privileged copy out of app memory; EFAULT outside valid ranges.
+    pub fn read(&mut self, g: &mut Global, b: &mut Budget, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr.checked_add(done as u64).ok_or(Error::Kernel(sel4::Error::RangeError))?;
+            let off = (at % PAGE_U64) as usize;
+            let n = (PAGE - off).min(buf.len() - done);
+            let i = self.alias(g, b, at - off as u64)?;
+            kernel::window_read(i, off, &mut buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Privileged copy into app memory.
+    pub fn write(&mut self, g: &mut Global, b: &mut Budget, addr: u64, bytes: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let at = addr.checked_add(done as u64).ok_or(Error::Kernel(sel4::Error::RangeError))?;
+            let off = (at % PAGE_U64) as usize;
+            let n = (PAGE - off).min(bytes.len() - done);
+            let vpage = at - off as u64;
+            let i = self.alias(g, b, vpage)?;
+            kernel::window_write(i, off, &bytes[done..done + n]);
+            if self.pages.get(&vpage).is_some_and(|p| p.mapped && p.prot.x()) {
+                kernel::unify_instruction(self.vspace, at as usize, (at + n as u64) as usize)?;
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Makes `[start, end)` valid with `prot` (dropping what was there); frames come on
+    /// first touch.
+    pub fn map(&mut self, g: &mut Global, start: u64, end: u64, prot: Prot) -> Result<()> {
+        self.unmap(g, start, end)?;
+        self.add_range(start, end, prot);
+        Ok(())
+    }
+
+    pub fn add_range(&mut self, start: u64, end: u64, prot: Prot) {
+        self.carve(start, end);
+        self.ranges.insert(start, (end, prot));
+    }
+
+    /// Drops `[start, end)`: frames are zeroed and kept for reuse.
+    pub fn unmap(&mut self, g: &mut Global, start: u64, end: u64) -> Result<()> {
+        self.carve(start, end);
+        let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
+        for vpage in vpages {
+            let page = self.pages[&vpage];
+            // Zero it through an alias (the page is present, so nothing is charged).
+            let zeroed = {
+                let mut none = Budget::new(0);
+                self.alias(g, &mut none, vpage).map(kernel::window_zero)
+            };
+            g.evict_page(self.app, vpage);
+            self.pages.remove(&vpage);
+            if page.mapped {
+                self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
+            }
+            self.stats.frames_now -= 1;
+            match zeroed {
+                Ok(()) => self.spare.push(page.idx),
+                // Could not zero it: never reuse it.
+                Err(_) => {
+                    let _ = self.storage_path(page.idx).delete();
+                    self.free_idx.push(page.idx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the protection of `[start, end)` and of the frames already there.
+    pub fn protect(&mut self, g: &mut Global, start: u64, end: u64, prot: Prot) -> Result<()> {
+        // Only the valid parts change.
+        let mut pieces = Vec::new();
+        for (&s, &(e, _)) in self.ranges.range(..end) {
+            if e > start {
+                pieces.push((s.max(start), e.min(end)));
+            }
+        }
+        for &(s, e) in &pieces {
+            self.add_range(s, e, prot);
+        }
+        let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
+        let (rights, attrs) = rights_attrs(prot);
+        let vspace = self.vspace;
+        for vpage in vpages {
+            let mut page = self.pages[&vpage];
+            if prot.0 == 0 {
+                if page.mapped {
+                    self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
+                }
+                page.mapped = false;
+            } else {
+                // Mapping a mapped cap again at the same address changes its rights.
+                self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights.clone(), attrs))?;
+                if prot.x() {
+                    kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
+                }
+                page.mapped = true;
+            }
+            page.prot = prot;
+            self.pages.insert(vpage, page);
+        }
+        Ok(())
+    }
+
+    pub fn frames_mapped(&self) -> usize {
+        self.pages.len()
+    }
+}
