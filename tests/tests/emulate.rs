@@ -117,6 +117,16 @@ fn null_dereference_is_a_fault_like_linux() {
     let Some(bin) = c_app("nullderef", Link::Static) else { return };
     let (_, status) = compare("nullderef", &bin, &[], &[]);
     assert!(status == -1 || status == 139, "status {status}");
+    if status == 139 {
+        // The report names the app, the pc, the address and the kind, as the root server will.
+        let tmp = tempfile::tempdir().unwrap();
+        let img = OciImage::new(&tmp.path().join("layout"), "nullderef");
+        img.layer(|r| populate(r, "nullderef", &bin));
+        img.config(&["--config.entrypoint", "/nullderef"]);
+        let out = Command::new(selkie_bin()).args(["run", "--emulate", &img.reference()]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(": fault: write to unmapped memory at pc 0x") && err.contains("address 0x0"), "{err}");
+    }
 }
 
 #[test]
