@@ -43,10 +43,11 @@ pub struct Prepared {
     pub ids: (u32, u32),
 }
 
-/// Reads one regular file's content from its layer (for files pass 1 did not capture).
+/// Reads one regular file's content from its layer (for files pass 1 did not capture; the
+/// layer was verified by pass 1).
 fn read_entry(image: &Image, src: (u32, u32), limit: u64) -> Result<Vec<u8>> {
     let mut out = None;
-    rootfs::layer::for_each_entry(image, &image.layers[src.0 as usize], |idx, e| {
+    rootfs::layer::for_each_entry_verified_before(image, &image.layers[src.0 as usize], |idx, e| {
         if idx == src.1 {
             if e.size() > limit {
                 bail!("file is larger than {limit} bytes");

@@ -11,7 +11,7 @@ pub mod tree;
 
 use crate::source::Image;
 use anyhow::{bail, Context, Result};
-use layer::{for_each_entry, Flow};
+use layer::{for_each_entry, for_each_entry_verified_before, Flow};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use tree::{clean, Inode, Kind, Meta, NodeId, PathError, Tree, ROOT};
@@ -212,7 +212,7 @@ fn cpio_name(tree: &Tree, id: NodeId) -> String {
     }
 }
 
-/// Pass 2: writes the flattened tree as a newc cpio. `replace` gives new contents for some
+/// Pass 2: writes the flattened tree as a newc cpio; `image` must have passed [`scan`]. `replace` gives new contents for some
 /// inodes (the rewritten entrypoint binary). Output order is deterministic: every
 /// non-regular node in sorted depth-first order, then regular files in layer order.
 pub fn write_cpio<W: Write>(
@@ -260,7 +260,7 @@ pub fn write_cpio<W: Write>(
     for (l, wanted) in by_layer {
         let layer = &image.layers[l as usize];
         let last = *wanted.keys().next_back().expect("non-empty");
-        for_each_entry(image, layer, |idx, e| {
+        for_each_entry_verified_before(image, layer, |idx, e| {
             if let Some((inode_id, names)) = wanted.get(&idx) {
                 let inode = &tree.inodes[*inode_id];
                 ino += 1;

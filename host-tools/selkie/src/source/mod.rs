@@ -96,6 +96,12 @@ impl Image {
         })
     }
 
+    /// Opens layer `l`'s blob without checking it: only for a pass over a layer that an
+    /// earlier pass verified.
+    pub fn open_layer_unverified(&self, l: &Layer) -> Result<Box<dyn Read + Send + '_>> {
+        self.source.open(&l.locator).with_context(|| self.layer_label(l))
+    }
+
     /// The image's runtime config (Entrypoint, Cmd, Env, ...), if it has one.
     pub fn runtime_config(&self) -> Option<&oci_spec::image::Config> {
         self.config.config().as_ref()
