@@ -17,9 +17,11 @@ build: deps
 
 test: deps
 	$(CARGO) test --release --workspace --no-fail-fast
+	$(CARGO) build --release --manifest-path fuzz/Cargo.toml
 
 bench: deps
-	$(CARGO) run --release -p selkie-bench --
+	$(CARGO) build --release -p selkie -p selkie-bench
+	target/release/selkie-bench
 
 run-qemu: deps
 	@echo "make run-qemu: not yet available (the root server is issue 4)"; exit 2
