@@ -139,7 +139,7 @@ impl<'a> Shim<'a> {
             None => {
                 if self.logged.insert(nr) {
                     log::warn!(
-                        "unserviced syscall {} ({}), args {:#x?}: -ENOSYS",
+                        "unserviced syscall {} ({}), args {:x?}: -ENOSYS",
                         nr,
                         sys::nr::name(nr),
                         a

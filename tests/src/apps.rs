@@ -176,3 +176,31 @@ pub fn shell_status(s: &std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
 }
+
+/// Debian's busybox-static for arm64: a stripped, static glibc binary. Fetched once with
+/// `apt-get download busybox-static:arm64` (needs the arm64 architecture added) into
+/// target/test-apps; `None` with one line printed when that is not possible.
+pub fn busybox_arm64() -> Option<PathBuf> {
+    let out = out_dir().join("busybox");
+    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if out.exists() {
+        return Some(out);
+    }
+    if !have("apt-get") || !have("dpkg-deb") {
+        eprintln!("SKIP: apt-get/dpkg-deb missing: cannot fetch busybox-static:arm64");
+        return None;
+    }
+    let tmp = tempfile::tempdir().ok()?;
+    let dl = Command::new("apt-get").args(["download", "-q", "busybox-static:arm64"]).current_dir(tmp.path()).output().ok()?;
+    let deb = fs::read_dir(tmp.path()).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
+    let Some(deb) = deb else {
+        eprintln!(
+            "SKIP: apt-get download busybox-static:arm64 failed (dpkg --add-architecture arm64; apt-get update): {}",
+            String::from_utf8_lossy(&dl.stderr).trim()
+        );
+        return None;
+    };
+    check(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.path().join("x")));
+    fs::copy(tmp.path().join("x/bin/busybox"), &out).ok()?;
+    Some(out)
+}

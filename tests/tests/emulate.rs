@@ -2,7 +2,7 @@
 //! image's rootfs as umoci unpacks it) and under `selkie run --emulate` on the same OCI
 //! image: stdout and exit status must be identical.
 
-use selkie_tests::apps::{c_app, populate, reference, rust_app, shell_status, Link};
+use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, shell_status, Link};
 use selkie_tests::oci::OciImage;
 use selkie_tests::tools::{selkie_bin, skip_without};
 use std::path::Path;
@@ -139,5 +139,23 @@ fn rust_app_matches_linux() {
     if status >= 0 {
         assert_eq!(status, 7);
         assert!(out.contains("hashmap sum 499500"), "{out}");
+    }
+}
+
+#[test]
+fn stripped_glibc_busybox_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = busybox_arm64() else { return };
+    let runs: [&[&str]; 4] = [
+        &["cat", "/foo.txt", "/data/link-a", "/data/sub/up-foo"],
+        &["ls", "-1R", "/data"],
+        &["md5sum", "/data/a.txt", "/data/hard.txt"],
+        &["stat", "-c", "%n %s %a %h %F", "/data/a.txt", "/data/hard.txt", "/data/sub", "/data/link-a"],
+    ];
+    for cmd in runs {
+        let (out, status) = compare("busybox", &bin, cmd, &[]);
+        assert!(status <= 0, "busybox {cmd:?}: status {status}\n{out}");
     }
 }
