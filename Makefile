@@ -16,8 +16,8 @@ build: deps
 	$(CARGO) build --release --workspace
 
 test: deps
-	$(CARGO) test --release --workspace --no-fail-fast
 	$(CARGO) build --release --manifest-path fuzz/Cargo.toml
+	$(CARGO) test --release --workspace --no-fail-fast
 
 bench: deps
 	$(CARGO) build --release -p selkie -p selkie-bench
