@@ -7,6 +7,7 @@
 //! - [`elf`] checks the entrypoint and plans its resources; [`syscalls`] rewrites its `svc`s.
 //! - [`pack`] and [`inspect`] are the commands.
 
+pub mod boot;
 pub mod digest;
 pub mod elf;
 pub mod inspect;

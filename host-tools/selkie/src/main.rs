@@ -29,12 +29,16 @@ enum Cmd {
         images: Vec<String>,
         #[arg(long, value_enum, default_value = "bundle")]
         format: Format,
-        /// Output directory (bundle).
+        /// Output directory (bundle), or the bootable image file (seL4 --platform).
         #[arg(short, long)]
         output: PathBuf,
-        /// Image platform os/arch[/variant] (default linux/arm64).
+        /// Image platform os/arch[/variant] (default linux/arm64), or, without a '/', an seL4
+        /// platform (qemu-arm-virt, ...): then the output is a bootable image for it.
         #[arg(long)]
         platform: Option<String>,
+        /// The built root-server ELF (seL4 platforms; default: the build dir's, see root-server/build.sh).
+        #[arg(long)]
+        root_server: Option<PathBuf>,
         /// Keep every device node and fifo, not only null, zero, full, random, urandom, tty, console.
         #[arg(long)]
         keep_devices: bool,
@@ -87,8 +91,23 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Pack { images, format, output, platform, keep_devices, name } => {
+        Cmd::Pack { images, format, output, platform, root_server, keep_devices, name } => {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
+            if let Some(sel4_platform) = platform.as_deref().filter(|p| !p.contains('/')) {
+                let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name };
+                let boot = selkie::boot::BootOptions {
+                    platform: sel4_platform.to_string(),
+                    root_server: root_server.or_else(selkie::boot::default_root_server).ok_or_else(|| {
+                        anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
+                    })?,
+                    sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
+                        anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {sel4_platform} (see DEVELOPERS.md)")
+                    })?,
+                };
+                let names = selkie::boot::pack_image(&refs, &opts, &boot, &output)?;
+                eprintln!("packed {} into {} for {sel4_platform}", names.join(", "), output.display());
+                return Ok(());
+            }
             let opts = PackOptions { platform: image_platform(platform.as_deref())?, keep_devices, args: None, name };
             match format {
                 Format::Bundle => {

@@ -1,0 +1,232 @@
+//! `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`: a bootable seL4 image.
+//!
+//! 1. The apps' bundle (manifest.json, each rootfs cpio and trap table, by the names the
+//!    manifest uses) is written as one newc cpio.
+//! 2. It is embedded into the root-server ELF as a new read-only PT_LOAD segment placed
+//!    right after the image, and the root server's `SELKIE_BUNDLE` symbol is patched with
+//!    its address and length. The new segment's program header replaces PT_GNU_STACK.
+//! 3. The seL4 kernel loader's add-payload tool (from `SEL4_PREFIX`) combines kernel,
+//!    DTB and root server into the image QEMU or a board boots.
+
+use crate::pack::{self, PackOptions};
+use crate::reference::ImageRef;
+use anyhow::{bail, ensure, Context, Result};
+use object::elf::{self, FileHeader64, ProgramHeader64};
+use object::read::elf::{FileHeader as _, ProgramHeader as _};
+use object::{LittleEndian as LE, Object, ObjectSymbol, U32, U64};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// seL4 platforms selkie has kernel configs for; see `platforms/`.
+pub const PLATFORMS: &[&str] = &["qemu-arm-virt", "raspi4b", "imx8mp-evk"];
+
+/// The symbol the root server reads the bundle's location from (see root-server/src/kernel.rs).
+pub const BUNDLE_SYMBOL: &str = "SELKIE_BUNDLE";
+const BUNDLE_MAGIC: &[u8; 8] = b"SELKIEBD";
+const PAGE: u64 = 4096;
+
+pub struct BootOptions {
+    /// seL4 platform name (`qemu-arm-virt`, ...).
+    pub platform: String,
+    /// The built root-server ELF.
+    pub root_server: PathBuf,
+    /// Installed seL4 (kernel, loader, add-payload tool).
+    pub sel4_prefix: PathBuf,
+}
+
+/// Where `root-server/build.sh` leaves the root server, relative to the `selkie` binary's
+/// target dir (target/<profile>/selkie -> target/root-server/aarch64-sel4/release/).
+pub fn default_root_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SELKIE_ROOT_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let target = exe.parent()?.parent()?;
+    let p = target.join("root-server/aarch64-sel4/release/selkie-root-server.elf");
+    p.exists().then_some(p)
+}
+
+/// Checks that `prefix` is an installed seL4 for `platform`; says what is missing otherwise.
+pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
+    let need = ["bin/kernel.elf", "bin/sel4-kernel-loader", "bin/sel4-kernel-loader-add-payload", "libsel4/include/kernel/gen_config.json"];
+    for n in need {
+        let p = prefix.join(n);
+        ensure!(
+            p.exists(),
+            "SEL4_PREFIX={} has no {n}: install seL4 16.0.0 and rust-sel4 v5.0.0's loader there (see DEVELOPERS.md)",
+            prefix.display()
+        );
+    }
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(prefix.join("libsel4/include/kernel/gen_config.json"))?)
+        .context("parsing gen_config.json")?;
+    let plat = cfg.get("PLAT").and_then(|v| v.as_str()).unwrap_or("");
+    ensure!(plat == platform, "SEL4_PREFIX={} is a kernel for {plat:?}, not {platform:?}", prefix.display());
+    Ok(())
+}
+
+/// Writes the bundle cpio for prepared apps.
+pub fn bundle(prepared: &[pack::Prepared]) -> Result<Vec<u8>> {
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut apps = Vec::new();
+    for p in prepared {
+        let (rootfs, traps) = pack::member_names(p, prepared.len());
+        let traps = (!p.traps.is_empty()).then_some(traps);
+        apps.push(p.app(&rootfs, traps.as_deref())?);
+        members.push((rootfs, p.write_rootfs(Vec::new())?));
+        if let Some(t) = traps {
+            members.push((t, p.trap_table()));
+        }
+    }
+    let manifest = crate::runtime::manifest(apps)?;
+    members.insert(0, ("manifest.json".into(), serde_json::to_vec_pretty(&manifest)?));
+    let mut out = Vec::new();
+    for (i, (name, data)) in members.iter().enumerate() {
+        let len = u32::try_from(data.len()).with_context(|| format!("{name} is larger than 4 GiB"))?;
+        let mut w = cpio::newc::Builder::new(name).ino(i as u32 + 1).mode(0o100644).nlink(1).write(&mut out, len);
+        w.write_all(data)?;
+        w.finish()?;
+    }
+    cpio::newc::trailer(&mut out)?;
+    Ok(out)
+}
+
+fn page_up(x: u64) -> u64 {
+    (x + PAGE - 1) & !(PAGE - 1)
+}
+
+/// Embeds `bundle` into the root-server ELF `root` (see the module doc).
+pub fn embed(root: &[u8], bundle: &[u8]) -> Result<Vec<u8>> {
+    let e = LE;
+    let hdr = FileHeader64::<LE>::parse(root).context("the root server is not a 64-bit little-endian ELF")?;
+    ensure!(hdr.e_machine(e) == elf::EM_AARCH64, "the root server is not an aarch64 ELF");
+    let phdrs = hdr.program_headers(e, root).context("reading program headers")?;
+    let file = object::File::parse(root).context("parsing the root server")?;
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(BUNDLE_SYMBOL))
+        .with_context(|| format!("the root server has no {BUNDLE_SYMBOL} symbol (was it stripped?)"))?;
+    let sym_addr = sym.address();
+    let sym_off = phdrs
+        .iter()
+        .filter(|p| p.p_type(e) == elf::PT_LOAD)
+        .find(|p| sym_addr >= p.p_vaddr(e) && sym_addr + 24 <= p.p_vaddr(e) + p.p_filesz(e))
+        .map(|p| (p.p_offset(e) + sym_addr - p.p_vaddr(e)) as usize)
+        .context("the bundle symbol is not in a loaded, file-backed segment")?;
+    ensure!(
+        &root[sym_off..sym_off + 8] == BUNDLE_MAGIC,
+        "{BUNDLE_SYMBOL} does not hold the expected magic: already packed, or a different root server"
+    );
+    ensure!(root[sym_off + 8..sym_off + 24].iter().all(|&b| b == 0), "this root server already holds a bundle");
+    let end = phdrs
+        .iter()
+        .filter(|p| p.p_type(e) == elf::PT_LOAD)
+        .map(|p| p.p_vaddr(e) + p.p_memsz(e))
+        .max()
+        .context("the root server has no PT_LOAD")?;
+    let vaddr = page_up(end);
+
+    // The root server's runtime reads its program headers from memory right after the ELF
+    // header, so the table cannot move or grow: the bundle's PT_LOAD takes the place of
+    // PT_GNU_STACK, which means nothing on seL4.
+    let slot = phdrs
+        .iter()
+        .position(|p| p.p_type(e) == elf::PT_GNU_STACK)
+        .context("the root server has no PT_GNU_STACK entry to turn into the bundle's segment")?;
+    let mut out = root.to_vec();
+    out.resize(page_up(out.len() as u64) as usize, 0);
+    let offset = out.len() as u64;
+    out.extend_from_slice(bundle);
+    let len = bundle.len() as u64;
+    let ph = ProgramHeader64::<LE> {
+        p_type: U32::new(e, elf::PT_LOAD),
+        p_flags: U32::new(e, elf::PF_R),
+        p_offset: U64::new(e, offset),
+        p_vaddr: U64::new(e, vaddr),
+        p_paddr: U64::new(e, vaddr),
+        p_filesz: U64::new(e, len),
+        p_memsz: U64::new(e, len),
+        p_align: U64::new(e, PAGE),
+    };
+    let at = hdr.e_phoff(e) as usize + slot * usize::from(hdr.e_phentsize(e));
+    out[at..at + 56].copy_from_slice(object::pod::bytes_of(&ph));
+    out[sym_off + 8..sym_off + 16].copy_from_slice(&vaddr.to_le_bytes());
+    out[sym_off + 16..sym_off + 24].copy_from_slice(&len.to_le_bytes());
+    Ok(out)
+}
+
+/// Runs the loader's add-payload tool.
+pub fn add_payload(prefix: &Path, app: &Path, out: &Path) -> Result<()> {
+    let tool = prefix.join("bin/sel4-kernel-loader-add-payload");
+    let st = Command::new(&tool)
+        .arg("--loader")
+        .arg(prefix.join("bin/sel4-kernel-loader"))
+        .arg("--sel4-prefix")
+        .arg(prefix)
+        .arg("--app")
+        .arg(app)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !st.success() {
+        bail!("{} failed ({st})", tool.display());
+    }
+    Ok(())
+}
+
+/// `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`.
+pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
+    ensure!(
+        PLATFORMS.contains(&boot.platform.as_str()),
+        "unknown seL4 platform {:?} (known: {})",
+        boot.platform,
+        PLATFORMS.join(", ")
+    );
+    check_prefix(&boot.sel4_prefix, &boot.platform)?;
+    let root = std::fs::read(&boot.root_server).with_context(|| {
+        format!("reading the root server {} (build it with root-server/build.sh, or pass --root-server)", boot.root_server.display())
+    })?;
+    let prepared = pack::prepare_all(refs, opts)?;
+    let b = bundle(&prepared)?;
+    let elf = embed(&root, &b).with_context(|| format!("embedding the bundle into {}", boot.root_server.display()))?;
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".selkie-root-").suffix(".elf").tempfile_in(dir)?;
+    tmp.write_all(&elf)?;
+    tmp.flush()?;
+    add_payload(&boot.sel4_prefix, tmp.path(), out)?;
+    Ok(prepared.iter().map(|p| p.name.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal aarch64 ELF with one PT_LOAD holding the bundle symbol.
+    fn tiny_root() -> Vec<u8> {
+        use object::write::{Object as W, StandardSection, Symbol, SymbolSection};
+        let mut o = W::new(object::BinaryFormat::Elf, object::Architecture::Aarch64, object::Endianness::Little);
+        let sec = o.section_id(StandardSection::ReadOnlyData);
+        let mut data = BUNDLE_MAGIC.to_vec();
+        data.extend_from_slice(&[0; 16]);
+        let off = o.append_section_data(sec, &data, 8);
+        o.add_symbol(Symbol {
+            name: BUNDLE_SYMBOL.as_bytes().to_vec(),
+            value: off,
+            size: 24,
+            kind: object::SymbolKind::Data,
+            scope: object::SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Section(sec),
+            flags: object::SymbolFlags::None,
+        });
+        o.write().unwrap()
+    }
+
+    #[test]
+    fn refuses_objects_without_segments() {
+        // A relocatable object has no PT_LOAD: embedding must fail with a reason.
+        let err = embed(&tiny_root(), b"bundle").unwrap_err();
+        assert!(format!("{err:#}").contains("segment"), "{err:#}");
+    }
+}
