@@ -221,7 +221,7 @@ impl MemoryMap {
             return Err(EINVAL);
         }
         let addr = if fixed {
-            if hint % PAGE != 0 {
+            if !hint.is_multiple_of(PAGE) {
                 return Err(EINVAL);
             }
             let end = hint.checked_add(len).ok_or(ENOMEM)?;
@@ -256,7 +256,7 @@ impl MemoryMap {
     }
 
     pub fn unmap(&mut self, aspace: &mut dyn AddressSpace, start: u64, len: u64) -> SysResult<()> {
-        if start % PAGE != 0 || len == 0 {
+        if !start.is_multiple_of(PAGE) || len == 0 {
             return Err(EINVAL);
         }
         let end = start.checked_add(page_up(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
@@ -269,7 +269,7 @@ impl MemoryMap {
     }
 
     pub fn protect(&mut self, aspace: &mut dyn AddressSpace, start: u64, len: u64, prot: Prot) -> SysResult<()> {
-        if start % PAGE != 0 {
+        if !start.is_multiple_of(PAGE) {
             return Err(EINVAL);
         }
         let end = start.checked_add(page_up(len).ok_or(ENOMEM)?).ok_or(ENOMEM)?;
@@ -290,7 +290,7 @@ impl MemoryMap {
     /// `mremap(2)`: grows in place when the pages after are free, or moves (copying the
     /// bytes) when allowed. Shrinking unmaps the tail.
     pub fn remap(&mut self, mem: &mut dyn Memory, old: u64, old_len: u64, new_len: u64, may_move: bool) -> SysResult<u64> {
-        if old % PAGE != 0 {
+        if !old.is_multiple_of(PAGE) {
             return Err(EINVAL);
         }
         let old_len = page_up(old_len).ok_or(EINVAL)?;

@@ -44,7 +44,7 @@ impl GuestMemory for FakePlatform {
 
 impl AddressSpace for FakePlatform {
     fn map(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
-        if start % 4096 != 0 || len % 4096 != 0 || len == 0 || self.mapped_bytes() + len > self.map_budget {
+        if !start.is_multiple_of(4096) || !len.is_multiple_of(4096) || len == 0 || self.mapped_bytes() + len > self.map_budget {
             return Err(EINVAL);
         }
         if self.mapped.iter().any(|&(s, l, _)| s < start + len && start < s + l) {

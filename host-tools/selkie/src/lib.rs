@@ -1,13 +1,13 @@
 //! selkie: OCI images in, seL4 apps out.
 //!
-//! - [`reference`] and [`source`] read images (OCI layouts, docker archives) and verify
-//!   every blob; [`platform`] picks the manifest for a platform.
+//! - [`reference`] and [`source`] read images (OCI layouts, docker archives, registries
+//!   through the [`cache`]) and verify every blob; [`platform`] picks the manifest for a platform.
 //! - [`rootfs`] flattens layers into a newc cpio without extracting anything to disk.
 //! - [`runtime`] turns the image config into the container manifest's app entry.
 //! - [`elf`] checks the entrypoint and plans its resources; [`syscalls`] rewrites its `svc`s.
 //! - [`pack`] and [`inspect`] are the commands.
 
-pub mod boot;
+pub mod cache;
 pub mod digest;
 pub mod elf;
 pub mod inspect;

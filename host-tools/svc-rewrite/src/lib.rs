@@ -71,7 +71,7 @@ pub fn encode_traps(traps: &[u64]) -> Vec<u8> {
 
 /// Parses a trap table; `None` when its length is not a multiple of 8 or it is unsorted.
 pub fn decode_traps(bytes: &[u8]) -> Option<Vec<u64>> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return None;
     }
     let v: Vec<u64> = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();

@@ -97,7 +97,7 @@ pub fn mremap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
 }
 
 pub fn madvise<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
-    if a[0] % PAGE != 0 {
+    if !a[0].is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
     if a[2] == MADV_DONTNEED {

@@ -65,7 +65,7 @@ pub fn get_robust_list<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) 
 }
 
 pub fn sched_getaffinity<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
-    if a[1] < 8 || a[1] % 8 != 0 {
+    if a[1] < 8 || !a[1].is_multiple_of(8) {
         return Err(EINVAL);
     }
     env.write_u64(a[2], 1)?;
@@ -118,7 +118,7 @@ pub fn prlimit<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
 
 pub fn getrusage<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let who = a[0] as i32;
-    if !matches!(who, 0 | -1 | 1) {
+    if !matches!(who, -1..=1) {
         return Err(EINVAL);
     }
     let mut b = [0u8; 144];
