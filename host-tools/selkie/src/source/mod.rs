@@ -5,6 +5,7 @@
 mod docker_archive;
 mod memory;
 mod oci_layout;
+pub mod registry;
 
 use crate::digest::{read_verified, Digest, VerifyingReader};
 use crate::platform::Platform;
@@ -64,9 +65,7 @@ impl Image {
             ImageRef::DockerArchive { file, tag } => {
                 docker_archive::open(reference, file, tag.as_deref(), platform)
             }
-            ImageRef::Registry { .. } => {
-                bail!("{reference}: registry sources are not available in this build yet")
-            }
+            ImageRef::Registry { reference: r } => registry::open(reference, r, platform),
         }
         .with_context(|| format!("reading image {reference}"))?;
         let (os, arch) = (img.config.os().to_string(), img.config.architecture().to_string());
@@ -166,7 +165,7 @@ pub(crate) fn fetch_verified(src: &dyn BlobSource, d: &Descriptor, what: &str, l
     Ok((digest, bytes))
 }
 
-fn is_index(media_type: &str, bytes: &[u8]) -> bool {
+pub(crate) fn is_index(media_type: &str, bytes: &[u8]) -> bool {
     if media_type.contains("index") || media_type.contains("manifest.list") {
         return true;
     }
