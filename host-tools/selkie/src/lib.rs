@@ -5,8 +5,10 @@
 //! - [`rootfs`] flattens layers into a newc cpio without extracting anything to disk.
 //! - [`runtime`] turns the image config into the container manifest's app entry.
 //! - [`elf`] checks the entrypoint and plans its resources; [`syscalls`] rewrites its `svc`s.
-//! - [`pack`] and [`inspect`] are the commands.
+//! - [`pack`] and [`inspect`] are the commands; [`transfer`] pulls and pushes images and
+//!   bootable seL4 images through registries.
 
+pub mod boot;
 pub mod cache;
 pub mod digest;
 pub mod elf;
@@ -19,3 +21,4 @@ pub mod rootfs;
 pub mod runtime;
 pub mod source;
 pub mod syscalls;
+pub mod transfer;

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "selkie", version, about = "Pack OCI images into bootable seL4 images")]
 struct Cli {
+    /// Talk plain HTTP to every registry (loopback registries always get it).
+    #[arg(long, global = true)]
+    plain_http: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -67,6 +70,47 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Pull an image (index resolved to --platform) into an OCI layout, or a bootable seL4
+    /// image artifact into a file.
+    Pull {
+        /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
+        image: String,
+        /// oci:DIR[:TAG], or a file for a bootable seL4 image.
+        #[arg(short, long)]
+        output: String,
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Push an image (oci:DIR[:TAG], docker-archive:FILE) or a bootable seL4 image (ELF file)
+    /// to docker://HOST[:PORT]/REPO[:TAG]. Prints the pushed manifest's digest.
+    Push {
+        source: String,
+        destination: String,
+        /// Bootable image: the seL4 platform it boots on. Image: the os/arch to pick when
+        /// the layout has several untagged entries.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Bootable image: the seL4 version it was built against.
+        #[arg(long, default_value = "16.0.0")]
+        sel4_version: String,
+        /// Bootable image: an app and the digest of the image it was packed from (repeatable).
+        #[arg(long = "app", value_name = "NAME=sha256:…")]
+        apps: Vec<String>,
+        /// Bootable image: the container manifest.json, stored as the artifact's config.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// The blob cache of registry pulls.
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCmd {
+    /// Remove every cached blob.
+    Prune,
 }
 
 fn image_platform(p: Option<&str>) -> Result<Platform> {
@@ -90,6 +134,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    selkie::source::registry::set_plain_http(cli.plain_http);
     match cli.cmd {
         Cmd::Pack { images, format, output, platform, root_server, keep_devices, name } => {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
@@ -143,6 +188,29 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", selkie::inspect::render(&report));
             }
+        }
+        Cmd::Pull { image, output, platform } => {
+            let r = match ImageRef::parse(&image)? {
+                ImageRef::Registry { reference } => reference,
+                _ => anyhow::bail!("{image}: pull takes docker://HOST[:PORT]/REPO[:TAG|@DIGEST]"),
+            };
+            let msg = selkie::transfer::pull(&r, &image_platform(platform.as_deref())?, &output)?;
+            eprintln!("{msg}");
+        }
+        Cmd::Push { source, destination, platform, sel4_version, apps, manifest } => {
+            let ImageRef::Registry { reference } = ImageRef::parse(&destination)? else {
+                anyhow::bail!("{destination}: push goes to docker://HOST[:PORT]/REPO[:TAG]");
+            };
+            let image_platform = image_platform(platform.as_deref().filter(|p| p.contains('/')))?;
+            let art = selkie::transfer::ArtifactOptions { platform, sel4_version, apps, manifest };
+            let d = selkie::transfer::push(&source, &reference, &image_platform, &art)?;
+            eprintln!("pushed {source} to {destination}");
+            println!("{d}");
+        }
+        Cmd::Cache { cmd: CacheCmd::Prune } => {
+            let cache = selkie::cache::Cache::open()?;
+            let (n, bytes) = cache.prune()?;
+            eprintln!("removed {n} blobs ({bytes} bytes) from {}", cache.root().display());
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 use std::io::Read;
 
 pub use docker_archive::DockerArchive;
-pub use oci_layout::OciLayout;
+pub use oci_layout::{top_descriptor, OciLayout};
 pub use memory::MemorySource;
 
 /// Largest manifest or index accepted.

@@ -32,6 +32,16 @@ impl BlobSource for OciLayout {
 }
 
 pub(super) fn open(reference: &ImageRef, dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
+    let top = top_descriptor(dir, tag, platform)?;
+    let src = OciLayout::new(dir);
+    let (manifest_digest, manifest) = resolve_manifest(&src, &top, platform)?;
+    let (config_digest, config_raw) = fetch_verified(&src, manifest.config(), "config", CONFIG_LIMIT)?;
+    let layers = manifest_layers(&manifest)?;
+    Image::new(reference, Some(manifest_digest), config_digest, config_raw, layers, Box::new(src))
+}
+
+/// The descriptor `index.json` has for `tag` (or its only entry, or the one for `platform`).
+pub fn top_descriptor(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<oci_spec::image::Descriptor> {
     let layout_file = dir.join("oci-layout");
     if !layout_file.is_file() {
         bail!("{} is not an OCI image layout (no oci-layout file)", dir.display());
@@ -60,9 +70,5 @@ pub(super) fn open(reference: &ImageRef, dir: &Path, tag: Option<&str>, platform
                 .with_context(|| format!("{} (give a tag as oci:DIR:TAG)", index_path.display()))?,
         },
     };
-    let src = OciLayout::new(dir);
-    let (manifest_digest, manifest) = resolve_manifest(&src, &top, platform)?;
-    let (config_digest, config_raw) = fetch_verified(&src, manifest.config(), "config", CONFIG_LIMIT)?;
-    let layers = manifest_layers(&manifest)?;
-    Image::new(reference, Some(manifest_digest), config_digest, config_raw, layers, Box::new(src))
+    Ok(top)
 }

@@ -302,8 +302,14 @@ impl Registry {
         w.finish()
     }
 
-    /// Uploads `bytes` as blob `d` unless the repository has it already.
-    pub fn push_blob(&self, d: &Digest, bytes: Vec<u8>) -> Result<()> {
+    /// The reference's tag, if it has one.
+    pub fn tag(&self) -> Option<&str> {
+        self.reference.tag()
+    }
+
+    /// Uploads blob `d` (its bytes from `read`, which checks them) unless the repository has
+    /// it already.
+    pub fn push_blob(&self, d: &Digest, read: impl FnOnce() -> Result<Vec<u8>>) -> Result<()> {
         let exists = self
             .rt
             .block_on(self.client.blob_exists(&self.reference, &d.to_string()))
@@ -311,6 +317,7 @@ impl Registry {
         if exists {
             return Ok(());
         }
+        let bytes = read()?;
         let pb = crate::progress::bar(bytes.len() as u64, &short(d), true);
         self.rt
             .block_on(self.client.push_blob(&self.reference, bytes, &d.to_string()))
@@ -345,11 +352,17 @@ fn short(d: &Digest) -> String {
 
 /// A descriptor for manifest bytes, with the media type they declare.
 pub(crate) fn descriptor_of(digest: &Digest, bytes: &[u8]) -> Descriptor {
-    let mt = serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(String::from))
-        .unwrap_or_default();
-    let media_type = if mt.is_empty() { MediaType::Other(String::new()) } else { MediaType::from(mt.as_str()) };
+    let v = serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_default();
+    // Without a mediaType field, what the document holds says which kind it is.
+    let mt = match v.get("mediaType").and_then(|m| m.as_str()) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ if v.get("manifests").is_some() => "application/vnd.oci.image.index.v1+json".into(),
+        _ if v["config"]["mediaType"].as_str().is_some_and(|m| m.contains("docker")) => {
+            "application/vnd.docker.distribution.manifest.v2+json".into()
+        }
+        _ => "application/vnd.oci.image.manifest.v1+json".into(),
+    };
+    let media_type = MediaType::from(mt.as_str());
     Descriptor::new(media_type, bytes.len() as u64, oci_spec::image::Digest::try_from(digest.to_string()).expect("valid digest"))
 }
 
