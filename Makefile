@@ -23,8 +23,25 @@ bench: deps
 	$(CARGO) build --release -p selkie -p selkie-bench
 	target/release/selkie-bench
 
+# make run-qemu: builds the root server (root-server/build.sh, against SEL4_PREFIX), the
+# built-in demo (demo/hello: the seed's hello as an OCI image, built by buildah from its
+# Dockerfile), packs it for $(PLATFORM) and boots it under QEMU (qemu/$(PLATFORM)).
+BUILD ?= build
+BUILDAH = buildah --storage-driver vfs --root $(CURDIR)/$(BUILD)/containers/root --runroot $(CURDIR)/$(BUILD)/containers/run
+DEMO = $(BUILD)/demo
+
 run-qemu: deps
-	@echo "make run-qemu: not yet available (the root server is issue 4)"; exit 2
+	@qemu/check-sel4 $(PLATFORM)
+	@mkdir -p $(DEMO)
+	root-server/build.sh > $(BUILD)/root-server.path
+	$(CARGO) build --release -p selkie
+	aarch64-linux-musl-gcc -static -O2 -o $(DEMO)/hello demo/hello/hello.c
+	cp demo/hello/foo.txt demo/hello/bar.txt demo/hello/Dockerfile $(DEMO)/
+	$(BUILDAH) bud --isolation chroot -q --platform linux/arm64 -t selkie-demo-hello $(DEMO)
+	rm -rf $(DEMO)/oci && $(BUILDAH) push -q selkie-demo-hello oci:$(DEMO)/oci:latest
+	target/release/selkie pack oci:$(DEMO)/oci:latest --name hello --platform $(PLATFORM) \
+		--root-server $$(cat $(BUILD)/root-server.path) -o $(BUILD)/image-$(PLATFORM).elf
+	qemu/$(PLATFORM) $(BUILD)/image-$(PLATFORM).elf
 
 clean:
 	$(CARGO) clean

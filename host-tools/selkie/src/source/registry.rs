@@ -170,23 +170,31 @@ impl Registry {
         format!("docker://{}", self.name)
     }
 
+    /// The registry said 401: which credentials it rejected, or where none were found.
+    fn auth_error(&self, e: &OciDistributionError) -> anyhow::Error {
+        match &self.auth_from {
+            AuthFrom::File(f, who) => anyhow!(
+                "{}: the registry rejected the credentials ({who} from {}): {e}",
+                self.display(),
+                f.display()
+            ),
+            AuthFrom::None(files) => anyhow!(
+                "{}: the registry needs credentials and none were found for {} in {}: {e}",
+                self.display(),
+                self.reference.registry(),
+                files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
     /// Turns a client error into one that says what failed and, for auth, why.
     fn explain(&self, e: OciDistributionError) -> anyhow::Error {
+        // Some calls (blob_exists) report a 401 as a plain HTTP error.
+        let unauthorized = e.to_string().contains("401 Unauthorized");
         match &e {
+            _ if unauthorized => self.auth_error(&e),
             OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-                match &self.auth_from {
-                    AuthFrom::File(f, who) => anyhow!(
-                        "{}: the registry rejected the credentials ({who} from {}): {e}",
-                        self.display(),
-                        f.display()
-                    ),
-                    AuthFrom::None(files) => anyhow!(
-                        "{}: the registry needs credentials and none were found for {} in {}: {e}",
-                        self.display(),
-                        self.reference.registry(),
-                        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-                    ),
-                }
+                self.auth_error(&e)
             }
             OciDistributionError::ImageManifestNotFoundError(_) => {
                 anyhow!("{}: no such repository or tag: {e}", self.display())
