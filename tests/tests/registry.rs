@@ -27,6 +27,14 @@ fn app_image(tmp: &Path) -> Option<OciImage> {
     Some(img)
 }
 
+/// The hello image, a registry, and skopeo's copy of the image there as apps/hello:v1.
+fn pushed_by_skopeo(tmp: &Path) -> Option<(OciImage, TestRegistry, SelkieEnv)> {
+    let img = app_image(tmp)?;
+    let reg = TestRegistry::start();
+    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    Some((img, reg, SelkieEnv::new()))
+}
+
 fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
@@ -43,10 +51,7 @@ fn skopeo_push_then_selkie_pull_and_pack_give_the_same_bundle() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(img) = app_image(tmp.path()) else { return };
-    let reg = TestRegistry::start();
-    let env = SelkieEnv::new();
-    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    let Some((img, reg, env)) = pushed_by_skopeo(tmp.path()) else { return };
     let original = pack(&env, &img.reference(), &tmp.path().join("from-oci"));
 
     // Straight from the registry.
@@ -159,10 +164,7 @@ fn a_second_pull_comes_from_the_cache() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(img) = app_image(tmp.path()) else { return };
-    let mut reg = TestRegistry::start();
-    let env = SelkieEnv::new();
-    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    let Some((img, mut reg, env)) = pushed_by_skopeo(tmp.path()) else { return };
     let proxy = Proxy::start(&reg.addr, None);
     let blobs = 1 + img.layer_digests().len();
 
@@ -199,10 +201,7 @@ fn unknown_repositories_and_tags_are_clear_errors_with_no_output() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(img) = app_image(tmp.path()) else { return };
-    let reg = TestRegistry::start();
-    let env = SelkieEnv::new();
-    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    let Some((_img, reg, env)) = pushed_by_skopeo(tmp.path()) else { return };
     for r in ["apps/nope:v1", "apps/hello:nope"] {
         let out = tmp.path().join("out");
         let (ok, _, err) = env.selkie(&["pull", &reg.reference(r), "-o", &format!("oci:{}:x", out.display())]);
@@ -253,10 +252,7 @@ fn a_blob_corrupted_in_transit_is_refused_and_never_cached() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let Some(img) = app_image(tmp.path()) else { return };
-    let reg = TestRegistry::start();
-    let env = SelkieEnv::new();
-    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    let Some((img, reg, env)) = pushed_by_skopeo(tmp.path()) else { return };
     let layer = img.layer_digests()[0].clone();
     let proxy = Proxy::start(&reg.addr, Some(&layer));
     let out = tmp.path().join("out");
