@@ -13,9 +13,12 @@ cd "$here"
     echo "root-server/build.sh: $SEL4_PREFIX/libsel4/include/kernel/gen_config.json is missing: SEL4_PREFIX is not an installed seL4" >&2
     exit 1
 }
+# Run from inside another cargo (tests), the caller's toolchain and flags must not leak in.
+unset RUSTUP_TOOLCHAIN RUSTC RUSTDOC RUSTC_WRAPPER RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_TARGET CARGO_MANIFEST_DIR
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
 profile=release
 [ "${1:-}" = "--debug" ] && profile=dev
-sel4_manifest=$(cargo metadata --format-version 1 2>/dev/null | python3 -c '
+sel4_manifest=$(cargo "+$toolchain" metadata --format-version 1 | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 print(next(p["manifest_path"] for p in d["packages"] if p["name"] == "sel4"))')
@@ -23,6 +26,6 @@ targets=$(dirname "$(dirname "$(dirname "$sel4_manifest")")")/support/targets
 [ -f "$targets/aarch64-sel4.json" ] || { echo "root-server/build.sh: no aarch64-sel4.json in $targets" >&2; exit 1; }
 target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server}
 RUST_TARGET_PATH=$targets CARGO_TARGET_DIR=$target_dir \
-    cargo build --profile "$profile" --target aarch64-sel4 -q 1>&2
+    cargo "+$toolchain" build --profile "$profile" --target aarch64-sel4 -q 1>&2
 dir=$profile; [ "$profile" = dev ] && dir=debug
 echo "$target_dir/aarch64-sel4/$dir/selkie-root-server.elf"

@@ -181,8 +181,15 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
     }
 }
 
-fn kill(g: &mut Global, app: &mut App, stats: &mut Stats, kind: &str, pc: u64, addr: u64) -> Next {
-    report!("{} killed: {kind}, pc {pc:#x}, fault address {addr:#x}", app.name);
+const SIGILL: u32 = 4;
+const SIGTRAP: u32 = 5;
+const SIGKILL: u32 = 9;
+const SIGSEGV: u32 = 11;
+const SIGSYS: u32 = 31;
+
+/// Ends an app after a fault: `[selkie] <app> killed by signal N (<kind>), pc .., fault address ..`.
+fn kill(g: &mut Global, app: &mut App, stats: &mut Stats, sig: u32, kind: &str, pc: u64, addr: u64) -> Next {
+    report!("{} killed by signal {sig} ({kind}), pc {pc:#x}, fault address {addr:#x}", app.name);
     app.destroy(g);
     stats.killed += 1;
     Next::Wait
@@ -201,7 +208,7 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
         LABEL_USER_EXCEPTION => {
             let pc = m[0];
             if !app.is_trap(pc) {
-                return kill(g, app, stats, "undefined instruction", pc, pc);
+                return kill(g, app, stats, SIGILL, "undefined instruction", pc, pc);
             }
             syscall(g, app, stats, pc)
         }
@@ -210,29 +217,29 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
             match app.fault_in(g, addr) {
                 Ok(true) => Next::Reply,
                 Ok(false) => {
-                    let kind = if prefetch != 0 { "instruction fetch fault (SIGSEGV)" } else { "data fault (SIGSEGV)" };
-                    kill(g, app, stats, kind, pc, addr)
+                    let kind = if prefetch != 0 { "instruction fetch fault" } else { "data fault" };
+                    kill(g, app, stats, SIGSEGV, kind, pc, addr)
                 }
-                Err(e) => kill(g, app, stats, &format!("out of memory mapping a page ({e})"), pc, addr),
+                Err(e) => kill(g, app, stats, SIGKILL, &format!("out of memory mapping a page: {e}"), pc, addr),
             }
         }
         LABEL_VCPU_FAULT => {
             let hsr = m[0];
             let pc = app.tcb.tcb_read_registers(false, 1).map(|r| *r.pc()).unwrap_or(0);
-            let kind = match hsr >> 26 {
-                0x3c => format!("breakpoint brk #{:#x} (SIGTRAP), HSR {hsr:#x}", hsr & 0xffff),
-                0x07 => format!("FP/SIMD trap, HSR {hsr:#x}"),
-                ec => format!("trap EC {ec:#x}, HSR {hsr:#x}"),
+            let (sig, kind) = match hsr >> 26 {
+                0x3c => (SIGTRAP, format!("breakpoint brk #{:#x}, HSR {hsr:#x}", hsr & 0xffff)),
+                0x07 => (SIGILL, format!("FP/SIMD trap, HSR {hsr:#x}")),
+                ec => (SIGILL, format!("trap EC {ec:#x}, HSR {hsr:#x}")),
             };
-            kill(g, app, stats, &kind, pc, 0)
+            kill(g, app, stats, sig, &kind, pc, 0)
         }
         LABEL_UNKNOWN_SYSCALL => {
             let (pc, x7) = (m[8], m[7]);
-            kill(g, app, stats, &format!("unrewritten svc (seL4 syscall {})", x7 as i64), pc, pc)
+            kill(g, app, stats, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
         }
-        LABEL_CAP_FAULT => kill(g, app, stats, "capability fault", m[0], m[1]),
-        0 => kill(g, app, stats, &format!("sent an seL4 message ({len} words)"), 0, 0),
-        l => kill(g, app, stats, &format!("fault label {l}"), m[0], 0),
+        LABEL_CAP_FAULT => kill(g, app, stats, SIGSEGV, "capability fault", m[0], m[1]),
+        0 => kill(g, app, stats, SIGSYS, &format!("sent an seL4 message of {len} words"), 0, 0),
+        l => kill(g, app, stats, SIGKILL, &format!("fault label {l}"), m[0], 0),
     }
 }
 
@@ -240,7 +247,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
     // pc, sp, spsr, x0..x8
     let mut regs = match app.tcb.tcb_read_registers(false, 12) {
         Ok(r) => r,
-        Err(e) => return kill(g, app, stats, &format!("reading registers failed ({e})"), pc, 0),
+        Err(e) => return kill(g, app, stats, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
     };
     let nr = *regs.gpr(8);
     let args = [0, 1, 2, 3, 4, 5].map(|i| *regs.gpr(i));
@@ -250,7 +257,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
             *regs.pc_mut() = pc + 4;
             // pc, sp, spsr, x0
             if let Err(e) = app.tcb.tcb_write_registers(false, 4, &mut regs) {
-                return kill(g, app, stats, &format!("writing registers failed ({e})"), pc, 0);
+                return kill(g, app, stats, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
             }
             Next::Reply
         }

@@ -5,4 +5,5 @@
 pub mod oci;
 pub mod registry;
 pub mod apps;
+pub mod sel4;
 pub mod tools;

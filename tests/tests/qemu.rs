@@ -1,0 +1,133 @@
+//! Test apps packed into bootable seL4 images and booted under QEMU (qemu-arm-virt): each
+//! app's console output and exit status must equal the Linux reference's
+//! (qemu-aarch64-static) and the emulated runner's (`selkie run --emulate`). Several apps
+//! share one image; a crashing app must not stop a healthy one.
+//! Skipped, with one line, when SEL4_PREFIX or rust-sel4 is unavailable.
+
+use selkie_tests::apps::{c_app, populate, reference, shell_status, Link};
+use selkie_tests::oci::OciImage;
+use selkie_tests::sel4::{self, Console};
+use selkie_tests::tools::{selkie_bin, skip_without};
+use std::path::Path;
+use std::process::Command;
+
+const BOOT_TIMEOUT: u32 = 180;
+const BIG_HEAP: [&str; 2] = ["--config.label", "org.selkie.app.heap_pages=32768"];
+
+/// An app image with its expected behaviour.
+struct Expect {
+    name: String,
+    image: String,
+    stdout: String,
+    status: i32,
+}
+
+fn ready() -> bool {
+    !skip_without(&["umoci", "qemu-aarch64-static", "aarch64-linux-musl-gcc"]) && sel4::available()
+}
+
+/// Builds an OCI image holding tests/apps/NAME.c as /NAME (standard tree, HELLO=WORLD, Cmd
+/// `cmd`), runs it under the Linux reference and the emulator, checks they agree, and
+/// returns what seL4 must print. `None` (one line printed) when the reference cannot run.
+fn app(dir: &Path, name: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
+    let bin = c_app(name, Link::Static)?;
+    let img = OciImage::new(&dir.join(format!("{name}-layout")), name);
+    img.layer(|r| populate(r, name, &bin));
+    let entry = format!("/{name}");
+    let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
+    for c in cmd {
+        cfg.extend(["--config.cmd", c]);
+    }
+    cfg.extend(extra);
+    img.config(&cfg);
+    let rootfs = img.umoci_unpack(&dir.join(format!("{name}-bundle")));
+    let (want, status) = reference(&rootfs, name, cmd, &[("HELLO", "WORLD")])?;
+    let want = String::from_utf8(want).expect("test apps print text");
+    let emu = Command::new(selkie_bin()).args(["run", "--emulate", &img.reference()]).output().expect("selkie run --emulate");
+    assert_eq!(String::from_utf8_lossy(&emu.stdout), want, "{name}: the emulator differs from Linux");
+    assert_eq!(shell_status(&emu.status), status, "{name}: the emulator's status differs from Linux");
+    Some(Expect { name: name.to_string(), image: img.reference(), stdout: want, status })
+}
+
+fn boot(dir: &Path, apps: &[&Expect]) -> Console {
+    let image = dir.join("image.elf");
+    sel4::pack(&apps.iter().map(|a| a.image.clone()).collect::<Vec<_>>(), &image);
+    let c = sel4::boot(&image, BOOT_TIMEOUT);
+    assert!(c.finished, "no final line within {BOOT_TIMEOUT} s:\n{}", c.text);
+    c
+}
+
+/// One app alone: its output must equal the reference's exactly.
+fn alone(name: &str, cmd: &[&str], extra: &[&str]) -> Option<(Expect, Console)> {
+    if !ready() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let e = app(tmp.path(), name, cmd, extra)?;
+    let c = boot(tmp.path(), &[&e]);
+    assert_eq!(c.app_output(), e.stdout, "{name}: seL4 console differs from Linux");
+    assert_eq!(c.status(name), Some(e.status), "{name}: status differs from Linux; reports: {:?}", c.reports());
+    assert!(c.reports().last().is_some_and(|l| l.starts_with("[selkie] all 1 apps done")), "{:?}", c.reports());
+    Some((e, c))
+}
+
+#[test]
+fn hello_boots_like_linux() {
+    let Some((e, c)) = alone("hello", &["hello_world", "test"], &[]) else { return };
+    assert_eq!(e.status, 0);
+    for line in ["argv[1] = hello_world", "argv[2] = test", "HELLO = WORLD", "/foo.txt: foo", "/bar.txt: bar"] {
+        assert!(c.text.lines().any(|l| l == line), "missing {line:?} in:\n{}", c.text);
+    }
+    assert!(c.reports().contains(&"[selkie] hello exited with status 0"), "{:?}", c.reports());
+}
+
+#[test]
+fn walker_boots_like_linux() {
+    let Some((_, c)) = alone("walker", &["/data"], &[]) else { return };
+    assert!(c.text.contains("hard.txt size=6 nlink=2"), "{}", c.text);
+}
+
+#[test]
+fn malloc_stress_boots_like_linux() {
+    let Some((_, c)) = alone("malloc_stress", &[], &BIG_HEAP) else { return };
+    assert!(c.text.contains("file mmap: foo"), "{}", c.text);
+}
+
+#[test]
+fn two_apps_share_one_image() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (Some(h), Some(w)) = (app(tmp.path(), "hello", &["hello_world", "test"], &[]), app(tmp.path(), "walker", &["/data"], &[])) else {
+        return;
+    };
+    let c = boot(tmp.path(), &[&h, &w]);
+    for e in [&h, &w] {
+        assert!(c.has_in_order(&e.stdout), "{}'s output is not on the console in order:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(e.status), "{}: {:?}", e.name, c.reports());
+    }
+    // Exactly the two apps' lines, nothing lost or doubled.
+    assert_eq!(c.app_output().lines().count(), h.stdout.lines().count() + w.stdout.lines().count(), "{}", c.text);
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 2 apps done: 2 exited")), "{:?}", c.reports());
+}
+
+#[test]
+fn a_crash_does_not_stop_a_healthy_app() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (Some(bad), Some(good)) = (app(tmp.path(), "nullderef", &[], &[]), app(tmp.path(), "hello", &["hello_world", "test"], &[])) else {
+        return;
+    };
+    assert_eq!(bad.status, 139, "the reference should die of SIGSEGV");
+    let c = boot(tmp.path(), &[&bad, &good]);
+    assert_eq!(c.status("nullderef"), Some(139), "{:?}", c.reports());
+    let report = c.reports().into_iter().find(|l| l.starts_with("[selkie] nullderef killed by signal 11")).expect("a crash report");
+    assert!(report.contains("fault address 0x0"), "{report}");
+    assert!(c.has_in_order(&bad.stdout), "{}", c.text);
+    assert!(c.has_in_order(&good.stdout), "{}", c.text);
+    assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 2 apps done: 1 exited, 1 killed")), "{:?}", c.reports());
+}
