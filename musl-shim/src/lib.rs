@@ -129,6 +129,11 @@ impl<'a> Shim<'a> {
         }
     }
 
+    /// Makes /proc/self/exe a link to the app's binary (what Rust's `current_exe` reads).
+    pub fn set_exe(&mut self, path: &str) {
+        self.vfs.set_exe(path.as_bytes());
+    }
+
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         match sys::dispatch(self, env, nr, a) {

@@ -250,6 +250,13 @@ impl<'a> Vfs<'a> {
         self.nodes[tmp].perm = 0o1777;
     }
 
+    /// Points /proc/self/exe at `target`.
+    pub fn set_exe(&mut self, target: &[u8]) {
+        if let Ok(Found::Node(dir)) = self.resolve(ROOT, b"/proc/self", false) {
+            self.replace(dir, b"exe", Kind::Symlink(target.to_vec()), 0o777);
+        }
+    }
+
     fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32) {
         let node = Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, writable: false };
         if let Some(&old) = self.dir_entries(dir).and_then(|m| m.get(name)) {

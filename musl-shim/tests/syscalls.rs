@@ -122,6 +122,8 @@ fn symlinks_loops_and_dotdot() {
     assert_eq!(&b, b"/foo.txt");
     let p = t.str("/foo.txt");
     assert_eq!(t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 100]), EINVAL.ret());
+    t.s.set_exe("/bin/app");
+    assert_eq!(t.cat("/proc/self/exe").unwrap(), b"\x7fELF");
 }
 
 #[test]

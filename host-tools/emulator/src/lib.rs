@@ -160,6 +160,8 @@ pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options)
         },
     );
 
+    shim.set_exe(&app.binary);
+
     let mut uc = Unicorn::new_with_data(Arch::ARM64, Mode::LITTLE_ENDIAN, Hooks::default())
         .map_err(|e| anyhow!("unicorn: {e:?}"))?;
     uc.ctl_set_cpu_model(Arm64CpuModel::A72 as i32).map_err(|e| anyhow!("cpu model: {e:?}"))?;

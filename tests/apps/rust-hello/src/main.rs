@@ -29,5 +29,6 @@ fn main() {
     let v: Vec<u8> = vec![3; 32 << 20];
     println!("32 MiB vec sum {}", v.iter().map(|&b| u64::from(b)).sum::<u64>());
     println!("cwd {:?}", std::env::current_dir().ok());
+    println!("exe {:?}", std::env::current_exe().ok());
     std::process::exit(7);
 }
