@@ -150,6 +150,21 @@ fn bootable_image_artifact_round_trip_is_byte_identical() {
     fresh.ok(&["pull", &target, "-o", out.to_str().unwrap()]);
     assert!(std::fs::read(&out).unwrap() == elf, "pulled image differs from the pushed one");
 
+    // Without --manifest, the manifest of the bundle embedded in the image is the config.
+    let mut with_bundle = elf.clone();
+    let manifest_bytes = std::fs::read(&manifest_json).unwrap();
+    for (name, data) in [("manifest.json", &manifest_bytes), ("rootfs.cpio", &std::fs::read(tmp.path().join("bundle/rootfs.cpio")).unwrap())] {
+        let mut w = cpio::newc::Builder::new(name).mode(0o100644).write(&mut with_bundle, data.len() as u32);
+        std::io::Write::write_all(&mut w, data).unwrap();
+        w.finish().unwrap();
+    }
+    let bundled = tmp.path().join("bundled.elf");
+    std::fs::write(&bundled, &with_bundle).unwrap();
+    env.ok(&["push", bundled.to_str().unwrap(), &reg.reference("boot/hello:bundled"), "--platform", "qemu-arm-virt"]);
+    let raw: serde_json::Value = serde_json::from_slice(&skopeo_raw(&reg.reference("boot/hello:bundled"))).unwrap();
+    assert_eq!(raw["config"]["digest"], sha256(&manifest_bytes).as_str());
+    assert_eq!(raw["config"]["mediaType"], "application/vnd.selkie.manifest.v1+json");
+
     // An ordinary image is not a bootable image: refused, nothing written.
     skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
     let not = tmp.path().join("out/not.elf");

@@ -158,6 +158,7 @@ mod tests {
         assert!(!c.has(&d, None));
         let mut w = c.writer(&d, Some(3), "blob Y").unwrap();
         assert!(w.write(b"blob").unwrap_err().to_string().contains("larger than"));
+        drop(w);
         assert!(!c.has(&d, None));
         c.insert(&d, b"blob", "blob Z").unwrap();
         assert!(c.has(&d, Some(4)) && !c.has(&d, Some(5)));

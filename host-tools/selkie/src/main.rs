@@ -48,6 +48,9 @@ enum Cmd {
         /// App name (one image only); defaults to the label or the image name.
         #[arg(long)]
         name: Option<String>,
+        /// Also push the bootable image to docker://HOST/REPO[:TAG] as an OCI artifact.
+        #[arg(long, value_name = "REF")]
+        push: Option<String>,
     },
     /// Run an image's app (`--emulate`: on this host under unicorn, no seL4 boot).
     /// ARGS replace Cmd, as with `docker run`; exits with the app's status.
@@ -91,7 +94,7 @@ enum Cmd {
         #[arg(long)]
         platform: Option<String>,
         /// Bootable image: the seL4 version it was built against.
-        #[arg(long, default_value = "16.0.0")]
+        #[arg(long, default_value = selkie::transfer::DEFAULT_SEL4_VERSION)]
         sel4_version: String,
         /// Bootable image: an app and the digest of the image it was packed from (repeatable).
         #[arg(long = "app", value_name = "NAME=sha256:…")]
@@ -136,7 +139,7 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     selkie::source::registry::set_plain_http(cli.plain_http);
     match cli.cmd {
-        Cmd::Pack { images, format, output, platform, root_server, keep_devices, name } => {
+        Cmd::Pack { images, format, output, platform, root_server, keep_devices, name, push } => {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
             if let Some(sel4_platform) = platform.as_deref().filter(|p| !p.contains('/')) {
                 let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name };
@@ -151,7 +154,15 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 let names = selkie::boot::pack_image(&refs, &opts, &boot, &output)?;
                 eprintln!("packed {} into {} for {sel4_platform}", names.join(", "), output.display());
+                if let Some(to) = push {
+                    let d = selkie::transfer::push_packed(&output, &refs, &names, sel4_platform, &to)?;
+                    eprintln!("pushed {} to {to}", output.display());
+                    println!("{d}");
+                }
                 return Ok(());
+            }
+            if push.is_some() {
+                anyhow::bail!("--push takes a bootable image: give an seL4 --platform (e.g. qemu-arm-virt)");
             }
             let opts = PackOptions { platform: image_platform(platform.as_deref())?, keep_devices, args: None, name };
             match format {

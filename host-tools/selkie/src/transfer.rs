@@ -34,6 +34,8 @@ pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const ANN_PLATFORM: &str = "org.selkie.sel4.platform";
 pub const ANN_SEL4_VERSION: &str = "org.selkie.sel4.version";
 pub const ANN_APPS: &str = "org.selkie.sel4.apps";
+/// The seL4 release selkie's root server is built against (README: prerequisites).
+pub const DEFAULT_SEL4_VERSION: &str = "16.0.0";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Largest blob pushed (read into memory whole).
 const PUSH_LIMIT: u64 = 4 << 30;
@@ -308,7 +310,10 @@ pub fn artifact_manifest(elf: &[u8], file_name: &str, art: &ArtifactOptions) -> 
                 .with_context(|| format!("{} is not JSON (expected the container manifest.json)", p.display()))?;
             (MANIFEST_MEDIA_TYPE.to_string(), bytes)
         }
-        None => (EMPTY_MEDIA_TYPE.to_string(), b"{}".to_vec()),
+        None => match embedded_manifest(elf) {
+            Some(m) => (MANIFEST_MEDIA_TYPE.to_string(), m),
+            None => (EMPTY_MEDIA_TYPE.to_string(), b"{}".to_vec()),
+        },
     };
     let manifest = json!({
         "schemaVersion": 2,
@@ -328,6 +333,53 @@ pub fn artifact_manifest(elf: &[u8], file_name: &str, art: &ArtifactOptions) -> 
         },
     });
     Ok((serde_json::to_vec(&manifest)?, config))
+}
+
+/// The container manifest of a bundle embedded in a bootable image: the data of the first
+/// newc cpio member named `manifest.json` that is a JSON object with `apps`.
+pub fn embedded_manifest(elf: &[u8]) -> Option<Vec<u8>> {
+    const NAME: &[u8] = b"manifest.json\0";
+    let field = |h: &[u8], i: usize| -> Option<usize> {
+        let f = h.get(6 + 8 * i..14 + 8 * i)?;
+        usize::from_str_radix(std::str::from_utf8(f).ok()?, 16).ok()
+    };
+    let mut at = 0;
+    while let Some(pos) = elf[at..].windows(6).position(|w| w == b"070701") {
+        let h = &elf[at + pos..];
+        at += pos + 6;
+        if field(h, 11) != Some(NAME.len()) || h.get(110..110 + NAME.len()) != Some(NAME) {
+            continue;
+        }
+        let Some(size) = field(h, 6) else { continue };
+        let start = (110 + NAME.len()).next_multiple_of(4);
+        let Some(data) = h.get(start..start + size) else { continue };
+        let ok = serde_json::from_slice::<serde_json::Value>(data).is_ok_and(|v| v.get("apps").is_some());
+        if ok {
+            return Some(data.to_vec());
+        }
+    }
+    None
+}
+
+/// `selkie pack ... --platform P -o IMAGE.elf --push REF`: pushes the image just packed from
+/// `refs` (apps `names`), recording each image's manifest digest (its config digest for a
+/// docker archive, which has no manifest).
+pub fn push_packed(image: &Path, refs: &[ImageRef], names: &[String], sel4_platform: &str, to: &str) -> Result<Digest> {
+    let ImageRef::Registry { reference } = ImageRef::parse(to)? else {
+        bail!("--push {to}: expected docker://HOST[:PORT]/REPO[:TAG]");
+    };
+    let mut apps = Vec::new();
+    for (r, name) in refs.iter().zip(names) {
+        let img = Image::open(r, &Platform::default())?;
+        apps.push(format!("{name}={}", img.manifest_digest.unwrap_or(img.config_digest)));
+    }
+    let art = ArtifactOptions {
+        platform: Some(sel4_platform.to_string()),
+        sel4_version: DEFAULT_SEL4_VERSION.to_string(),
+        apps,
+        manifest: None,
+    };
+    push_artifact(image, &reference, &art)
 }
 
 /// `selkie push IMAGE.elf REF`.
@@ -372,6 +424,23 @@ mod tests {
         assert!(artifact_manifest(b"\x7fELF", "i", &bad).is_err());
         let none = ArtifactOptions { platform: None, ..art };
         assert!(artifact_manifest(b"\x7fELF", "i", &none).unwrap_err().to_string().contains("--platform"));
+    }
+
+    #[test]
+    fn finds_the_manifest_of_an_embedded_bundle() {
+        let manifest = br#"{"apps":[{"name":"hello"}]}"#;
+        let mut elf = b"\x7fELF junk 070701 not a header".to_vec();
+        for (name, data) in [("manifest.json", &manifest[..]), ("rootfs.cpio", b"070701")] {
+            let mut w = cpio::newc::Builder::new(name).mode(0o100644).write(&mut elf, data.len() as u32);
+            w.write_all(data).unwrap();
+            w.finish().unwrap();
+        }
+        cpio::newc::trailer(&mut elf).unwrap();
+        assert_eq!(embedded_manifest(&elf).as_deref(), Some(&manifest[..]));
+        let (m, (mt, cfg)) = artifact_manifest(&elf, "i.elf", &ArtifactOptions { platform: Some("p".into()), ..Default::default() }).unwrap();
+        assert_eq!((mt.as_str(), cfg.as_slice()), (MANIFEST_MEDIA_TYPE, &manifest[..]));
+        assert!(String::from_utf8(m).unwrap().contains(&Digest::of(manifest).to_string()));
+        assert_eq!(embedded_manifest(b"\x7fELF 070701manifest.json"), None);
     }
 
     #[test]
