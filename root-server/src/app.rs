@@ -44,7 +44,7 @@ pub struct App {
     rng: u64,
     pub syscalls: u64,
     pub done: bool,
-    /// Bytes the ELF's PT_LOADs, the stack top and the TLS span: for the measurement note.
+    /// Pages the ELF's PT_LOADs span: for the measurement note.
     pub image_pages: u64,
 }
 
@@ -302,6 +302,20 @@ impl App {
         }
         self.done = true;
         let _ = self.tcb.tcb_suspend();
+        let st = self.space.stats;
+        crate::report!(
+            "stats {}: {} syscalls, frames peak {} (ELF image {} pages), {} frames retyped, {} tables, {} lazy faults, {} of {} untyped bytes in {} chunks",
+            self.name,
+            self.syscalls,
+            st.frames_peak,
+            self.image_pages,
+            st.frames_retyped,
+            st.tables,
+            st.lazy_faults,
+            self.budget.used,
+            self.budget.limit,
+            self.budget.chunks()
+        );
         g.evict_app(self.space.app);
         if let Err(e) = self.budget.release(&mut g.pool) {
             log::error!("{}: revoking its memory: {e}", self.name);

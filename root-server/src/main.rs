@@ -68,7 +68,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
 
     // One endpoint for every app's faults; the badge tells them apart.
     let ep_slot = g.slots.alloc().map_err(|e| format!("endpoint: {e}"))?;
-    let first_chunk = g.pool.chunk(&mut g.slots).map_err(|e| format!("endpoint: {e}"))?;
+    let first_chunk = g.pool.chunk(&mut g.slots, ut::CHUNK_BITS).map_err(|e| format!("endpoint: {e}"))?;
     sel4::cap::Untyped::from_bits(first_chunk as u64)
         .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
         .map_err(|e| format!("endpoint: {e}"))?;
@@ -118,17 +118,13 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     serve(&mut g, ep, &mut apps, &mut stats);
     let exited = stats.exited;
     let killed = stats.killed;
-    for app in &apps {
-        log::info!(
-            "{}: {} syscalls, frames peak {} (image {} pages), {} tables, {} lazy faults",
-            app.name,
-            app.syscalls,
-            app.space.stats.frames_peak,
-            app.image_pages,
-            app.space.stats.tables,
-            app.space.stats.lazy_faults
-        );
-    }
+    report!(
+        "stats root: {} slots free, {} of {} RAM bytes free, {} window misses",
+        g.slots.available(),
+        g.pool.free_bytes(),
+        g.pool.ram_bytes,
+        g.alias_misses
+    );
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
     Ok(())
 }

@@ -78,13 +78,15 @@ impl Slots {
 struct Parent {
     cap: cap::Untyped,
     size_bits: usize,
-    carved: usize,
+    /// Bytes retyped from it so far (the kernel's watermark: it allocates in order).
+    used: usize,
 }
 
 /// Untyped memory from bootinfo.
 pub struct Pool {
     parents: Vec<Parent>,
-    free_chunks: Vec<usize>,
+    /// Returned untypeds: (slot, size_bits).
+    free_chunks: Vec<(usize, usize)>,
     pub ram_bytes: u64,
     pub device_bytes: u64,
     pub device_untypeds: usize,
@@ -116,27 +118,29 @@ impl Pool {
                 pool.small_untypeds += 1;
                 continue;
             }
-            pool.parents.push(Parent { cap: bootinfo.untyped().index(i).cap(), size_bits: desc.size_bits(), carved: 0 });
+            pool.parents.push(Parent { cap: bootinfo.untyped().index(i).cap(), size_bits: desc.size_bits(), used: 0 });
         }
         // Largest first: fewer parents touched.
         pool.parents.sort_by(|a, b| b.size_bits.cmp(&a.size_bits));
         pool
     }
 
-    /// A fresh or returned chunk, as the slot of its untyped cap.
-    pub fn chunk(&mut self, slots: &mut Slots) -> Result<usize> {
-        if let Some(s) = self.free_chunks.pop() {
-            return Ok(s);
+    /// A fresh or returned chunk of `2^bits` bytes, as the slot of its untyped cap.
+    pub fn chunk(&mut self, slots: &mut Slots, bits: usize) -> Result<usize> {
+        if let Some(i) = self.free_chunks.iter().position(|&(_, b)| b == bits) {
+            return Ok(self.free_chunks.swap_remove(i).0);
         }
         let slot = slots.alloc()?;
+        let size = 1usize << bits;
         for p in &mut self.parents {
-            if p.carved < 1 << (p.size_bits - CHUNK_BITS) {
-                let bp = sel4::ObjectBlueprint::Untyped { size_bits: CHUNK_BITS };
+            let off = align_up(p.used, size);
+            if p.size_bits >= bits && off + size <= 1 << p.size_bits {
+                let bp = sel4::ObjectBlueprint::Untyped { size_bits: bits };
                 if let Err(e) = p.cap.untyped_retype(&bp, &root_cnode().absolute_cptr_for_self(), slot, 1) {
                     slots.free(slot);
                     return Err(e.into());
                 }
-                p.carved += 1;
+                p.used = off + size;
                 self.chunks_carved += 1;
                 return Ok(slot);
             }
@@ -145,20 +149,22 @@ impl Pool {
         Err(Error::NoMemory)
     }
 
-    /// Takes back a chunk whose children have all been revoked.
-    pub fn give_back(&mut self, slot: usize) {
-        self.free_chunks.push(slot)
+    /// Takes back a chunk of `2^bits` bytes whose children have all been revoked.
+    pub fn give_back(&mut self, slot: usize, bits: usize) {
+        self.free_chunks.push((slot, bits))
     }
 
-    pub fn free_chunks(&self) -> usize {
-        self.free_chunks.len()
-            + self.parents.iter().map(|p| (1usize << (p.size_bits - CHUNK_BITS)) - p.carved).sum::<usize>()
+    /// RAM bytes not yet handed out.
+    pub fn free_bytes(&self) -> u64 {
+        self.free_chunks.iter().map(|&(_, b)| 1u64 << b).sum::<u64>()
+            + self.parents.iter().map(|p| ((1usize << p.size_bits) - p.used) as u64).sum::<u64>()
     }
 }
 
 /// One app's untyped memory: the chunks it owns and what it may still use.
 pub struct Budget {
-    chunks: Vec<(usize, usize)>,
+    /// (slot, size_bits, bytes used) of each chunk; the last one is filled first.
+    chunks: Vec<(usize, usize, usize)>,
     pub limit: u64,
     pub used: u64,
 }
@@ -172,25 +178,33 @@ impl Budget {
         Budget { chunks: Vec::new(), limit, used: 0 }
     }
 
-    /// Retypes one object into `dst` at `offset`, charged to this app.
+    /// Retypes one object into `dst` at `offset`, charged to this app. Objects larger
+    /// than a chunk get an untyped of their own.
     pub fn retype(&mut self, pool: &mut Pool, slots: &mut Slots, bp: &sel4::ObjectBlueprint, dst: &sel4::AbsoluteCPtr, offset: usize) -> Result<()> {
         let bits = bp.physical_size_bits();
         let size = 1usize << bits;
-        if bits > CHUNK_BITS {
-            return Err(Error::NoMemory);
-        }
         if self.used + size as u64 > self.limit {
             return Err(Error::Budget { want: size as u64, left: self.limit.saturating_sub(self.used) });
         }
-        let fits = matches!(self.chunks.last(), Some(&(_, used)) if align_up(used, size) + size <= 1 << CHUNK_BITS);
-        if !fits {
-            let c = pool.chunk(slots)?;
-            self.chunks.push((c, 0));
+        let c = if bits > CHUNK_BITS {
+            let c = pool.chunk(slots, bits)?;
+            // Keep the current small chunk last.
+            let at = self.chunks.len().saturating_sub(1);
+            self.chunks.insert(at, (c, bits, size));
+            c
+        } else {
+            let fits = matches!(self.chunks.last(), Some(&(_, b, used)) if b == CHUNK_BITS && align_up(used, size) + size <= 1 << CHUNK_BITS);
+            if !fits {
+                let c = pool.chunk(slots, CHUNK_BITS)?;
+                self.chunks.push((c, CHUNK_BITS, 0));
+            }
+            let (c, _, used) = self.chunks.last_mut().expect("a chunk was just ensured");
+            *used = align_up(*used, size) + size;
+            *c
+        };
+        if let Err(e) = cap::Untyped::from_bits(c as u64).untyped_retype(bp, dst, offset, 1) {
+            return Err(e.into());
         }
-        let (c, used) = self.chunks.last_mut().expect("a chunk was just ensured");
-        let off = align_up(*used, size);
-        cap::Untyped::from_bits(*c as u64).untyped_retype(bp, dst, offset, 1)?;
-        *used = off + size;
         self.used += size as u64;
         Ok(())
     }
@@ -198,9 +212,9 @@ impl Budget {
     /// Destroys everything retyped for this app and returns the chunks to the pool.
     pub fn release(&mut self, pool: &mut Pool) -> Result<()> {
         let mut first_err = None;
-        for (c, _) in self.chunks.drain(..) {
+        for (c, bits, _) in self.chunks.drain(..) {
             match root_path(c).revoke() {
-                Ok(()) => pool.give_back(c),
+                Ok(()) => pool.give_back(c, bits),
                 Err(e) => {
                     first_err.get_or_insert(Error::Kernel(e));
                 }

@@ -408,8 +408,4 @@ impl Space {
         }
         Ok(())
     }
-
-    pub fn frames_mapped(&self) -> usize {
-        self.pages.len()
-    }
 }

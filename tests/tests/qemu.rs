@@ -65,7 +65,7 @@ fn alone(name: &str, cmd: &[&str], extra: &[&str]) -> Option<(Expect, Console)> 
     let tmp = tempfile::tempdir().unwrap();
     let e = app(tmp.path(), name, cmd, extra)?;
     let c = boot(tmp.path(), &[&e]);
-    assert_eq!(c.app_output(), e.stdout, "{name}: seL4 console differs from Linux");
+    assert_eq!(c.app_output(), e.stdout, "{name}: seL4 console differs from Linux; reports: {:?}", c.reports());
     assert_eq!(c.status(name), Some(e.status), "{name}: status differs from Linux; reports: {:?}", c.reports());
     assert!(c.reports().last().is_some_and(|l| l.starts_with("[selkie] all 1 apps done")), "{:?}", c.reports());
     Some((e, c))
