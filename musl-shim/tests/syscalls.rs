@@ -457,3 +457,24 @@ fn readme_table_is_current() {
         assert!(fresh == readme, "README.md's syscall table is stale: run UPDATE_README=1 cargo test -p musl-shim readme");
     }
 }
+
+#[test]
+fn sendfile_and_close_range() {
+    let mut t = T::new();
+    let fd = t.open("/data/two", 0);
+    let off = SCRATCH + 0x300;
+    t.p.mem.write_u64(off, 2).unwrap();
+    assert_eq!(t.call(SENDFILE, &[1, fd as u64, off, 100]), 5);
+    assert_eq!(t.p.stdout, b"ared\n");
+    assert_eq!(t.p.mem.read_u64(off).unwrap(), 7, "offset advanced");
+    assert_eq!(t.call(SENDFILE, &[1, fd as u64, 0, 3]), 3, "from the file position");
+    assert_eq!(t.p.stdout, b"ared\nsha");
+    assert_eq!(t.call(SENDFILE, &[fd as u64, 1, 0, 3]), EBADF.ret());
+    let a = t.open("/foo.txt", 0);
+    let b = t.open("/foo.txt", 0);
+    assert_eq!(t.call(CLOSE_RANGE, &[a as u64, u32::MAX as u64, 4]), 0);
+    assert_eq!(t.call(FCNTL, &[b as u64, 1]), 1, "CLOSE_RANGE_CLOEXEC");
+    assert_eq!(t.call(CLOSE_RANGE, &[a as u64, b as u64, 0]), 0);
+    assert_eq!(t.call(CLOSE, &[a as u64]), EBADF.ret());
+    assert_eq!(t.call(CLOSE, &[fd as u64]), 0, "below the range: still open");
+}

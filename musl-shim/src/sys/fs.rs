@@ -9,6 +9,7 @@ use crate::stat::Stat;
 use crate::vfs::{Found, Ino, Kind, PATH_MAX, S_IFDIR};
 use crate::Shim;
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -149,6 +150,66 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
 
 pub fn close(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     s.fds.close(fd_arg(a[0])).map(|_| 0)
+}
+
+/// close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
+pub fn close_range(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2]);
+    if first > last || flags & !(2 | 4) != 0 {
+        return Err(EINVAL);
+    }
+    let open: Vec<usize> = s.fds.open_fds().filter(|&fd| fd as u64 >= u64::from(first) && fd as u64 <= u64::from(last)).collect();
+    for fd in open {
+        if flags & 4 != 0 {
+            s.fds.get_mut(fd as i64)?.cloexec = true;
+        } else {
+            s.fds.close(fd as i64)?;
+        }
+    }
+    Ok(0)
+}
+
+/// sendfile(out, in, *offset, count): copies through a bounce buffer, as read + write.
+pub fn sendfile<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let (out_fd, in_fd) = (fd_arg(a[0]), fd_arg(a[1]));
+    let input = s.fds.file(in_fd)?;
+    let output = s.fds.file(out_fd)?;
+    if !input.borrow().readable() || !output.borrow().writable() {
+        return Err(EBADF);
+    }
+    if Rc::ptr_eq(&input, &output) {
+        return Err(EINVAL);
+    }
+    let mut off = if a[2] != 0 { Some(offset_arg(env.read_u64(a[2])?)?) } else { None };
+    let count = check_count(a[3])?;
+    let mut buf = vec![0u8; (count as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(CHUNK);
+        let n = {
+            let mut f = input.borrow_mut();
+            match off {
+                Some(o) => f.obj.pread(&mut cx(s, env), &mut buf[..want], o)?,
+                None => f.obj.read(&mut cx(s, env), &mut buf[..want])?,
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let append = output.borrow().flags & O_APPEND != 0;
+        let w = output.borrow_mut().obj.write(&mut cx(s, env), &buf[..n], append)?;
+        done += w as u64;
+        if let Some(o) = off.as_mut() {
+            *o += w as u64;
+        }
+        if w < n {
+            break;
+        }
+    }
+    if let (Some(o), true) = (off, a[2] != 0) {
+        env.write_u64(a[2], o)?;
+    }
+    Ok(done)
 }
 
 /// Reads up to `len` bytes from `fd` into guest `buf`, at `off` or the file position.

@@ -49,6 +49,8 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         FCHOWN => fs::fchown(s, a),
         OPENAT => fs::openat(s, env, a),
         CLOSE => fs::close(s, a),
+        CLOSE_RANGE => fs::close_range(s, a),
+        SENDFILE => fs::sendfile(s, env, a),
         GETDENTS64 => fs::getdents64(s, env, a),
         LSEEK => fs::lseek(s, env, a),
         READ => fs::read(s, env, a),

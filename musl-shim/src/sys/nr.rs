@@ -17,8 +17,8 @@ syscalls! {
         FCHOWNAT = 54, FCHOWN = 55, OPENAT = 56, CLOSE = 57, GETDENTS64 = 61, LSEEK = 62,
         READ = 63, WRITE = 64, READV = 65, WRITEV = 66, PREAD64 = 67, PWRITE64 = 68,
         PREADV = 69, PWRITEV = 70, PPOLL = 73, READLINKAT = 78, NEWFSTATAT = 79, FSTAT = 80,
-        SYNC = 81, FSYNC = 82, FDATASYNC = 83, UTIMENSAT = 88, UMASK = 166, STATX = 291,
-        FACCESSAT2 = 439,
+        SENDFILE = 71, SYNC = 81, FSYNC = 82, FDATASYNC = 83, UTIMENSAT = 88, UMASK = 166,
+        STATX = 291, CLOSE_RANGE = 436, FACCESSAT2 = 439,
     }
     mm {
         BRK = 214, MUNMAP = 215, MREMAP = 216, MMAP = 222, MPROTECT = 226, MSYNC = 227,
@@ -49,6 +49,12 @@ pub fn name(nr: u64) -> &'static str {
     }
     match nr {
         19 => "EVENTFD2",
+        43 => "STATFS",
+        44 => "FSTATFS",
+        203 => "CONNECT",
+        242 => "ACCEPT4",
+        285 => "COPY_FILE_RANGE",
+        437 => "OPENAT2",
         20 => "EPOLL_CREATE1",
         59 => "PIPE2",
         198 => "SOCKET",
