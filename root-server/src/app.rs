@@ -43,6 +43,8 @@ pub struct App {
     pub clock_ns: u64,
     rng: u64,
     pub syscalls: u64,
+    /// Kernel entries spent on syscalls that returned to the app (trap to resume).
+    pub syscall_entries: u64,
     pub done: bool,
     /// Pages the ELF's PT_LOADs span: for the measurement note.
     pub image_pages: u64,
@@ -268,6 +270,7 @@ impl App {
             clock_ns,
             rng,
             syscalls: 0,
+            syscall_entries: 0,
             done: false,
             image_pages,
         })
@@ -304,9 +307,10 @@ impl App {
         let _ = self.tcb.tcb_suspend();
         let st = self.space.stats;
         crate::report!(
-            "stats {}: {} syscalls, frames peak {} (ELF image {} pages), {} frames retyped, {} tables, {} lazy faults, {} of {} untyped bytes in {} chunks",
+            "stats {}: {} syscalls ({} kernel entries for those that returned), frames peak {} (ELF image {} pages), {} frames retyped, {} tables, {} lazy faults, {} of {} untyped bytes in {} chunks",
             self.name,
             self.syscalls,
+            self.syscall_entries,
             st.frames_peak,
             self.image_pages,
             st.frames_retyped,

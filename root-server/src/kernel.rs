@@ -95,6 +95,7 @@ pub fn window_zero(i: usize) {
 
 /// `seL4_ARM_VSpace_Unify_Instruction` over `[start, end)` (within one page).
 pub fn unify_instruction(vspace: sel4::cap::VSpace, start: usize, end: usize) -> sel4::Result<()> {
+    crate::vm::entries(1);
     let err = sel4::with_ipc_buffer_mut(|ib| {
         ib.inner_mut()
             .seL4_ARM_VSpace_Unify_Instruction(vspace.bits(), start as sel4::Word, end as sel4::Word)

@@ -119,7 +119,8 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let exited = stats.exited;
     let killed = stats.killed;
     report!(
-        "stats root: {} slots free, {} of {} RAM bytes free, {} window misses",
+        "stats root: {} kernel entries counted, {} slots free, {} of {} RAM bytes free, {} window misses",
+        vm::entries_so_far(),
         g.slots.available(),
         g.pool.free_bytes(),
         g.pool.ram_bytes,
@@ -193,6 +194,8 @@ fn kill(g: &mut Global, app: &mut App, stats: &mut Stats, sig: u32, kind: &str, 
 
 fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: usize, badge: u64) -> Next {
     let m = message();
+    // The app's trap and our next ReplyRecv (or Recv).
+    vm::entries(2);
     let Some(app) = badge.checked_sub(1).and_then(|i| apps.get_mut(i as usize)) else {
         log::error!("message with unknown badge {badge:#x} (label {label}) dropped");
         return Next::Wait;
@@ -240,6 +243,8 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
 }
 
 fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
+    let before = vm::entries_so_far() - 2;
+    vm::entries(2);
     // pc, sp, spsr, x0..x8
     let mut regs = match app.tcb.tcb_read_registers(false, 12) {
         Ok(r) => r,
@@ -255,6 +260,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
             if let Err(e) = app.tcb.tcb_write_registers(false, 4, &mut regs) {
                 return kill(g, app, stats, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
             }
+            app.syscall_entries += vm::entries_so_far() - before;
             Next::Reply
         }
         musl_shim::Action::Exit(status) => {

@@ -10,11 +10,26 @@ use crate::kernel::{self, PAGE, WINDOW_PAGES};
 use crate::ut::{root_cnode, root_path, Budget, Error, Pool, Result, Slots};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use musl_shim::Prot;
 use sel4::cap;
 use sel4::CapTypeForObjectOfFixedSize as _;
 
 const PAGE_U64: u64 = PAGE as u64;
+
+/// Kernel entries counted so far: app traps and our own invocations (for the measurement
+/// note; see `entries`).
+static KERNEL_ENTRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `n` kernel entries.
+pub fn entries(n: u64) {
+    KERNEL_ENTRIES.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Kernel entries counted so far.
+pub fn entries_so_far() -> u64 {
+    KERNEL_ENTRIES.load(Ordering::Relaxed)
+}
 
 /// What the root server owns besides the apps.
 pub struct Global {
@@ -44,6 +59,7 @@ impl Global {
 
     fn evict(&mut self, i: usize) {
         if self.alias[i].take().is_some() {
+            entries(2);
             let copy = cap::Granule::from_bits(self.alias_slot[i] as u64);
             let _ = copy.frame_unmap();
             let _ = root_path(self.alias_slot[i]).delete();
@@ -148,6 +164,7 @@ impl Space {
 
     /// Runs `f` on the cap in storage slot `idx`, moved into our scratch slot meanwhile.
     fn with_cap<T>(&self, g: &Global, idx: usize, f: impl FnOnce(cap::Unspecified) -> sel4::Result<T>) -> Result<T> {
+        entries(3);
         g.scratch_path().move_(&self.storage_path(idx))?;
         let r = f(cap::Unspecified::from_bits(g.scratch as u64));
         self.storage_path(idx).move_(&g.scratch_path())?;
@@ -162,6 +179,7 @@ impl Space {
             self.free_idx.push(idx);
             return Err(e);
         }
+        entries(3);
         let r = f(cap::Unspecified::from_bits(g.scratch as u64));
         self.storage_path(idx).move_(&g.scratch_path())?;
         r?;
@@ -281,6 +299,7 @@ impl Space {
             },
         };
         g.alias_misses += 1;
+        entries(2);
         let i = g.victim;
         g.victim = (g.victim + 1) % WINDOW_PAGES;
         g.evict(i);
