@@ -8,6 +8,9 @@
 //!   `cmake`, `pkg-config` (unicorn's build)
 //! - rustup: `rustup target add aarch64-unknown-linux-musl` (linked with
 //!   `aarch64-linux-gnu-gcc`)
+//! - fetched on first use: `apt-get download busybox-static:arm64` (Debian's stripped static
+//!   glibc busybox for arm64; the amd64 `busybox-static` package is x86 and of no use here)
+//! - root, for `chroot` into the unpacked rootfs for the qemu reference
 
 use crate::tools::{have, workspace};
 use std::fs;
