@@ -20,8 +20,15 @@ pub fn skip_without(tools: &[&str]) -> bool {
     if missing.is_empty() {
         return false;
     }
-    eprintln!("SKIP: {} not installed (make test installs it)", missing.join(", "));
+    skip(&format!("{} not installed (make test installs it)", missing.join(", ")));
     true
+}
+
+/// Says in one line why a test is skipped. It writes to stderr directly, past the test
+/// harness's capture, so the line shows in every run (and .ci/run counts it).
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }
 
 /// The `selkie` binary of this build profile, built on first use if missing.
