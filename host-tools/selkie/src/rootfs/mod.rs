@@ -294,3 +294,110 @@ pub fn write_cpio<W: Write>(
     let w = out.take().expect("writer");
     Ok(cpio::newc::trailer(w)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    /// A layer from (path, type, content-or-link-target).
+    fn layer(entries: &[(&str, tar::EntryType, &str)]) -> (Vec<u8>, Digest) {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mtime(1);
+            match kind {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    h.set_size(0);
+                    b.append_link(&mut h, path, data).unwrap();
+                }
+                _ => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, data.as_bytes()).unwrap();
+                }
+            }
+        }
+        let v = b.into_inner().unwrap();
+        let d = Digest::of(&v);
+        (v, d)
+    }
+
+    fn flatten(layers: Vec<(Vec<u8>, Digest)>) -> Vec<(String, String)> {
+        let img = Image::in_memory(serde_json::json!({}), layers).unwrap();
+        let s = scan(&img, &Options::default(), |_| {}).unwrap();
+        let cpio = write_cpio(&img, &s.tree, &HashMap::new(), Vec::new(), |_| {}).unwrap();
+        let mut out = Vec::new();
+        let mut rest = &cpio[..];
+        loop {
+            let mut r = cpio::NewcReader::new(rest).unwrap();
+            if r.entry().is_trailer() {
+                break;
+            }
+            let name = r.entry().name().to_string();
+            let mut data = String::new();
+            r.read_to_string(&mut data).unwrap();
+            out.push((name, data));
+            rest = r.finish().unwrap();
+        }
+        out
+    }
+
+    use tar::EntryType as T;
+
+    #[test]
+    fn whiteouts_hide_only_lower_layers() {
+        let l1 = layer(&[("a", T::Regular, "lower"), ("d/x", T::Regular, "x")]);
+        // Same layer: "b" is added and whited out; it stays (OCI: whiteouts hide lower layers).
+        let l2 = layer(&[("b", T::Regular, "same"), (".wh.b", T::Regular, ""), (".wh.a", T::Regular, "")]);
+        let files = flatten(vec![l1, l2]);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"b"), "{names:?}");
+        assert!(!names.contains(&"a"), "{names:?}");
+        assert!(names.contains(&"d/x"), "{names:?}");
+    }
+
+    #[test]
+    fn opaque_keeps_entries_of_its_own_layer_in_either_order() {
+        let l1 = layer(&[("d/old", T::Regular, "old"), ("d/sub/deep", T::Regular, "deep")]);
+        let l2 = layer(&[("d/new", T::Regular, "new"), ("d/.wh..wh..opq", T::Regular, ""), ("d/sub/fresh", T::Regular, "f")]);
+        let names: Vec<String> = flatten(vec![l1, l2]).into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"d/new".to_string()) && names.contains(&"d/sub/fresh".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n == "d/old" || n == "d/sub/deep"), "{names:?}");
+    }
+
+    #[test]
+    fn replacing_a_directory_with_a_file_drops_its_tree() {
+        let l1 = layer(&[("p/q/r", T::Regular, "r")]);
+        let l2 = layer(&[("p", T::Regular, "now a file")]);
+        let files = flatten(vec![l1, l2]);
+        assert!(files.iter().any(|(n, d)| n == "p" && d == "now a file"));
+        assert!(!files.iter().any(|(n, _)| n.starts_with("p/")));
+    }
+
+    #[test]
+    fn hardlinks_share_content_until_one_name_is_rewritten() {
+        let l1 = layer(&[("a", T::Regular, "shared"), ("b", T::Link, "a")]);
+        let l2 = layer(&[("a", T::Regular, "new a")]);
+        let files = flatten(vec![l1, l2]);
+        let get = |n: &str| files.iter().find(|(m, _)| m == n).map(|(_, d)| d.clone());
+        assert_eq!(get("a").as_deref(), Some("new a"));
+        assert_eq!(get("b").as_deref(), Some("shared"));
+    }
+
+    #[test]
+    fn output_order_is_directories_then_files_in_layer_order() {
+        let l1 = layer(&[("z/file", T::Regular, "1"), ("a/file", T::Regular, "2"), ("m", T::Symlink, "z")]);
+        let names: Vec<String> = flatten(vec![l1]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [".", "a", "m", "z", "z/file", "a/file"]);
+    }
+
+    #[test]
+    fn a_wrong_diff_id_is_refused() {
+        let (data, _) = layer(&[("a", T::Regular, "x")]);
+        let img = Image::in_memory(serde_json::json!({}), vec![(data, Digest::of(b"other"))]).unwrap();
+        let e = scan(&img, &Options::default(), |_| {}).err().unwrap();
+        assert!(format!("{e:#}").contains("diff_id"), "{e:#}");
+    }
+}
