@@ -45,18 +45,24 @@ fn wait_http(addr: &str) {
 impl TestRegistry {
     /// An open registry.
     pub fn start() -> TestRegistry {
-        Self::start_inner(None)
+        Self::start_inner("127.0.0.1", None)
+    }
+
+    /// An open registry on another loopback address (`127.0.0.2`), which is not a name
+    /// selkie treats as loopback: it must use HTTPS there unless told `--plain-http`.
+    pub fn start_on(host: &str) -> TestRegistry {
+        Self::start_inner(host, None)
     }
 
     /// A registry that wants HTTP basic auth for `user`/`pass` (htpasswd -B).
     pub fn start_with_auth(user: &str, pass: &str) -> TestRegistry {
-        Self::start_inner(Some((user, pass)))
+        Self::start_inner("127.0.0.1", Some((user, pass)))
     }
 
-    fn start_inner(auth: Option<(&str, &str)>) -> TestRegistry {
+    fn start_inner(host: &str, auth: Option<(&str, &str)>) -> TestRegistry {
         let dir = tempfile::tempdir().unwrap();
         for attempt in 0..5 {
-            let addr = format!("127.0.0.1:{}", free_port());
+            let addr = format!("{host}:{}", free_port());
             let mut cfg = format!(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
                 dir.path().join("storage").display()
@@ -165,11 +171,19 @@ impl SelkieEnv {
 
     /// Writes `~/.docker/config.json` with `user:pass` for `registry`.
     pub fn docker_login(&self, registry: &str, user: &str, pass: &str) {
-        use base64_lite::encode;
-        let d = self.dir.path().join("home/.docker");
-        std::fs::create_dir_all(&d).unwrap();
-        let cfg = serde_json::json!({ "auths": { registry: { "auth": encode(format!("{user}:{pass}").as_bytes()) } } });
-        std::fs::write(d.join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        self.write_auth(&self.dir.path().join("home/.docker/config.json"), registry, user, pass);
+    }
+
+    /// Writes podman's `$XDG_RUNTIME_DIR/containers/auth.json` with `user:pass` for `registry`.
+    pub fn podman_login(&self, registry: &str, user: &str, pass: &str) {
+        self.write_auth(&self.dir.path().join("run/containers/auth.json"), registry, user, pass);
+    }
+
+    fn write_auth(&self, file: &Path, registry: &str, user: &str, pass: &str) {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let auth = base64_lite::encode(format!("{user}:{pass}").as_bytes());
+        let cfg = serde_json::json!({ "auths": { registry: { "auth": auth } } });
+        std::fs::write(file, serde_json::to_vec(&cfg).unwrap()).unwrap();
     }
 
     /// Runs `selkie ARGS`: (success, stdout, stderr).
@@ -178,7 +192,7 @@ impl SelkieEnv {
             .args(args)
             .env("SELKIE_CACHE", self.cache())
             .env("HOME", self.dir.path().join("home"))
-            .env_remove("XDG_RUNTIME_DIR")
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("DOCKER_CONFIG")
             .output()

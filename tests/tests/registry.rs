@@ -253,8 +253,10 @@ fn credentials_come_from_the_docker_config_and_wrong_ones_are_refused() {
     let (ok, _, err) = wrong.selkie(&["push", &img.reference(), &reg.reference("apps/other:v1")]);
     assert!(!ok && err.contains("rejected the credentials"), "{err}");
 
+    // podman's auth file comes first: its right password wins over docker's wrong one.
     let right = SelkieEnv::new();
-    right.docker_login(&reg.addr, "alice", "s3cret");
+    right.docker_login(&reg.addr, "alice", "wrong");
+    right.podman_login(&reg.addr, "alice", "s3cret");
     right.ok(&["pull", &reg.reference("apps/hello:v1"), "-o", &out_ref]);
     assert!(out.join("index.json").is_file());
     let printed = right.ok(&["push", &img.reference(), &reg.reference("apps/other:v1")]);
@@ -322,4 +324,24 @@ fn an_index_is_resolved_by_platform_and_a_missing_one_is_named() {
     let (ok, _, err) = env.selkie(&["pack", &reg.reference("apps/multi:1"), "--platform", "linux/riscv64", "-o", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("linux/riscv64") && err.contains("apps/multi:1"), "{err}");
     assert!(!missing.exists());
+}
+
+#[test]
+fn https_is_the_default_except_for_loopback_names_and_plain_http() {
+    if need() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(img) = app_image(tmp.path()) else { return };
+    // 127.0.0.2 is loopback to the kernel but not one of the names selkie trusts with HTTP.
+    let reg = TestRegistry::start_on("127.0.0.2");
+    let env = SelkieEnv::new();
+    skopeo_copy(&format!("oci:{}", img.umoci_ref()), &reg.reference("apps/hello:v1"), None, false);
+    let out = tmp.path().join("out");
+    let out_ref = format!("oci:{}:v1", out.display());
+    let (ok, _, err) = env.selkie(&["pull", &reg.reference("apps/hello:v1"), "-o", &out_ref]);
+    assert!(!ok && err.contains("https://127.0.0.2"), "HTTPS was not tried first: {err}");
+    assert!(!out.exists());
+    env.ok(&["pull", "--plain-http", &reg.reference("apps/hello:v1"), "-o", &out_ref]);
+    assert!(out.join("index.json").is_file());
 }
