@@ -245,3 +245,42 @@ pub fn run_sequence(data: &[u8]) {
         assert!(shim.mm.heap_used() <= layout.heap_limit, "heap accounting exceeded its bound");
     }
 }
+
+/// Builds the VFS from arbitrary bytes (as a corrupt or hostile rootfs cpio) and walks it:
+/// resolving every name in both follow modes, listing every directory, computing paths.
+/// Used by the `rootfs` fuzz target; must never panic.
+pub fn walk_arbitrary_rootfs(data: &[u8]) {
+    use crate::vfs::{Vfs, ROOT};
+    // Half the inputs get a valid newc header in front, so the fuzzer starts past the magic.
+    let wrapped;
+    let bytes = if data.first().is_some_and(|b| b & 1 == 1) {
+        wrapped = [&sample_rootfs()[..], data].concat();
+        &wrapped[..]
+    } else {
+        data
+    };
+    let vfs = Vfs::from_cpio(bytes);
+    let mut todo = alloc::vec![(ROOT, alloc::vec![b'/'])];
+    let mut seen = 0;
+    while let Some((dir, path)) = todo.pop() {
+        seen += 1;
+        if seen > 10_000 {
+            break;
+        }
+        let _ = vfs.path_of(dir);
+        let Some(entries) = vfs.dir_entries(dir) else { continue };
+        for (name, &ino) in entries {
+            let mut p = path.clone();
+            if p.len() > 1 {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name);
+            let _ = vfs.resolve(ROOT, &p, true);
+            let _ = vfs.resolve(ROOT, &p, false);
+            let _ = vfs.resolve_parent(ROOT, &p);
+            if vfs.node(ino).is_dir() && ino != dir {
+                todo.push((ino, p));
+            }
+        }
+    }
+}
