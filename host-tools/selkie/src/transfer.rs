@@ -285,8 +285,11 @@ fn push_docker_archive(reg: &Registry, r: &ImageRef, platform: &Platform) -> Res
     reg.push_manifest(&serde_json::to_vec(&manifest)?, OCI_MANIFEST, true)
 }
 
-/// The artifact manifest for an ELF, its config blob, and the annotations.
-pub fn artifact_manifest(elf: &[u8], file_name: &str, art: &ArtifactOptions) -> Result<(Vec<u8>, (String, Vec<u8>))> {
+/// An artifact's config blob: its media type and bytes.
+pub type ConfigBlob = (String, Vec<u8>);
+
+/// The artifact manifest for an ELF (with the annotations), and its config blob.
+pub fn artifact_manifest(elf: &[u8], file_name: &str, art: &ArtifactOptions) -> Result<(Vec<u8>, ConfigBlob)> {
     let platform = art
         .platform
         .as_deref()

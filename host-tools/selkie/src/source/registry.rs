@@ -266,7 +266,7 @@ impl Registry {
         let top = descriptor_of(&digest, &bytes);
         let (mut desc, mut bytes) = (top.clone(), bytes);
         for _ in 0..4 {
-            if !is_index(&desc.media_type().to_string(), &bytes) {
+            if !is_index(desc.media_type().as_ref(), &bytes) {
                 return Ok(top);
             }
             let index = ImageIndex::from_reader(&bytes[..])
