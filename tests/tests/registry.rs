@@ -66,6 +66,19 @@ fn skopeo_push_then_selkie_pull_and_pack_give_the_same_bundle() {
     assert_eq!(v["Digest"], img.manifest().0.as_str());
     assert_eq!(pack(&env, &format!("oci:{}:v1", pulled.display()), &tmp.path().join("from-pulled")), original);
 
+    // Into an existing layout: a second tag beside the first; into a directory that is not a
+    // layout: refused, the directory untouched.
+    env.ok(&["pull", &reg.reference("apps/hello:v1"), "-o", &format!("oci:{}:again", pulled.display())]);
+    for tag in ["v1", "again"] {
+        run(Command::new("umoci").args(["stat", "--image", &format!("{}:{tag}", pulled.display())]));
+    }
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep"), "mine").unwrap();
+    let (ok, _, err) = env.selkie(&["pull", &reg.reference("apps/hello:v1"), "-o", &format!("oci:{}:v1", busy.display())]);
+    assert!(!ok && err.contains("not an OCI image layout"), "{err}");
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
     // inspect works on docker:// too and names the manifest digest.
     let text = env.ok(&["inspect", &reg.reference("apps/hello:v1")]);
     assert!(text.contains(&img.manifest().0), "{text}");
