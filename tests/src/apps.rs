@@ -57,7 +57,7 @@ fn gcc_file(name: &str) -> String {
 /// missing.
 pub fn c_app(name: &str, link: Link) -> Option<PathBuf> {
     if !have("aarch64-linux-musl-gcc") || !have("aarch64-linux-gnu-gcc") {
-        eprintln!("SKIP: aarch64-linux-musl-gcc missing (apt: musl-dev:arm64 gcc-aarch64-linux-gnu)");
+        crate::tools::skip(&format!("aarch64-linux-musl-gcc missing (apt: musl-dev:arm64 gcc-aarch64-linux-gnu)"));
         return None;
     }
     let src = workspace().join("tests/apps").join(format!("{name}.c"));
@@ -98,7 +98,7 @@ pub fn rust_app() -> Option<PathBuf> {
     let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().ok()?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     if !sysroot.join("lib/rustlib/aarch64-unknown-linux-musl").exists() || !have("aarch64-linux-gnu-gcc") {
-        eprintln!("SKIP: rust target aarch64-unknown-linux-musl or aarch64-linux-gnu-gcc missing (rustup target add aarch64-unknown-linux-musl)");
+        crate::tools::skip(&format!("rust target aarch64-unknown-linux-musl or aarch64-linux-gnu-gcc missing (rustup target add aarch64-unknown-linux-musl)"));
         return None;
     }
     let dir = workspace().join("tests/apps/rust-hello");
@@ -148,7 +148,7 @@ pub fn populate(root: &Path, name: &str, binary: &Path) {
 /// status as a shell reports it), or `None` with one line printed when it cannot run.
 pub fn reference(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Option<(Vec<u8>, i32)> {
     if !have("qemu-aarch64-static") || !have("chroot") {
-        eprintln!("SKIP: qemu-aarch64-static missing (apt: qemu-user-static)");
+        crate::tools::skip(&format!("qemu-aarch64-static missing (apt: qemu-user-static)"));
         return None;
     }
     let qemu = Command::new("sh").args(["-c", "command -v qemu-aarch64-static"]).output().ok()?;
@@ -167,7 +167,7 @@ pub fn reference(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)])
     }
     let out = cmd.output().expect("running the reference");
     if out.status.code() == Some(125) || String::from_utf8_lossy(&out.stderr).contains("chroot: cannot change root") {
-        eprintln!("SKIP: chroot failed (needs root): {}", String::from_utf8_lossy(&out.stderr).trim());
+        crate::tools::skip(&format!("chroot failed (needs root): {}", String::from_utf8_lossy(&out.stderr).trim()));
         return None;
     }
     let _ = fs::remove_file(rootfs.join(".qemu-aarch64-static"));
@@ -190,17 +190,16 @@ pub fn busybox_arm64() -> Option<PathBuf> {
         return Some(out);
     }
     if !have("apt-get") || !have("dpkg-deb") {
-        eprintln!("SKIP: apt-get/dpkg-deb missing: cannot fetch busybox-static:arm64");
+        crate::tools::skip(&format!("apt-get/dpkg-deb missing: cannot fetch busybox-static:arm64"));
         return None;
     }
     let tmp = tempfile::tempdir().ok()?;
     let dl = Command::new("apt-get").args(["download", "-q", "busybox-static:arm64"]).current_dir(tmp.path()).output().ok()?;
     let deb = fs::read_dir(tmp.path()).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
     let Some(deb) = deb else {
-        eprintln!(
-            "SKIP: apt-get download busybox-static:arm64 failed (dpkg --add-architecture arm64; apt-get update): {}",
+        crate::tools::skip(&format!("apt-get download busybox-static:arm64 failed (dpkg --add-architecture arm64; apt-get update): {}",
             String::from_utf8_lossy(&dl.stderr).trim()
-        );
+        ));
         return None;
     };
     check(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.path().join("x")));

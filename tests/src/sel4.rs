@@ -29,7 +29,7 @@ pub fn available() -> bool {
     match why {
         None => true,
         Some(w) => {
-            eprintln!("SKIP: {w}");
+            crate::tools::skip(&format!("{w}"));
             false
         }
     }
