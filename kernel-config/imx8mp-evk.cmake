@@ -1,0 +1,27 @@
+# seL4 kernel settings for the NXP i.MX 8M Plus EVK, AArch64.
+# UNTESTED with selkie: no seL4 install for this board exists on the build machine yet.
+#
+# Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
+# kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).
+
+# Target board: seL4's name for the i.MX 8M Plus EVK (src/plat/imx8m-evk).
+set(KernelPlatform "imx8mp-evk" CACHE STRING "")
+
+# Build the 64-bit ARM (AArch64) kernel.
+set(KernelSel4Arch "aarch64" CACHE STRING "")
+
+# CPU of the i.MX 8M Plus (also QEMU's imx8mp-evk machine).
+set(ARM_CPU "cortex-a53" CACHE STRING "")
+
+# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, as on qemu-arm-virt,
+# so apps' faults arrive as on the tested platform (VCPUFault for brk, see the runtime notes).
+set(KernelArmHypervisorSupport ON CACHE STRING "")
+
+# Not the verified configuration: allows the debug/printing options below.
+set(KernelVerificationBuild OFF CACHE STRING "")
+
+# Debug kernel: the debug syscalls the root server's console uses (seL4_DebugPutChar).
+set(KernelDebugBuild ON CACHE STRING "")
+
+# Kernel printing on UART2 (the EVK's console, stdout-path in imx8mp-evk.dts).
+set(KernelPrinting ON CACHE STRING "")

@@ -1,0 +1,31 @@
+# seL4 kernel settings for the Raspberry Pi 4 Model B (BCM2711), AArch64.
+# UNTESTED with selkie: no seL4 install for this board exists on the build machine yet.
+#
+# Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
+# kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).
+
+# Target board: seL4's name for the Raspberry Pi 4 (src/plat/bcm2711).
+set(KernelPlatform "rpi4" CACHE STRING "")
+
+# Build the 64-bit ARM (AArch64) kernel.
+set(KernelSel4Arch "aarch64" CACHE STRING "")
+
+# CPU of the BCM2711 (also QEMU's raspi4b machine).
+set(ARM_CPU "cortex-a72" CACHE STRING "")
+
+# RAM the kernel is told about, in MiB: 2048 is what QEMU's raspi4b has and what every
+# 2/4/8 GiB board has at least (seL4 accepts 1024, 2048, 4096 or 8192).
+set(RPI4_MEMORY "2048" CACHE STRING "")
+
+# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, as on qemu-arm-virt,
+# so apps' faults arrive as on the tested platform (VCPUFault for brk, see the runtime notes).
+set(KernelArmHypervisorSupport ON CACHE STRING "")
+
+# Not the verified configuration: allows the debug/printing options below.
+set(KernelVerificationBuild OFF CACHE STRING "")
+
+# Debug kernel: the debug syscalls the root server's console uses (seL4_DebugPutChar).
+set(KernelDebugBuild ON CACHE STRING "")
+
+# Kernel printing on the mini UART (serial1 in rpi4.dts), where the root server's console goes.
+set(KernelPrinting ON CACHE STRING "")
