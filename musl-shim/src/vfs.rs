@@ -135,6 +135,8 @@ pub enum Found {
 pub struct Vfs<'a> {
     nodes: Vec<Node<'a>>,
     tmpfs_bytes: usize,
+    /// Most bytes tmpfs files may hold ([`TMPFS_MAX_BYTES`] unless set lower).
+    tmpfs_limit: usize,
 }
 
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -146,7 +148,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), tmpfs_bytes: 0 };
+        let mut vfs = Vfs { nodes: Vec::new(), tmpfs_bytes: 0, tmpfs_limit: TMPFS_MAX_BYTES };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -518,7 +520,13 @@ impl<'a> Vfs<'a> {
         Ok(())
     }
 
-    /// Writes into a tmpfs file at `off`, growing it; bounded by [`TMPFS_MAX_BYTES`].
+    /// Bounds tmpfs to `bytes` (at most [`TMPFS_MAX_BYTES`]): the seL4 root server keeps
+    /// every app's tmpfs in its own heap, so it gives each app a share.
+    pub fn set_tmpfs_limit(&mut self, bytes: usize) {
+        self.tmpfs_limit = bytes.min(TMPFS_MAX_BYTES);
+    }
+
+    /// Writes into a tmpfs file at `off`, growing it; bounded by the tmpfs limit.
     pub fn write_at(&mut self, ino: Ino, off: u64, bytes: &[u8]) -> SysResult<usize> {
         let end = off.checked_add(bytes.len() as u64).ok_or(EFBIG)?;
         let writable = self.nodes[ino].writable;
@@ -533,7 +541,7 @@ impl<'a> Vfs<'a> {
         let end = usize::try_from(end).map_err(|_| EFBIG)?;
         if end > v.len() {
             let grow = end - v.len();
-            if self.tmpfs_bytes + grow > TMPFS_MAX_BYTES {
+            if self.tmpfs_bytes + grow > self.tmpfs_limit {
                 return Err(ENOSPC);
             }
             self.tmpfs_bytes += grow;
@@ -552,7 +560,7 @@ impl<'a> Vfs<'a> {
         };
         let old = v.len();
         if len > old {
-            if self.tmpfs_bytes + (len - old) > TMPFS_MAX_BYTES {
+            if self.tmpfs_bytes + (len - old) > self.tmpfs_limit {
                 return Err(ENOSPC);
             }
             self.tmpfs_bytes += len - old;
@@ -569,4 +577,24 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
         return None;
     }
     s.iter().try_fold(0i32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i32::from(c - b'0')))
+}
+
+#[cfg(test)]
+mod tmpfs_limit_tests {
+    use super::*;
+    use crate::errno::ENOSPC;
+
+    #[test]
+    fn a_lower_tmpfs_limit_gives_enospc() {
+        let mut vfs = Vfs::from_cpio(&[]);
+        vfs.set_tmpfs_limit(8192);
+        let Ok(Found::Node(tmp)) = vfs.resolve(ROOT, b"/tmp", true) else { panic!("no /tmp") };
+        let f = vfs.create_file(tmp, b"f", 0o644, 0, 0, 0).unwrap();
+        assert_eq!(vfs.write_at(f, 0, &[1; 8192]), Ok(8192));
+        assert_eq!(vfs.write_at(f, 8192, &[1]), Err(ENOSPC));
+        assert_eq!(vfs.truncate(f, 8193), Err(ENOSPC));
+        // Never above the built-in bound.
+        vfs.set_tmpfs_limit(usize::MAX);
+        assert_eq!(vfs.tmpfs_limit, TMPFS_MAX_BYTES);
+    }
 }
