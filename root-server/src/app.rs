@@ -160,8 +160,31 @@ fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError>
 
 impl App {
     /// Creates the app's objects, loads its ELF and builds its stack; the TCB is left
-    /// suspended (see [`App::resume`]).
-    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>) -> Result<App, StartError> {
+    /// suspended (see [`App::resume`]). On failure everything it got is given back.
+    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>, tmpfs_bytes: usize) -> Result<App, StartError> {
+        let mut budget = Budget::new(0);
+        let mut slots = Vec::new();
+        let r = Self::build(g, ep, id, a, tmpfs_bytes, &mut budget, &mut slots);
+        if r.is_err() {
+            g.evict_app(id);
+            let _ = budget.release(&mut g.pool);
+            for s in slots {
+                let _ = root_path(s).delete();
+                g.slots.free(s);
+            }
+        }
+        r
+    }
+
+    fn build(
+        g: &mut Global,
+        ep: cap::Endpoint,
+        id: usize,
+        a: AppSpec<'_>,
+        tmpfs_bytes: usize,
+        budget: &mut Budget,
+        slots: &mut Vec<usize>,
+    ) -> Result<App, StartError> {
         let ctx = |what: &str, e: ut::Error| format!("{what}: {e}");
         let spec = a.spec;
         let heap_bytes = u64::from(spec.heap_pages) * PAGE;
@@ -192,10 +215,9 @@ impl App {
             + spec.extra_untyped_bytes()
             + OBJECT_OVERHEAD
             + (32u64 << storage_bits);
-        let mut budget = Budget::new(limit);
+        budget.limit = limit;
 
         // Kernel objects, in our CNode.
-        let mut slots = Vec::new();
         let mut obj = |g: &mut Global, budget: &mut Budget, bp: sel4::ObjectBlueprint, what: &str| -> Result<usize, StartError> {
             let s = g.slots.alloc().map_err(|e| ctx(what, e))?;
             slots.push(s);
@@ -204,10 +226,10 @@ impl App {
                 .map_err(|e| ctx(what, e))?;
             Ok(s)
         };
-        let storage_slot = obj(g, &mut budget, sel4::ObjectBlueprint::CNode { size_bits: storage_bits }, "storage CNode")?;
-        let vspace_slot = obj(g, &mut budget, sel4::cap_type::VSpace::object_blueprint(), "VSpace")?;
-        let cnode_slot = obj(g, &mut budget, sel4::ObjectBlueprint::CNode { size_bits: APP_CNODE_BITS }, "CNode")?;
-        let tcb_slot = obj(g, &mut budget, sel4::cap_type::Tcb::object_blueprint(), "TCB")?;
+        let storage_slot = obj(g, budget, sel4::ObjectBlueprint::CNode { size_bits: storage_bits }, "storage CNode")?;
+        let vspace_slot = obj(g, budget, sel4::cap_type::VSpace::object_blueprint(), "VSpace")?;
+        let cnode_slot = obj(g, budget, sel4::ObjectBlueprint::CNode { size_bits: APP_CNODE_BITS }, "CNode")?;
+        let tcb_slot = obj(g, budget, sel4::cap_type::Tcb::object_blueprint(), "TCB")?;
         let vspace = cap::VSpace::from_bits(vspace_slot as u64);
         let cnode = cap::CNode::from_bits(cnode_slot as u64);
         let tcb = cap::Tcb::from_bits(tcb_slot as u64);
@@ -222,7 +244,7 @@ impl App {
         let mut space = Space::new(id, vspace, cap::CNode::from_bits(storage_slot as u64), storage_bits);
         let cspace_data = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - APP_CNODE_BITS);
         space
-            .map_special(g, &mut budget, IPC_BUFFER, |frame| {
+            .map_special(g, budget, IPC_BUFFER, |frame| {
                 tcb.tcb_configure(sel4::CPtr::from_bits(APP_FAULT_EP), cnode, cspace_data, vspace, IPC_BUFFER, frame)
             })
             .map_err(|e| ctx("configuring the TCB", e))?;
@@ -239,10 +261,11 @@ impl App {
             layout,
             stack_size: stack_bytes,
         });
+        shim.vfs.set_tmpfs_limit(tmpfs_bytes);
         let mut clock_ns = 0;
         let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
         let (entry, sp) = {
-            let mut env = Env { g, space: &mut space, budget: &mut budget, clock_ns: &mut clock_ns, rng: &mut rng };
+            let mut env = Env { g, space: &mut space, budget, clock_ns: &mut clock_ns, rng: &mut rng };
             start::load(&mut env, &mut shim.mm, &plan, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
             let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
             let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
@@ -262,9 +285,9 @@ impl App {
             name: a.name,
             shim,
             space,
-            budget,
+            budget: core::mem::replace(budget, Budget::new(0)),
             tcb,
-            slots,
+            slots: core::mem::take(slots),
             traps,
             bias,
             clock_ns,

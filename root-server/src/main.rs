@@ -25,8 +25,12 @@ use sel4::CapTypeForObjectOfFixedSize as _;
 use sel4_root_task::{root_task, Never};
 use vm::Global;
 
-/// Heap for the root server's own bookkeeping (shims, page maps).
-const HEAP_SIZE: usize = 4 << 20;
+/// Heap for the root server's own bookkeeping (shims, page maps, tmpfs files). Its pages
+/// are part of our image, so each costs one of the 4096 slots of our CNode.
+const HEAP_SIZE: usize = 8 << 20;
+/// Share of the heap all apps' tmpfs files may take together (split evenly): an app
+/// filling /tmp gets ENOSPC instead of exhausting the heap every app depends on.
+const TMPFS_TOTAL: usize = HEAP_SIZE / 2;
 
 #[root_task(heap_size = HEAP_SIZE)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
@@ -101,12 +105,12 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 spec: &a.spec,
             })
         })();
-        match spec.and_then(|s| App::create(&mut g, ep, id, s)) {
+        let tmpfs = TMPFS_TOTAL / manifest.apps.len().max(1);
+        match spec.and_then(|s| App::create(&mut g, ep, id, s, tmpfs)) {
             Ok(app) => apps.push(app),
             Err(e) => {
                 report!("{name} failed to start: {e}");
                 failed += 1;
-                // Keep ids aligned with badges: a placeholder that is already done.
             }
         }
     }
@@ -196,7 +200,8 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
     let m = message();
     // The app's trap and our next ReplyRecv (or Recv).
     vm::entries(2);
-    let Some(app) = badge.checked_sub(1).and_then(|i| apps.get_mut(i as usize)) else {
+    // Badges are manifest ids + 1; apps that failed to start are not in `apps`.
+    let Some(app) = badge.checked_sub(1).and_then(|id| apps.iter_mut().find(|a| a.space.app as u64 == id)) else {
         log::error!("message with unknown badge {badge:#x} (label {label}) dropped");
         return Next::Wait;
     };
