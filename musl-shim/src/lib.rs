@@ -72,6 +72,8 @@ pub struct Process {
     pub robust_list: (u64, u64),
     pub umask: u32,
     pub sigmask: u64,
+    /// Blocked signals sent while their default action was fatal.
+    pub pending: u64,
     /// Raw aarch64 `struct sigaction` per signal (handler, flags, restorer, mask).
     pub sigactions: [[u64; 4]; 64],
     /// Raw `stack_t` (sp, flags, size).
@@ -121,6 +123,7 @@ impl<'a> Shim<'a> {
                 robust_list: (0, 0),
                 umask: 0o022,
                 sigmask: 0,
+                pending: 0,
                 sigactions: [[0; 4]; 64],
                 altstack: [0, 2, 0],
                 name,

@@ -118,7 +118,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         TGKILL => return Some(signal::kill(s, a[1] as i32 as i64, a[2])),
         SIGALTSTACK => signal::sigaltstack(s, env, a),
         RT_SIGACTION => signal::rt_sigaction(s, env, a),
-        RT_SIGPROCMASK => signal::rt_sigprocmask(s, env, a),
+        RT_SIGPROCMASK => return Some(signal::rt_sigprocmask(s, env, a)),
         RT_SIGPENDING => signal::rt_sigpending(env, a),
         _ => return None,
     };

@@ -1,5 +1,7 @@
 //! Signal syscalls: actions and masks are recorded, nothing is delivered yet. A signal
-//! the app sends itself whose default action is to terminate (abort's SIGABRT) ends it.
+//! the app sends itself whose default action is to terminate (abort's SIGABRT) ends it,
+//! at once or, when it is blocked, as soon as the mask lets it through (musl's `raise`
+//! blocks signals around its `tkill`).
 
 use super::Outcome;
 use crate::errno::*;
@@ -29,6 +31,9 @@ pub fn kill(s: &mut Shim<'_>, pid: i64, sig: u64) -> Outcome {
     let handler = s.proc_.sigactions[(sig - 1) as usize][0];
     if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
         return Outcome::Killed(sig as i32);
+    }
+    if blocked && handler == 0 && !default_ignored(sig) {
+        s.proc_.pending |= 1 << (sig - 1);
     }
     if handler > SIG_IGN && !blocked {
         log::warn!("signal {} has a handler, but signals are not delivered yet: dropped", sig);
@@ -60,7 +65,23 @@ pub fn rt_sigaction<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> 
     Ok(0)
 }
 
-pub fn rt_sigprocmask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+/// `rt_sigprocmask`, then a pending fatal signal the new mask unblocks ends the app.
+pub fn rt_sigprocmask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
+    if let Err(e) = set_mask(s, env, a) {
+        return Outcome::Ret(Err(e));
+    }
+    let ready = s.proc_.pending & !s.proc_.sigmask;
+    if ready != 0 {
+        let sig = u64::from(ready.trailing_zeros()) + 1;
+        s.proc_.pending &= !(1 << (sig - 1));
+        if s.proc_.sigactions[(sig - 1) as usize][0] == 0 {
+            return Outcome::Killed(sig as i32);
+        }
+    }
+    Outcome::Ret(Ok(0))
+}
+
+fn set_mask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     if a[3] != 8 {
         return Err(EINVAL);
     }
