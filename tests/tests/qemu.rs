@@ -30,10 +30,15 @@ fn ready() -> bool {
 /// `cmd`), runs it under the Linux reference and the emulator, checks they agree, and
 /// returns what seL4 must print. `None` (one line printed) when the reference cannot run.
 fn app(dir: &Path, name: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
-    let bin = c_app(name, Link::Static)?;
+    app_named(dir, name, name, cmd, extra)
+}
+
+/// As [`app`], for tests/apps/SOURCE.c installed as /SOURCE in an image (and app) named `name`.
+fn app_named(dir: &Path, name: &str, source: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
+    let bin = c_app(source, Link::Static)?;
     let img = OciImage::new(&dir.join(format!("{name}-layout")), name);
-    img.layer(|r| populate(r, name, &bin));
-    let entry = format!("/{name}");
+    img.layer(|r| populate(r, source, &bin));
+    let entry = format!("/{source}");
     let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
     for c in cmd {
         cfg.extend(["--config.cmd", c]);
@@ -41,7 +46,7 @@ fn app(dir: &Path, name: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
     cfg.extend(extra);
     img.config(&cfg);
     let rootfs = img.umoci_unpack(&dir.join(format!("{name}-bundle")));
-    let (want, status) = reference(&rootfs, name, cmd, &[("HELLO", "WORLD")])?;
+    let (want, status) = reference(&rootfs, source, cmd, &[("HELLO", "WORLD")])?;
     let want = String::from_utf8(want).expect("test apps print text");
     let emu = Command::new(selkie_bin()).args(["run", "--emulate", &img.reference()]).output().expect("selkie run --emulate");
     assert_eq!(String::from_utf8_lossy(&emu.stdout), want, "{name}: the emulator differs from Linux");
@@ -130,4 +135,39 @@ fn a_crash_does_not_stop_a_healthy_app() {
     assert!(c.has_in_order(&good.stdout), "{}", c.text);
     assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
     assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 2 apps done: 1 exited, 1 killed")), "{:?}", c.reports());
+}
+
+#[test]
+fn every_fault_kind_is_reported_and_contained() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // mode, signal, what the report says
+    let modes = [
+        ("trap", 5, "breakpoint brk #0x3e8"),
+        ("abort", 6, ""),
+        ("udf", 4, "undefined instruction"),
+        ("overflow", 11, "data fault"),
+        ("exec", 11, "instruction fetch fault"),
+    ];
+    let mut apps = Vec::new();
+    for (mode, _, _) in &modes {
+        let Some(e) = app_named(tmp.path(), mode, "crasher", &[mode], &[]) else { return };
+        apps.push(e);
+    }
+    let Some(h) = app(tmp.path(), "hello", &["hello_world", "test"], &[]) else { return };
+    apps.push(h);
+    let c = boot(tmp.path(), &apps.iter().collect::<Vec<_>>());
+    for (e, (mode, sig, kind)) in apps.iter().zip(&modes) {
+        assert_eq!(e.status, 128 + sig, "{mode}: the reference's status");
+        assert_eq!(c.status(mode), Some(e.status), "{mode}: {:?}", c.reports());
+        let prefix = format!("[selkie] {mode} killed by signal {sig}");
+        let report = c.reports().into_iter().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no report for {mode}: {:?}", c.reports()));
+        assert!(report.contains(kind), "{report}");
+        assert!(c.has_in_order(&e.stdout), "{mode}:\n{}", c.text);
+    }
+    assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
+    assert!(c.has_in_order(&apps[5].stdout), "{}", c.text);
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 6 apps done: 1 exited, 5 killed")), "{:?}", c.reports());
 }
