@@ -6,6 +6,7 @@ SEL4_PREFIX ?= /opt/seL4/$(PLATFORM)
 export SEL4_PREFIX
 
 CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: deps test build bench fuzz-build run-qemu clean
 
@@ -21,7 +22,7 @@ test: deps
 
 bench: deps
 	$(CARGO) build --release -p selkie -p selkie-bench
-	target/release/selkie-bench
+	$(TARGET_DIR)/release/selkie-bench
 
 # make run-qemu: builds the root server (root-server/build.sh, against SEL4_PREFIX), the
 # built-in demo (demo/hello: the seed's hello as an OCI image, built by buildah from its
@@ -39,7 +40,7 @@ run-qemu: deps
 	cp demo/hello/foo.txt demo/hello/bar.txt demo/hello/Dockerfile $(DEMO)/
 	$(BUILDAH) bud --isolation chroot -q --platform linux/arm64 -t selkie-demo-hello $(DEMO)
 	rm -rf $(DEMO)/oci && $(BUILDAH) push -q selkie-demo-hello oci:$(DEMO)/oci:latest
-	target/release/selkie pack oci:$(DEMO)/oci:latest --name hello --platform $(PLATFORM) \
+	$(TARGET_DIR)/release/selkie pack oci:$(DEMO)/oci:latest --name hello --platform $(PLATFORM) \
 		--root-server $$(cat $(BUILD)/root-server.path) -o $(BUILD)/image-$(PLATFORM).elf
 	qemu/$(PLATFORM) $(BUILD)/image-$(PLATFORM).elf
 
