@@ -25,7 +25,7 @@ bench: deps
 	$(TARGET_DIR)/release/selkie-bench
 
 # make run-qemu: builds the root server (root-server/build.sh, against SEL4_PREFIX), the
-# built-in demo (demo/hello: the seed's hello as an OCI image, built by buildah from its
+# built-in demo (demo/hello: the seed's hello, tests/apps/hello.c, as an OCI image, built by buildah from its
 # Dockerfile), packs it for $(PLATFORM) and boots it under QEMU (qemu/$(PLATFORM)).
 BUILD ?= build
 BUILDAH = buildah --storage-driver vfs --root $(CURDIR)/$(BUILD)/containers/root --runroot $(CURDIR)/$(BUILD)/containers/run
@@ -36,7 +36,7 @@ run-qemu: deps
 	@mkdir -p $(DEMO)
 	root-server/build.sh > $(BUILD)/root-server.path
 	$(CARGO) build --release -p selkie
-	aarch64-linux-musl-gcc -static -O2 -o $(DEMO)/hello demo/hello/hello.c
+	aarch64-linux-musl-gcc -static -O2 -o $(DEMO)/hello tests/apps/hello.c
 	cp demo/hello/foo.txt demo/hello/bar.txt demo/hello/Dockerfile $(DEMO)/
 	$(BUILDAH) bud --isolation chroot -q --platform linux/arm64 -t selkie-demo-hello $(DEMO)
 	rm -rf $(DEMO)/oci && $(BUILDAH) push -q selkie-demo-hello oci:$(DEMO)/oci:latest
