@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use musl_shim::errno::EFAULT;
-use musl_shim::mm::PAGE;
+use musl_shim::mm::{RegionKind, PAGE};
 use musl_shim::start::{self, LoadPlan, StackInfo};
 use musl_shim::{AddressSpace, Clock, ClockId, Config, Console, Entropy, GuestMemory, Prot, Shim, SysResult, Timespec};
 use sel4::cap;
@@ -36,7 +36,7 @@ pub struct App {
     pub space: Space,
     pub budget: Budget,
     pub tcb: cap::Tcb,
-    /// Our slots holding the app's TCB, VSpace, CNode and storage CNode caps.
+    /// Our slots holding the app's TCB, VSpace and CNode caps (storage CNodes: `space`).
     slots: Vec<usize>,
     traps: Vec<u64>,
     bias: u64,
@@ -46,7 +46,7 @@ pub struct App {
     /// Kernel entries spent on syscalls that returned to the app (trap to resume).
     pub syscall_entries: u64,
     pub done: bool,
-    /// Pages the ELF's PT_LOADs span: for the measurement note.
+    /// Pages the ELF's PT_LOADs cover: for the measurement note.
     pub image_pages: u64,
 }
 
@@ -139,14 +139,6 @@ pub struct AppSpec<'b> {
     pub spec: &'b selkie_manifest::Spec<selkie_manifest::Text<'b>>,
 }
 
-fn storage_bits_for(pages: u64) -> usize {
-    let mut bits = 8;
-    while (1u64 << bits) < pages && bits < 16 {
-        bits += 1;
-    }
-    bits
-}
-
 fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError> {
     use musl_shim::vfs::{Data, Found, Kind, ROOT};
     match shim.vfs.resolve(ROOT, path.as_bytes(), true) {
@@ -207,14 +199,20 @@ impl App {
         let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
         let bias = plan.bias();
         let layout = start::layout(&plan, heap_bytes, stack_bytes).map_err(|e| format!("{}: {e}", a.binary))?;
-        let (lo, hi) = plan.span();
-        let image_pages = (hi - lo) / PAGE;
-        let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 64;
-        let storage_bits = storage_bits_for(pages);
+        // Distinct pages the PT_LOADs cover (not the span: static musl leaves a gap).
+        let mut image_set = alloc::collections::BTreeSet::new();
+        for seg in &plan.segments {
+            let first = seg.vaddr / PAGE;
+            let last = (seg.vaddr + seg.memsz.max(1) - 1) / PAGE;
+            image_set.extend(first..=last);
+        }
+        let image_pages = image_set.len() as u64;
+        // Frames and tables, and a storage CNode slot (32 bytes) for each.
+        let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1;
         let limit = (image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1) * PAGE
             + spec.extra_untyped_bytes()
             + OBJECT_OVERHEAD
-            + (32u64 << storage_bits);
+            + pages * 32;
         budget.limit = limit;
 
         // Kernel objects, in our CNode.
@@ -226,7 +224,6 @@ impl App {
                 .map_err(|e| ctx(what, e))?;
             Ok(s)
         };
-        let storage_slot = obj(g, budget, sel4::ObjectBlueprint::CNode { size_bits: storage_bits }, "storage CNode")?;
         let vspace_slot = obj(g, budget, sel4::cap_type::VSpace::object_blueprint(), "VSpace")?;
         let cnode_slot = obj(g, budget, sel4::ObjectBlueprint::CNode { size_bits: APP_CNODE_BITS }, "CNode")?;
         let tcb_slot = obj(g, budget, sel4::cap_type::Tcb::object_blueprint(), "TCB")?;
@@ -241,17 +238,7 @@ impl App {
             .absolute_cptr_from_bits_with_depth(APP_FAULT_EP, APP_CNODE_BITS)
             .mint(&root_path(ep.bits() as usize), sel4::CapRights::new(true, false, false, true), id as u64 + 1)
             .map_err(|e| kerr("minting the fault endpoint", e))?;
-        let mut space = Space::new(id, vspace, cap::CNode::from_bits(storage_slot as u64), storage_bits);
-        let cspace_data = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - APP_CNODE_BITS);
-        space
-            .map_special(g, budget, IPC_BUFFER, |frame| {
-                tcb.tcb_configure(sel4::CPtr::from_bits(APP_FAULT_EP), cnode, cspace_data, vspace, IPC_BUFFER, frame)
-            })
-            .map_err(|e| ctx("configuring the TCB", e))?;
-        let prio = u64::from(spec.priority).min(254);
-        let mcp = u64::from(spec.max_priority).min(254).max(prio);
-        tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), mcp, prio).map_err(|e| kerr("setting priorities", e))?;
-
+        let mut space = Space::new(id, vspace);
         // The Linux side: load the ELF, build the stack.
         let mut shim = Shim::new(a.rootfs, Config {
             uid: a.uid,
@@ -264,23 +251,41 @@ impl App {
         shim.vfs.set_tmpfs_limit(tmpfs_bytes);
         let mut clock_ns = 0;
         let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
-        let (entry, sp) = {
-            let mut env = Env { g, space: &mut space, budget, clock_ns: &mut clock_ns, rng: &mut rng };
-            start::load(&mut env, &mut shim.mm, &plan, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
-            let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
-            let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
-            let mut random = [0u8; 16];
-            env.fill(&mut random);
-            let argv: Vec<&[u8]> = a.argv.iter().map(|v| v.as_slice()).collect();
-            let envp: Vec<&[u8]> = a.envp.iter().map(|v| v.as_slice()).collect();
-            let info = StackInfo { argv: &argv, envp: &envp, execfn: a.binary.as_bytes(), random, auxv: &auxv };
-            let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
-            (plan.entry.wrapping_add(bias), sp)
-        };
-        let mut regs = sel4::UserContext::default();
-        *regs.pc_mut() = entry;
-        *regs.sp_mut() = sp;
-        tcb.tcb_write_all_registers(false, &mut regs).map_err(|e| kerr("writing registers", e))?;
+        // Storage CNodes made so far live in `space`: on failure their slots go back too.
+        let started = (|| -> Result<(), StartError> {
+            let cspace_data = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - APP_CNODE_BITS);
+            space
+                .map_special(g, budget, IPC_BUFFER, |frame| {
+                    tcb.tcb_configure(sel4::CPtr::from_bits(APP_FAULT_EP), cnode, cspace_data, vspace, IPC_BUFFER, frame)
+                })
+                .map_err(|e| ctx("configuring the TCB", e))?;
+            let prio = u64::from(spec.priority).min(254);
+            let mcp = u64::from(spec.max_priority).min(254).max(prio);
+            tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), mcp, prio).map_err(|e| kerr("setting priorities", e))?;
+
+            let (entry, sp) = {
+                let mut env = Env { g, space: &mut space, budget, clock_ns: &mut clock_ns, rng: &mut rng };
+                start::load(&mut env, &mut shim.mm, &plan, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
+                let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
+                let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
+                let mut random = [0u8; 16];
+                env.fill(&mut random);
+                let argv: Vec<&[u8]> = a.argv.iter().map(|v| v.as_slice()).collect();
+                let envp: Vec<&[u8]> = a.envp.iter().map(|v| v.as_slice()).collect();
+                let info = StackInfo { argv: &argv, envp: &envp, execfn: a.binary.as_bytes(), random, auxv: &auxv };
+                let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
+                (plan.entry.wrapping_add(bias), sp)
+            };
+            let mut regs = sel4::UserContext::default();
+            *regs.pc_mut() = entry;
+            *regs.sp_mut() = sp;
+            tcb.tcb_write_all_registers(false, &mut regs).map_err(|e| kerr("writing registers", e))?;
+            Ok(())
+        })();
+        if let Err(e) = started {
+            slots.extend(space.storage_slots.drain(..));
+            return Err(e);
+        }
         Ok(App {
             name: a.name,
             shim,
@@ -329,14 +334,27 @@ impl App {
         self.done = true;
         let _ = self.tcb.tcb_suspend();
         let st = self.space.stats;
+        // Frames backing each kind of region now (the IPC buffer is "other").
+        let (mut image, mut stack, mut heap, mut other) = (0, 0, 0, 0);
+        for vpage in self.space.present() {
+            match self.shim.mm.lookup(vpage).map(|r| r.kind) {
+                Some(RegionKind::Image) => image += 1,
+                Some(RegionKind::Stack) => stack += 1,
+                Some(RegionKind::Brk | RegionKind::Anon | RegionKind::File) => heap += 1,
+                None => other += 1,
+            }
+        }
         crate::report!(
-            "stats {}: {} syscalls ({} kernel entries for those that returned), frames peak {} (ELF image {} pages), {} frames retyped, {} tables, {} lazy faults, {} of {} untyped bytes in {} chunks",
+            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} (PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks",
             self.name,
             self.syscalls,
             self.syscall_entries,
             st.frames_peak,
+            image,
             self.image_pages,
-            st.frames_retyped,
+            stack,
+            heap,
+            other,
             st.tables,
             st.lazy_faults,
             self.budget.used,
@@ -347,7 +365,8 @@ impl App {
         if let Err(e) = self.budget.release(&mut g.pool) {
             log::error!("{}: revoking its memory: {e}", self.name);
         }
-        for s in self.slots.drain(..) {
+        let storage = core::mem::take(&mut self.space.storage_slots);
+        for s in self.slots.drain(..).chain(storage) {
             // Revocation emptied them; delete is a no-op on an empty slot.
             let _ = root_path(s).delete();
             g.slots.free(s);

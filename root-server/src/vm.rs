@@ -3,7 +3,8 @@
 //! root server reads and writes app memory (a small cache of app frames mapped in our
 //! own VSpace).
 //!
-//! A frame cap lives in the app's storage CNode. To invoke it (map, unmap, remap) it is
+//! A frame cap lives in one of the app's storage CNodes (1024 slots each, added as the app
+//! grows). To invoke it (map, unmap, remap) it is
 //! moved into our scratch slot and back; to alias it, a copy goes into a window slot.
 
 use crate::kernel::{self, PAGE, WINDOW_PAGES};
@@ -16,6 +17,8 @@ use sel4::cap;
 use sel4::CapTypeForObjectOfFixedSize as _;
 
 const PAGE_U64: u64 = PAGE as u64;
+/// Slots per storage CNode: 1024 frame or table caps (32 KiB of untyped).
+const STORAGE_BITS: usize = 10;
 
 /// Kernel entries counted so far: app traps and our own invocations (for the measurement
 /// note; see `entries`).
@@ -107,15 +110,16 @@ pub struct VmStats {
 pub struct Space {
     pub app: usize,
     pub vspace: cap::VSpace,
-    storage: cap::CNode,
-    storage_bits: usize,
+    /// Storage CNodes, each of 2^STORAGE_BITS slots, and the slots of ours holding them.
+    storage: Vec<cap::CNode>,
+    pub storage_slots: Vec<usize>,
     next_idx: usize,
     free_idx: Vec<usize>,
     pages: BTreeMap<u64, Page>,
     /// Valid ranges `start -> (end, prot)`, mapped on first touch.
     ranges: BTreeMap<u64, (u64, Prot)>,
     tables: BTreeSet<(usize, u64)>,
-    /// Unmapped, zeroed frames kept for reuse.
+    /// Unmapped frames kept for reuse (zeroed when reused).
     spare: Vec<usize>,
     pub stats: VmStats,
 }
@@ -130,13 +134,13 @@ fn rights_attrs(prot: Prot) -> (sel4::CapRights, sel4::VmAttributes) {
 }
 
 impl Space {
-    /// `vspace` is assigned to an ASID already; `storage` is a CNode of `2^storage_bits` slots.
-    pub fn new(app: usize, vspace: cap::VSpace, storage: cap::CNode, storage_bits: usize) -> Space {
+    /// `vspace` is assigned to an ASID already.
+    pub fn new(app: usize, vspace: cap::VSpace) -> Space {
         Space {
             app,
             vspace,
-            storage,
-            storage_bits,
+            storage: Vec::new(),
+            storage_slots: Vec::new(),
             next_idx: 0,
             free_idx: Vec::new(),
             pages: BTreeMap::new(),
@@ -148,15 +152,23 @@ impl Space {
     }
 
     fn storage_path(&self, idx: usize) -> sel4::AbsoluteCPtr {
-        self.storage.absolute_cptr_from_bits_with_depth(idx as u64, self.storage_bits)
+        self.storage[idx >> STORAGE_BITS].absolute_cptr_from_bits_with_depth((idx & ((1 << STORAGE_BITS) - 1)) as u64, STORAGE_BITS)
     }
 
-    fn alloc_idx(&mut self) -> Result<usize> {
+    fn alloc_idx(&mut self, g: &mut Global, b: &mut Budget) -> Result<usize> {
         if let Some(i) = self.free_idx.pop() {
             return Ok(i);
         }
-        if self.next_idx >= 1 << self.storage_bits {
-            return Err(Error::NoSlots);
+        if self.next_idx == self.storage.len() << STORAGE_BITS {
+            let slot = g.slots.alloc()?;
+            let bp = sel4::ObjectBlueprint::CNode { size_bits: STORAGE_BITS };
+            if let Err(e) = b.retype(&mut g.pool, &mut g.slots, &bp, &root_cnode().absolute_cptr_for_self(), slot) {
+                g.slots.free(slot);
+                return Err(e);
+            }
+            entries(1);
+            self.storage.push(cap::CNode::from_bits(slot as u64));
+            self.storage_slots.push(slot);
         }
         self.next_idx += 1;
         Ok(self.next_idx - 1)
@@ -173,7 +185,7 @@ impl Space {
 
     /// Retypes an object into our scratch slot, lets `f` use it, then stores it.
     fn new_object(&mut self, g: &mut Global, b: &mut Budget, bp: &sel4::ObjectBlueprint, f: impl FnOnce(cap::Unspecified) -> sel4::Result<()>) -> Result<usize> {
-        let idx = self.alloc_idx()?;
+        let idx = self.alloc_idx(g, b)?;
         let dst = root_cnode().absolute_cptr_for_self();
         if let Err(e) = b.retype(&mut g.pool, &mut g.slots, bp, &dst, g.scratch) {
             self.free_idx.push(idx);
@@ -211,11 +223,11 @@ impl Space {
         let (rights, attrs) = rights_attrs(prot);
         let vspace = self.vspace;
         let map = prot.0 != 0;
-        let idx = if let Some(idx) = self.spare.pop() {
+        let (idx, dirty) = if let Some(idx) = self.spare.pop() {
             if map {
                 self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
             }
-            idx
+            (idx, true)
         } else {
             let bp = sel4::cap_type::Granule::object_blueprint();
             let idx = self.new_object(g, b, &bp, |c| {
@@ -226,13 +238,19 @@ impl Space {
                 }
             })?;
             self.stats.frames_retyped += 1;
-            idx
+            (idx, false)
         };
         if map && prot.x() {
             kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
         }
         let page = Page { idx, prot, mapped: map };
         self.pages.insert(vpage, page);
+        if dirty {
+            // A reused frame still holds what the app last wrote there; the app is blocked
+            // until we reply, so it never sees that.
+            let i = self.alias(g, b, vpage)?;
+            kernel::window_zero(i);
+        }
         self.stats.frames_now += 1;
         self.stats.frames_peak = self.stats.frames_peak.max(self.stats.frames_now);
         Ok(page)
@@ -363,31 +381,18 @@ impl Space {
         self.ranges.insert(start, (end, prot));
     }
 
-    /// Drops `[start, end)`: frames are zeroed and kept for reuse.
+    /// Drops `[start, end)`: frames are kept for reuse (zeroed when reused).
     pub fn unmap(&mut self, g: &mut Global, start: u64, end: u64) -> Result<()> {
         self.carve(start, end);
         let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
         for vpage in vpages {
-            let page = self.pages[&vpage];
-            // Zero it through an alias (the page is present, so nothing is charged).
-            let zeroed = {
-                let mut none = Budget::new(0);
-                self.alias(g, &mut none, vpage).map(kernel::window_zero)
-            };
+            let page = self.pages.remove(&vpage).expect("listed above");
             g.evict_page(self.app, vpage);
-            self.pages.remove(&vpage);
             if page.mapped {
                 self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
             }
             self.stats.frames_now -= 1;
-            match zeroed {
-                Ok(()) => self.spare.push(page.idx),
-                // Could not zero it: never reuse it.
-                Err(_) => {
-                    let _ = self.storage_path(page.idx).delete();
-                    self.free_idx.push(page.idx);
-                }
-            }
+            self.spare.push(page.idx);
         }
         Ok(())
     }
@@ -426,5 +431,10 @@ impl Space {
             self.pages.insert(vpage, page);
         }
         Ok(())
+    }
+
+    /// Addresses of the pages backed by a frame now.
+    pub fn present(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.keys().copied()
     }
 }
