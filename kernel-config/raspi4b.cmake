@@ -4,8 +4,8 @@
 # Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
 # kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).
 
-# Target board: seL4's name for the Raspberry Pi 4 (src/plat/bcm2711).
-set(KernelPlatform "rpi4" CACHE STRING "")
+# Target board: seL4 names the Raspberry Pi 4 by its SoC (src/plat/bcm2711; ARM_PLAT rpi4).
+set(KernelPlatform "bcm2711" CACHE STRING "")
 
 # Build the 64-bit ARM (AArch64) kernel.
 set(KernelSel4Arch "aarch64" CACHE STRING "")

@@ -24,7 +24,9 @@ d = json.load(sys.stdin)
 print(next(p["manifest_path"] for p in d["packages"] if p["name"] == "sel4"))')
 targets=$(dirname "$(dirname "$(dirname "$sel4_manifest")")")/support/targets
 [ -f "$targets/aarch64-sel4.json" ] || { echo "root-server/build.sh: no aarch64-sel4.json in $targets" >&2; exit 1; }
-target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server}
+# One build dir per kernel platform: the root server is compiled against its config.
+plat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["PLAT"])' "$SEL4_PREFIX/libsel4/include/kernel/gen_config.json")
+target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server/$plat}
 RUST_TARGET_PATH=$targets CARGO_TARGET_DIR=$target_dir \
     cargo "+$toolchain" build --profile "$profile" --target aarch64-sel4 -q 1>&2
 dir=$profile; [ "$profile" = dev ] && dir=debug

@@ -18,8 +18,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// seL4 platforms selkie has kernel configs for; see `platforms/`.
-pub const PLATFORMS: &[&str] = &["qemu-arm-virt", "raspi4b", "imx8mp-evk"];
+/// seL4 platforms selkie has kernel configs for (see `platforms/`), with the name seL4's
+/// build gives each (`PLAT` in gen_config.json).
+pub const PLATFORMS: &[(&str, &str)] = &[("qemu-arm-virt", "qemu-arm-virt"), ("raspi4b", "bcm2711"), ("imx8mp-evk", "imx8mp-evk")];
+
+/// seL4's name for selkie platform `platform`.
+pub fn sel4_plat(platform: &str) -> Option<&'static str> {
+    PLATFORMS.iter().find(|p| p.0 == platform).map(|p| p.1)
+}
 
 /// The symbol the root server reads the bundle's location from (see root-server/src/kernel.rs).
 pub const BUNDLE_SYMBOL: &str = "SELKIE_BUNDLE";
@@ -35,15 +41,15 @@ pub struct BootOptions {
     pub sel4_prefix: PathBuf,
 }
 
-/// Where `root-server/build.sh` leaves the root server, relative to the `selkie` binary's
-/// target dir (target/<profile>/selkie -> target/root-server/aarch64-sel4/release/).
-pub fn default_root_server() -> Option<PathBuf> {
+/// Where `root-server/build.sh` leaves the root server for `platform`, relative to the
+/// `selkie` binary's target dir (target/<profile>/selkie -> target/root-server/<PLAT>/...).
+pub fn default_root_server(platform: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SELKIE_ROOT_SERVER") {
         return Some(PathBuf::from(p));
     }
     let exe = std::env::current_exe().ok()?;
     let target = exe.parent()?.parent()?;
-    let p = target.join("root-server/aarch64-sel4/release/selkie-root-server.elf");
+    let p = target.join("root-server").join(sel4_plat(platform)?).join("aarch64-sel4/release/selkie-root-server.elf");
     p.exists().then_some(p)
 }
 
@@ -61,7 +67,8 @@ pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(prefix.join("libsel4/include/kernel/gen_config.json"))?)
         .context("parsing gen_config.json")?;
     let plat = cfg.get("PLAT").and_then(|v| v.as_str()).unwrap_or("");
-    ensure!(plat == platform, "SEL4_PREFIX={} is a kernel for {plat:?}, not {platform:?}", prefix.display());
+    let want = sel4_plat(platform).unwrap_or(platform);
+    ensure!(plat == want, "SEL4_PREFIX={} is a kernel for {plat:?}, not {platform:?} ({want:?})", prefix.display());
     Ok(())
 }
 
@@ -178,10 +185,10 @@ pub fn add_payload(prefix: &Path, app: &Path, out: &Path) -> Result<()> {
 /// `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`.
 pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
     ensure!(
-        PLATFORMS.contains(&boot.platform.as_str()),
+        sel4_plat(&boot.platform).is_some(),
         "unknown seL4 platform {:?} (known: {})",
         boot.platform,
-        PLATFORMS.join(", ")
+        PLATFORMS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
     );
     check_prefix(&boot.sel4_prefix, &boot.platform)?;
     let root = std::fs::read(&boot.root_server).with_context(|| {

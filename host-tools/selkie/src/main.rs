@@ -145,7 +145,7 @@ fn run(cli: Cli) -> Result<()> {
                 let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name };
                 let boot = selkie::boot::BootOptions {
                     platform: sel4_platform.to_string(),
-                    root_server: root_server.or_else(selkie::boot::default_root_server).ok_or_else(|| {
+                    root_server: root_server.or_else(|| selkie::boot::default_root_server(sel4_platform)).ok_or_else(|| {
                         anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
                     })?,
                     sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
