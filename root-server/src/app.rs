@@ -45,6 +45,8 @@ pub struct App {
     pub syscalls: u64,
     /// Kernel entries spent on syscalls that returned to the app (trap to resume).
     pub syscall_entries: u64,
+    /// Most root-heap bytes this app's state may take (see `kernel::charged`).
+    pub heap_quota: usize,
     pub done: bool,
     /// Pages the ELF's PT_LOADs cover: for the measurement note.
     pub image_pages: u64,
@@ -139,6 +141,11 @@ pub struct AppSpec<'b> {
     pub spec: &'b selkie_manifest::Spec<selkie_manifest::Text<'b>>,
 }
 
+fn empty_config() -> Config {
+    let layout = musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 };
+    Config { uid: 0, gid: 0, cwd: String::from("/"), hostname: String::new(), layout, stack_size: 0 }
+}
+
 fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError> {
     use musl_shim::vfs::{Data, Found, Kind, ROOT};
     match shim.vfs.resolve(ROOT, path.as_bytes(), true) {
@@ -153,10 +160,10 @@ fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError>
 impl App {
     /// Creates the app's objects, loads its ELF and builds its stack; the TCB is left
     /// suspended (see [`App::resume`]). On failure everything it got is given back.
-    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>, tmpfs_bytes: usize) -> Result<App, StartError> {
+    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>, heap_quota: usize) -> Result<App, StartError> {
         let mut budget = Budget::new(0);
         let mut slots = Vec::new();
-        let r = Self::build(g, ep, id, a, tmpfs_bytes, &mut budget, &mut slots);
+        let r = Self::build(g, ep, id, a, heap_quota, &mut budget, &mut slots);
         if r.is_err() {
             g.evict_app(id);
             let _ = budget.release(&mut g.pool);
@@ -173,7 +180,7 @@ impl App {
         ep: cap::Endpoint,
         id: usize,
         a: AppSpec<'_>,
-        tmpfs_bytes: usize,
+        heap_quota: usize,
         budget: &mut Budget,
         slots: &mut Vec<usize>,
     ) -> Result<App, StartError> {
@@ -186,14 +193,7 @@ impl App {
         traps.sort_unstable();
 
         // The shim first: it finds the ELF in the rootfs.
-        let probe = Shim::new(a.rootfs, Config {
-            uid: a.uid,
-            gid: a.gid,
-            cwd: a.cwd.clone(),
-            hostname: a.name.clone(),
-            layout: musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 },
-            stack_size: stack_bytes,
-        });
+        let probe = Shim::new(a.rootfs, empty_config());
         let elf = elf_of(&probe, &a.binary)?;
         drop(probe);
         let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
@@ -248,7 +248,7 @@ impl App {
             layout,
             stack_size: stack_bytes,
         });
-        shim.vfs.set_tmpfs_limit(tmpfs_bytes);
+        shim.vfs.set_tmpfs_limit(heap_quota / 2);
         let mut clock_ns = 0;
         let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
         // Storage CNodes made so far live in `space`: on failure their slots go back too.
@@ -299,6 +299,7 @@ impl App {
             rng,
             syscalls: 0,
             syscall_entries: 0,
+            heap_quota,
             done: false,
             image_pages,
         })
@@ -345,7 +346,7 @@ impl App {
             }
         }
         crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} (PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks",
+            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} (PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks; root heap {} of {} bytes",
             self.name,
             self.syscalls,
             self.syscall_entries,
@@ -359,12 +360,17 @@ impl App {
             st.lazy_faults,
             self.budget.used,
             self.budget.limit,
-            self.budget.chunks()
+            self.budget.chunks(),
+            crate::kernel::charged(self.space.app),
+            self.heap_quota
         );
         g.evict_app(self.space.app);
         if let Err(e) = self.budget.release(&mut g.pool) {
             log::error!("{}: revoking its memory: {e}", self.name);
         }
+        // Our bookkeeping for it goes too (freed while charged to it, see main.rs).
+        self.shim = Shim::new(&[], empty_config());
+        self.space.forget();
         let storage = core::mem::take(&mut self.space.storage_slots);
         for s in self.slots.drain(..).chain(storage) {
             // Revocation emptied them; delete is a no-op on an empty slot.

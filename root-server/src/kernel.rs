@@ -1,9 +1,11 @@
-//! The only module with `unsafe`: the embedded bundle, the aliasing window, and raw
-//! kernel calls the `sel4` crate does not wrap. Everything here checks bounds before it
+//! The only module with `unsafe`: the embedded bundle, the aliasing window, the heap
+//! (charged per app), and raw kernel calls the `sel4` crate does not wrap. Everything here checks bounds before it
 //! touches memory, so the rest of the root server stays safe code.
 #![allow(unsafe_code)]
 
+use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Where `selkie pack` placed the bundle: it patches these bytes in the root-server ELF
 /// (found by the symbol name `SELKIE_BUNDLE`) and adds a PT_LOAD segment holding the bundle.
@@ -101,4 +103,91 @@ pub fn unify_instruction(vspace: sel4::cap::VSpace, start: usize, end: usize) ->
             .seL4_ARM_VSpace_Unify_Instruction(vspace.bits(), start as sel4::Word, end as sel4::Word)
     });
     sel4::Error::from_sys(err).map_or(Ok(()), Err)
+}
+
+/// The root server's heap: a fixed region of our image (each of its pages costs one of the
+/// 4096 slots of our CNode), shared by every app's shim.
+pub const HEAP_SIZE: usize = 8 << 20;
+/// Apps' accounts: the manifest allows this many apps.
+pub const ACCOUNTS: usize = selkie_manifest::MAX_APPS;
+/// "No app": allocations charged to the root server itself.
+const ROOT: usize = usize::MAX;
+
+#[repr(C, align(4096))]
+struct HeapMem([u8; HEAP_SIZE]);
+
+static mut HEAP_MEM: HeapMem = HeapMem([0; HEAP_SIZE]);
+
+/// A first-fit heap that charges every allocation to the app being served, so an app
+/// that grows its share (tmpfs inodes, fds, page maps) can be stopped before it starves
+/// the others (see `main.rs`).
+struct Accounted {
+    heap: linked_list_allocator::LockedHeap,
+    ready: AtomicBool,
+    current: AtomicUsize,
+    charged: [AtomicUsize; ACCOUNTS],
+    used: AtomicUsize,
+}
+
+#[global_allocator]
+static ALLOCATOR: Accounted = Accounted {
+    heap: linked_list_allocator::LockedHeap::empty(),
+    ready: AtomicBool::new(false),
+    current: AtomicUsize::new(ROOT),
+    charged: [const { AtomicUsize::new(0) }; ACCOUNTS],
+    used: AtomicUsize::new(0),
+};
+
+impl Accounted {
+    fn account(&self) -> Option<&AtomicUsize> {
+        self.charged.get(self.current.load(Ordering::Relaxed))
+    }
+}
+
+// SAFETY: the heap hands out disjoint blocks of HEAP_MEM under its lock; the counters are
+// bookkeeping only.
+unsafe impl GlobalAlloc for Accounted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut heap = self.heap.lock();
+        if !self.ready.swap(true, Ordering::Relaxed) {
+            // SAFETY: HEAP_MEM is used by nothing else, and this runs once.
+            unsafe { heap.init(ptr::addr_of_mut!(HEAP_MEM) as *mut u8, HEAP_SIZE) };
+        }
+        match heap.allocate_first_fit(layout) {
+            Ok(p) => {
+                self.used.fetch_add(layout.size(), Ordering::Relaxed);
+                if let Some(a) = self.account() {
+                    a.fetch_add(layout.size(), Ordering::Relaxed);
+                }
+                p.as_ptr()
+            }
+            Err(()) => ptr::null_mut(),
+        }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        if let Some(nn) = ptr::NonNull::new(p) {
+            // SAFETY: `p` came from `alloc` with this layout (GlobalAlloc's contract).
+            unsafe { self.heap.lock().deallocate(nn, layout) };
+            self.used.fetch_sub(layout.size(), Ordering::Relaxed);
+            if let Some(a) = self.account() {
+                let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(layout.size())));
+            }
+        }
+    }
+}
+
+/// Charges allocations to app `id` from now on (`None`: to the root server).
+pub fn charge_to(id: Option<usize>) {
+    ALLOCATOR.current.store(id.filter(|&i| i < ACCOUNTS).unwrap_or(ROOT), Ordering::Relaxed);
+}
+
+/// Heap bytes app `id` holds now (approximately: frees count against whoever is current).
+pub fn charged(id: usize) -> usize {
+    ALLOCATOR.charged.get(id).map_or(0, |a| a.load(Ordering::Relaxed))
+}
+
+/// Heap bytes in use by everyone.
+pub fn heap_used() -> usize {
+    ALLOCATOR.used.load(Ordering::Relaxed)
 }

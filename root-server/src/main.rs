@@ -25,14 +25,16 @@ use sel4::CapTypeForObjectOfFixedSize as _;
 use sel4_root_task::{root_task, Never};
 use vm::Global;
 
-/// Heap for the root server's own bookkeeping (shims, page maps, tmpfs files). Its pages
-/// are part of our image, so each costs one of the 4096 slots of our CNode.
-const HEAP_SIZE: usize = 8 << 20;
-/// Share of the heap all apps' tmpfs files may take together (split evenly): an app
-/// filling /tmp gets ENOSPC instead of exhausting the heap every app depends on.
-const TMPFS_TOTAL: usize = HEAP_SIZE / 2;
+/// Heap kept for the root server itself; the rest of `kernel::HEAP_SIZE` is split evenly
+/// into per-app quotas (shim state, tmpfs, page maps). An app over its quota is killed
+/// before it can starve the others; half a quota is the app's tmpfs limit, so filling /tmp
+/// gives ENOSPC first.
+const ROOT_HEAP: usize = 2 << 20;
 
-#[root_task(heap_size = HEAP_SIZE)]
+/// Our stack: parsing the manifest (heapless vectors of up to 8 apps) takes tens of KiB.
+const STACK_SIZE: usize = 512 << 10;
+
+#[root_task(stack_size = STACK_SIZE)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     console::init_log(log::LevelFilter::Error);
     match run(bootinfo) {
@@ -105,8 +107,11 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 spec: &a.spec,
             })
         })();
-        let tmpfs = TMPFS_TOTAL / manifest.apps.len().max(1);
-        match spec.and_then(|s| App::create(&mut g, ep, id, s, tmpfs)) {
+        let quota = (kernel::HEAP_SIZE - ROOT_HEAP) / manifest.apps.len().max(1);
+        kernel::charge_to(Some(id));
+        let created = spec.and_then(|s| App::create(&mut g, ep, id, s, quota));
+        kernel::charge_to(None);
+        match created {
             Ok(app) => apps.push(app),
             Err(e) => {
                 report!("{name} failed to start: {e}");
@@ -123,8 +128,9 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let exited = stats.exited;
     let killed = stats.killed;
     report!(
-        "stats root: {} kernel entries counted, {} slots free, {} of {} RAM bytes free, {} window misses",
+        "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses",
         vm::entries_so_far(),
+        kernel::heap_used(),
         g.slots.available(),
         g.pool.free_bytes(),
         g.pool.ram_bytes,
@@ -208,6 +214,20 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
     if app.done {
         return Next::Wait;
     }
+    let id = app.space.app;
+    kernel::charge_to(Some(id));
+    let next = handle_app(g, app, stats, label, len, &m);
+    if !app.done && kernel::charged(id) > app.heap_quota {
+        let what = format!("root heap quota exceeded: {} of {} bytes", kernel::charged(id), app.heap_quota);
+        kill(g, app, stats, SIGKILL, &what, 0, 0);
+        kernel::charge_to(None);
+        return Next::Wait;
+    }
+    kernel::charge_to(None);
+    next
+}
+
+fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, label: u64, len: usize, m: &[u64; 14]) -> Next {
     match label {
         LABEL_USER_EXCEPTION => {
             let pc = m[0];

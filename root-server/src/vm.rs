@@ -437,4 +437,13 @@ impl Space {
     pub fn present(&self) -> impl Iterator<Item = u64> + '_ {
         self.pages.keys().copied()
     }
+
+    /// Drops the bookkeeping of a destroyed app (its objects were revoked already).
+    pub fn forget(&mut self) {
+        self.pages = BTreeMap::new();
+        self.ranges = BTreeMap::new();
+        self.tables = BTreeSet::new();
+        self.spare = Vec::new();
+        self.free_idx = Vec::new();
+    }
 }

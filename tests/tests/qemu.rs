@@ -171,3 +171,25 @@ fn every_fault_kind_is_reported_and_contained() {
     assert!(c.has_in_order(&apps[5].stdout), "{}", c.text);
     assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 6 apps done: 1 exited, 5 killed")), "{:?}", c.reports());
 }
+
+#[test]
+fn an_app_flooding_the_root_heap_is_stopped_alone() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Linux and the emulator create all the files; on seL4 the root server keeps every
+    // app's tmpfs in its own heap, so it must stop this app at its quota instead.
+    let (Some(flood), Some(h)) = (app(tmp.path(), "tmpfs_flood", &[], &[]), app(tmp.path(), "hello", &["hello_world", "test"], &[])) else {
+        return;
+    };
+    assert!(flood.stdout.ends_with("created all\n"), "{}", flood.stdout);
+    let c = boot(tmp.path(), &[&flood, &h]);
+    let report = c.reports().into_iter().find(|l| l.starts_with("[selkie] tmpfs_flood killed by signal 9 (root heap quota exceeded")).unwrap_or_else(|| panic!("{:?}", c.reports()));
+    assert!(report.contains(" of "), "{report}");
+    assert!(c.text.contains("created 1000\n"), "it ran for a while:\n{}", c.text);
+    assert!(!c.text.contains("created all"), "{}", c.text);
+    assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
+    assert!(c.has_in_order(&h.stdout), "{}", c.text);
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 2 apps done: 1 exited, 1 killed")), "{:?}", c.reports());
+}
