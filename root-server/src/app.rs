@@ -249,6 +249,7 @@ impl App {
             stack_size: stack_bytes,
         });
         shim.vfs.set_tmpfs_limit(heap_quota / 2);
+        shim.set_exe(&a.binary);
         let mut clock_ns = 0;
         let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
         // Storage CNodes made so far live in `space`: on failure their slots go back too.

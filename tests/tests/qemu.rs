@@ -1,10 +1,11 @@
-//! Test apps packed into bootable seL4 images and booted under QEMU (qemu-arm-virt): each
-//! app's console output and exit status must equal the Linux reference's
+//! Test apps (C static and static-PIE, Rust std) packed into bootable seL4 images and
+//! booted under QEMU (qemu-arm-virt): each app's console output and exit status must equal
+//! the Linux reference's
 //! (qemu-aarch64-static) and the emulated runner's (`selkie run --emulate`). Several apps
 //! share one image; a crashing app must not stop a healthy one.
 //! Skipped, with one line, when SEL4_PREFIX or rust-sel4 is unavailable.
 
-use selkie_tests::apps::{c_app, populate, reference, shell_status, Link};
+use selkie_tests::apps::{c_app, populate, reference, rust_app, shell_status, Link};
 use selkie_tests::oci::OciImage;
 use selkie_tests::sel4::{self, Console};
 use selkie_tests::tools::{selkie_bin, skip_without};
@@ -35,9 +36,13 @@ fn app(dir: &Path, name: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
 
 /// As [`app`], for tests/apps/SOURCE.c installed as /SOURCE in an image (and app) named `name`.
 fn app_named(dir: &Path, name: &str, source: &str, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
-    let bin = c_app(source, Link::Static)?;
+    image_of(dir, name, source, &c_app(source, Link::Static)?, cmd, extra)
+}
+
+/// As [`app`], for the binary `bin` installed as /SOURCE in an image named `name`.
+fn image_of(dir: &Path, name: &str, source: &str, bin: &Path, cmd: &[&str], extra: &[&str]) -> Option<Expect> {
     let img = OciImage::new(&dir.join(format!("{name}-layout")), name);
-    img.layer(|r| populate(r, source, &bin));
+    img.layer(|r| populate(r, source, bin));
     let entry = format!("/{source}");
     let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
     for c in cmd {
@@ -64,11 +69,16 @@ fn boot(dir: &Path, apps: &[&Expect]) -> Console {
 
 /// One app alone: its output must equal the reference's exactly.
 fn alone(name: &str, cmd: &[&str], extra: &[&str]) -> Option<(Expect, Console)> {
+    alone_with(name, |dir| app(dir, name, cmd, extra))
+}
+
+/// As [`alone`], for the app `make` builds in the given directory.
+fn alone_with(name: &str, make: impl FnOnce(&Path) -> Option<Expect>) -> Option<(Expect, Console)> {
     if !ready() {
         return None;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let e = app(tmp.path(), name, cmd, extra)?;
+    let e = make(tmp.path())?;
     let c = boot(tmp.path(), &[&e]);
     assert_eq!(c.app_output(), e.stdout, "{name}: seL4 console differs from Linux; reports: {:?}", c.reports());
     assert_eq!(c.status(name), Some(e.status), "{name}: status differs from Linux; reports: {:?}", c.reports());
@@ -96,6 +106,24 @@ fn walker_boots_like_linux() {
 fn malloc_stress_boots_like_linux() {
     let Some((_, c)) = alone("malloc_stress", &[], &BIG_HEAP) else { return };
     assert!(c.text.contains("file mmap: foo"), "{}", c.text);
+}
+
+#[test]
+fn static_pie_timecheck_boots_like_linux() {
+    let Some((_, c)) = alone_with("timecheck", |dir| image_of(dir, "timecheck", "timecheck", &c_app("timecheck", Link::StaticPie)?, &[], &[])) else {
+        return;
+    };
+    assert!(c.text.contains("monotonic never goes back: 1"), "{}", c.text);
+}
+
+#[test]
+fn rust_std_app_boots_like_linux() {
+    const BIG_HEAP: [&str; 2] = ["--config.label", "org.selkie.app.heap_pages=32768"];
+    let Some((e, c)) = alone_with("rust-hello", |dir| image_of(dir, "rust-hello", "rust-hello", &rust_app()?, &["from", "cmd"], &BIG_HEAP)) else {
+        return;
+    };
+    assert_eq!(e.status, 7);
+    assert!(c.text.contains("hashmap sum 499500"), "{}", c.text);
 }
 
 #[test]
