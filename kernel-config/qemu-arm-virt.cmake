@@ -20,6 +20,11 @@ set(ARM_CPU "cortex-a57" CACHE STRING "")
 # the kernel must be built with hypervisor support (QEMU needs virtualization=on).
 set(KernelArmHypervisorSupport ON CACHE STRING "")
 
+# Root CNode of 2^16 slots (2 MiB) instead of 2^12: every 4 KiB page of the root server's
+# image takes a slot at boot, and the image holds the whole bundle (every app's rootfs),
+# so 4096 slots capped a bundle at a few MiB (four busybox apps did not boot).
+set(KernelRootCNodeSizeBits "16" CACHE STRING "")
+
 # Not the verified configuration: allows the debug/printing options below.
 set(KernelVerificationBuild OFF CACHE STRING "")
 

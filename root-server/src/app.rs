@@ -141,6 +141,29 @@ pub struct AppSpec<'b> {
     pub spec: &'b selkie_manifest::Spec<selkie_manifest::Text<'b>>,
 }
 
+/// Decodes `mrs xRt, <ID register>` and gives what Linux shows EL0 for a Cortex-A57:
+/// MIDR and MPIDR as the hardware has them, ID_AA64PFR0 (EL0/EL1 AArch64, FP, AdvSIMD),
+/// ID_AA64ISAR0 (AES+PMULL, SHA1, SHA2, CRC32), 0 for the other (hidden) fields and
+/// registers.
+fn id_register_read(insn: u32) -> Option<(u32, u64)> {
+    // MRS: 1101 0101 0011 op0[19] op1[18:16] CRn[15:12] CRm[11:8] op2[7:5] Rt[4:0]
+    if insn & 0xfff0_0000 != 0xd530_0000 || insn & (1 << 19) == 0 {
+        return None;
+    }
+    let (op1, crn, crm, op2, rt) = ((insn >> 16) & 7, (insn >> 12) & 15, (insn >> 8) & 15, (insn >> 5) & 7, insn & 31);
+    if op1 != 0 || crn != 0 {
+        return None;
+    }
+    let value = match (crm, op2) {
+        (0, 0) => 0x411f_d070,   // MIDR_EL1: ARM Cortex-A57 r1p0
+        (0, 5) => 0x8000_0000,   // MPIDR_EL1
+        (4, 0) => 0x11,          // ID_AA64PFR0_EL1
+        (6, 0) => 0x1_1120,      // ID_AA64ISAR0_EL1
+        _ => 0,
+    };
+    Some((rt, value))
+}
+
 fn empty_config() -> Config {
     let layout = musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 };
     Config { uid: 0, gid: 0, cwd: String::from("/"), hostname: String::new(), layout, stack_size: 0 }
@@ -321,6 +344,25 @@ impl App {
         self.clock_ns += NS_PER_SYSCALL;
         let mut env = Env { g, space: &mut self.space, budget: &mut self.budget, clock_ns: &mut self.clock_ns, rng: &mut self.rng };
         self.shim.syscall(&mut env, nr, args)
+    }
+
+    /// Emulates an EL0 read of a CPU ID register (`mrs xN, MIDR_EL1` and the rest of the
+    /// ID space, op0=3 op1=0 CRn=0), as Linux does when AT_HWCAP has CPUID: glibc's startup
+    /// reads MIDR_EL1. Ok(false): the instruction at `pc` is something else.
+    pub fn emulate_id_register(&mut self, g: &mut Global, pc: u64) -> Result<bool, sel4::Error> {
+        let mut word = [0u8; 4];
+        if self.space.read(g, &mut self.budget, pc, &mut word).is_err() {
+            return Ok(false);
+        }
+        let Some((rt, value)) = id_register_read(u32::from_le_bytes(word)) else { return Ok(false) };
+        let count = 3 + rt as u64 + 1;
+        let mut regs = self.tcb.tcb_read_registers(false, count)?;
+        if rt != 31 {
+            *regs.gpr_mut(rt as usize) = value;
+        }
+        *regs.pc_mut() = pc + 4;
+        self.tcb.tcb_write_registers(false, count, &mut regs)?;
+        Ok(true)
     }
 
     pub fn fault_in(&mut self, g: &mut Global, addr: u64) -> ut::Result<bool> {

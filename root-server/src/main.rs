@@ -232,7 +232,10 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, label: u64, len:
         LABEL_USER_EXCEPTION => {
             let pc = m[0];
             if !app.is_trap(pc) {
-                return kill(g, app, stats, SIGILL, "undefined instruction", pc, pc);
+                return match app.emulate_id_register(g, pc) {
+                    Ok(true) => Next::Reply,
+                    _ => kill(g, app, stats, SIGILL, "undefined instruction", pc, pc),
+                };
             }
             syscall(g, app, stats, pc)
         }

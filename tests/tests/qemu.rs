@@ -5,7 +5,7 @@
 //! share one image; a crashing app must not stop a healthy one.
 //! Skipped, with one line, when SEL4_PREFIX or rust-sel4 is unavailable.
 
-use selkie_tests::apps::{c_app, populate, reference, rust_app, shell_status, Link};
+use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, shell_status, Link};
 use selkie_tests::oci::OciImage;
 use selkie_tests::sel4::{self, Console};
 use selkie_tests::tools::{selkie_bin, skip_without};
@@ -220,4 +220,31 @@ fn an_app_flooding_the_root_heap_is_stopped_alone() {
     assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
     assert!(c.has_in_order(&h.stdout), "{}", c.text);
     assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 2 apps done: 1 exited, 1 killed")), "{:?}", c.reports());
+}
+
+#[test]
+fn four_busybox_applets_run_side_by_side() {
+    if !ready() {
+        return;
+    }
+    let Some(bin) = busybox_arm64() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let runs: [(&str, &[&str]); 4] = [
+        ("bb-cat", &["cat", "/foo.txt", "/data/link-a", "/data/sub/up-foo"]),
+        ("bb-ls", &["ls", "-1R", "/data"]),
+        ("bb-md5", &["md5sum", "/data/a.txt", "/data/hard.txt"]),
+        ("bb-stat", &["stat", "-c", "%n %s %a %h %F", "/data/a.txt", "/data/hard.txt", "/data/sub", "/data/link-a"]),
+    ];
+    let mut apps = Vec::new();
+    for (name, cmd) in runs {
+        let Some(e) = image_of(tmp.path(), name, "busybox", &bin, cmd, &[]) else { return };
+        apps.push(e);
+    }
+    let c = boot(tmp.path(), &apps.iter().collect::<Vec<_>>());
+    for e in &apps {
+        assert!(c.has_in_order(&e.stdout), "{}'s output is not on the console in order:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(e.status), "{}: {:?}", e.name, c.reports());
+    }
+    let want: usize = apps.iter().map(|e| e.stdout.lines().count()).sum();
+    assert_eq!(c.app_output().lines().count(), want, "{}", c.text);
 }
