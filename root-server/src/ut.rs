@@ -1,6 +1,6 @@
 //! Capability slots in our own CNode, and untyped memory.
 //!
-//! - [`Slots`]: a free list over bootinfo's empty slots.
+//! - [`Slots`]: bootinfo's empty slots, handed out in order, then from a free list.
 //! - [`Pool`]: bootinfo's untypeds, RAM told from device memory, carved into 1 MiB child
 //!   untypeds ("chunks"). A chunk belongs to one app; revoking it destroys every object the
 //!   app was given, and the chunk goes back to the pool for reuse.
@@ -55,23 +55,31 @@ pub fn root_path(slot: usize) -> sel4::AbsoluteCPtr {
 }
 
 pub struct Slots {
+    /// Never-used slots `next..end`, then slots given back.
+    next: usize,
+    end: usize,
     free: Vec<usize>,
 }
 
 impl Slots {
     pub fn new(empty: Range<usize>) -> Self {
-        let mut free: Vec<usize> = empty.collect();
-        free.reverse();
-        Slots { free }
+        Slots { next: empty.start, end: empty.end, free: Vec::new() }
     }
     pub fn alloc(&mut self) -> Result<usize> {
-        self.free.pop().ok_or(Error::NoSlots)
+        if let Some(s) = self.free.pop() {
+            return Ok(s);
+        }
+        if self.next < self.end {
+            self.next += 1;
+            return Ok(self.next - 1);
+        }
+        Err(Error::NoSlots)
     }
     pub fn free(&mut self, slot: usize) {
         self.free.push(slot)
     }
     pub fn available(&self) -> usize {
-        self.free.len()
+        self.end - self.next + self.free.len()
     }
 }
 
