@@ -53,6 +53,42 @@ pub fn bundle(image_end: usize) -> Result<&'static [u8], &'static str> {
     Ok(unsafe { core::slice::from_raw_parts(start as *const u8, r.len as usize) })
 }
 
+/// A page of our .bss whose frame is unmapped at start; the UART's registers go there.
+#[repr(C, align(4096))]
+struct MmioPage([u8; PAGE]);
+
+static mut UART_PAGE: MmioPage = MmioPage([0; PAGE]);
+static UART_ON: AtomicBool = AtomicBool::new(false);
+
+/// Address where the UART's registers get mapped.
+pub fn uart_addr() -> usize {
+    ptr::addr_of!(UART_PAGE) as usize
+}
+
+/// Says that a PL011's registers are mapped at [`uart_addr`] (device memory).
+pub fn uart_mapped() {
+    UART_ON.store(true, Ordering::Release);
+}
+
+/// Writes one byte to the PL011 (polling its FIFO-full flag), or returns false when no
+/// UART is mapped.
+pub fn uart_put(b: u8) -> bool {
+    if !UART_ON.load(Ordering::Acquire) {
+        return false;
+    }
+    const DR: usize = 0x00;
+    const FR: usize = 0x18;
+    const FR_TXFF: u32 = 1 << 5;
+    let base = uart_addr();
+    // SAFETY: `uart_mapped` was called after the PL011's register frame was mapped at
+    // `base` as device memory; DR and FR are 32-bit registers inside that page.
+    unsafe {
+        while ptr::read_volatile((base + FR) as *const u32) & FR_TXFF != 0 {}
+        ptr::write_volatile((base + DR) as *mut u32, u32::from(b));
+    }
+    true
+}
+
 /// Pages in the aliasing window (our view of app frames for syscall copies).
 pub const WINDOW_PAGES: usize = 32;
 pub const PAGE: usize = 4096;

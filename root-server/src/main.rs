@@ -67,7 +67,13 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let manifest_json = member(bundle, "manifest.json").ok_or("the bundle has no manifest.json")?;
     let manifest = selkie_manifest::parse(manifest_json).map_err(|e| format!("manifest.json: {e:?}"))?;
 
-    let slots = ut::Slots::new(bootinfo.empty().range());
+    let mut slots = ut::Slots::new(bootinfo.empty().range());
+    // Our page for the UART's registers is freed like the window's.
+    let uart_ix = (kernel::uart_addr() - image_start) / kernel::PAGE;
+    frames.index(uart_ix).cap().frame_unmap().map_err(|e| format!("unmapping the UART page: {e}"))?;
+    if let Err(e) = console::init_uart(bootinfo, &mut slots) {
+        log::error!("console stays on seL4_DebugPutChar: {e}");
+    }
     let pool = ut::Pool::new(bootinfo);
     log::info!("{} bytes of RAM untypeds, {} device untypeds", pool.ram_bytes, pool.device_untypeds);
     let mut g = Global::new(slots, pool).map_err(|e| format!("setting up: {e}"))?;
