@@ -1,9 +1,10 @@
 #!/bin/sh
-# Builds the root server for the aarch64-sel4 target against an installed seL4
+# Builds the root server (target aarch64-sel4-nofp, see below) against an installed seL4
 # (SEL4_PREFIX) and prints the path of the resulting ELF on stdout.
 #
-# The target JSON is not ours: it is taken from cargo's own checkout of the rust-sel4
-# git dependency (the `sel4` package's workspace, support/targets/).
+# The target JSON is derived at build time from rust-sel4's own aarch64-sel4.json, found
+# in cargo's checkout of the rust-sel4 git dependency (the `sel4` package's workspace,
+# support/targets/).
 # Usage: root-server/build.sh [--release]   (release is the default; --debug for a dev build)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,19 @@ targets=$(dirname "$(dirname "$(dirname "$sel4_manifest")")")/support/targets
 # One build dir per kernel platform: the root server is compiled against its config.
 plat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["PLAT"])' "$SEL4_PREFIX/libsel4/include/kernel/gen_config.json")
 target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server/$plat}
-RUST_TARGET_PATH=$targets CARGO_TARGET_DIR=$target_dir \
-    cargo "+$toolchain" build --profile "$profile" --target aarch64-sel4 -q 1>&2
+# Our target, aarch64-sel4-nofp, is rust-sel4's aarch64-sel4 without FP/SIMD (soft-float
+# ABI): the root server then runs with its FPU disabled, and the kernel need not save and
+# restore FP state on every switch between an app and us. Generated, never committed.
+mkdir -p "$target_dir/targets"
+python3 - "$targets/aarch64-sel4.json" "$target_dir/targets/aarch64-sel4-nofp.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["features"] = "+v8a,+strict-align,-neon"
+spec["abi"] = "softfloat"
+spec["rustc-abi"] = "softfloat"
+json.dump(spec, open(sys.argv[2], "w"), indent=2)
+PY
+RUST_TARGET_PATH=$target_dir/targets CARGO_TARGET_DIR=$target_dir \
+    cargo "+$toolchain" build --profile "$profile" --target aarch64-sel4-nofp -q 1>&2
 dir=$profile; [ "$profile" = dev ] && dir=debug
-echo "$target_dir/aarch64-sel4/$dir/selkie-root-server.elf"
+echo "$target_dir/aarch64-sel4-nofp/$dir/selkie-root-server.elf"

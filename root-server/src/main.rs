@@ -37,6 +37,14 @@ const STACK_SIZE: usize = 512 << 10;
 #[root_task(stack_size = STACK_SIZE)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
     console::init_log(log::LevelFilter::Error);
+    // Built without FP/SIMD (see build.sh): with our FPU disabled the kernel need not
+    // save and restore FP state on every switch between an app and us.
+    if cfg!(target_abi = "softfloat") {
+        let flags = sel4::TcbFlagsBuilder::new().fpu_disabled(true).build();
+        if let Err(e) = sel4::init_thread::slot::TCB.cap().tcb_set_flags(0, flags) {
+            log::error!("disabling our FPU: {e}");
+        }
+    }
     match run(bootinfo) {
         Ok(()) => {}
         Err(e) => report!("root server failed: {e}"),

@@ -49,7 +49,7 @@ pub fn default_root_server(platform: &str) -> Option<PathBuf> {
     }
     let exe = std::env::current_exe().ok()?;
     let target = exe.parent()?.parent()?;
-    let p = target.join("root-server").join(sel4_plat(platform)?).join("aarch64-sel4/release/selkie-root-server.elf");
+    let p = target.join("root-server").join(sel4_plat(platform)?).join("aarch64-sel4-nofp/release/selkie-root-server.elf");
     p.exists().then_some(p)
 }
 
