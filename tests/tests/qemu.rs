@@ -248,3 +248,20 @@ fn four_busybox_applets_run_side_by_side() {
     let want: usize = apps.iter().map(|e| e.stdout.lines().count()).sum();
     assert_eq!(c.app_output().lines().count(), want, "{}", c.text);
 }
+
+#[test]
+fn floating_point_survives_switches_between_apps() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (Some(a), Some(b)) = (app_named(tmp.path(), "fp-a", "fpcheck", &["3"], &[]), app_named(tmp.path(), "fp-b", "fpcheck", &["5"], &[])) else {
+        return;
+    };
+    assert_ne!(a.stdout, b.stdout, "the two runs must compute different things");
+    let c = boot(tmp.path(), &[&a, &b]);
+    for e in [&a, &b] {
+        assert!(c.has_in_order(&e.stdout), "{}:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(0), "{:?}", c.reports());
+    }
+}
