@@ -265,3 +265,33 @@ fn floating_point_survives_switches_between_apps() {
         assert_eq!(c.status(&e.name), Some(0), "{:?}", c.reports());
     }
 }
+
+#[test]
+fn arguments_with_json_escapes_reach_the_app() {
+    // Quotes, backslashes, control and non-ASCII characters travel JSON-escaped in the
+    // manifest and must come out as Linux passes them.
+    let Some((_, c)) = alone("hello", &["say \"hi\"", "back\\slash", "tab\there", "grüße €"], &[]) else { return };
+    assert!(c.text.contains("argv[1] = say \"hi\"\n"), "{}", c.text);
+    assert!(c.text.contains("argv[4] = grüße €\n"), "{}", c.text);
+}
+
+#[test]
+fn eight_apps_fill_one_image() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut apps = Vec::new();
+    for i in 0..8 {
+        let name = format!("hello{i}");
+        let arg = format!("instance-{i}");
+        let Some(e) = app_named(tmp.path(), &name, "hello", &[&arg], &[]) else { return };
+        apps.push(e);
+    }
+    let c = boot(tmp.path(), &apps.iter().collect::<Vec<_>>());
+    for e in &apps {
+        assert!(c.has_in_order(&e.stdout), "{}:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(0), "{:?}", c.reports());
+    }
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 8 apps done: 8 exited")), "{:?}", c.reports());
+}
