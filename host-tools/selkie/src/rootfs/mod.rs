@@ -50,141 +50,180 @@ fn entry_error(image: &Image, layer: usize, path: &[u8], e: impl std::fmt::Displ
     )
 }
 
-/// Pass 1: applies every layer to a metadata tree, verifying every blob.
+/// One tar entry's metadata (and content, when captured), read off a layer.
+struct EntryMeta {
+    idx: u32,
+    path: Vec<u8>,
+    etype: tar::EntryType,
+    meta: Meta,
+    size: u64,
+    link: Option<Vec<u8>>,
+    dev: (u32, u32),
+    captured: Option<Vec<u8>>,
+}
+
+/// Reads (and verifies) one layer's entries without applying them.
+fn read_layer(image: &Image, li: usize, opts: &Options) -> Result<Vec<EntryMeta>> {
+    let mut out = Vec::new();
+    for_each_entry(image, &image.layers[li], |idx, e| {
+        let path = e.path_bytes().into_owned();
+        let h = e.header();
+        let etype = h.entry_type();
+        let meta = Meta {
+            mode: h.mode().unwrap_or(0o644) & 0o7777,
+            uid: h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
+            gid: h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+            mtime: h.mtime().unwrap_or(0),
+        };
+        let dev = (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0));
+        let size = e.size();
+        let mut captured = None;
+        if matches!(etype, tar::EntryType::Regular | tar::EntryType::Continuous) && size <= opts.capture_limit {
+            if let Ok(comps) = clean(&path) {
+                let joined = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
+                let name = comps.last().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                if opts.capture_paths.contains(&joined) || opts.capture_basenames.contains(&name) {
+                    let mut v = Vec::with_capacity(size as usize);
+                    e.read_to_end(&mut v).map_err(|err| entry_error(image, li, &path, err))?;
+                    captured = Some(v);
+                }
+            }
+        }
+        let link = e.link_name_bytes().map(|l| l.into_owned());
+        out.push(EntryMeta { idx, path, etype, meta, size, link, dev, captured });
+        Ok(Flow::Continue)
+    })?;
+    Ok(out)
+}
+
+/// Pass 1: applies every layer to a metadata tree, verifying every blob. Layers are read
+/// (decompressed and hashed) on several threads at once, and applied in order.
 pub fn scan(image: &Image, opts: &Options, mut progress: impl FnMut(usize)) -> Result<Scanned> {
-    let mut tree = Tree::new();
-    let mut captured = HashMap::new();
-    let mut dropped = Vec::new();
-    let mut entries = 0u64;
-    for (li, layer) in image.layers.iter().enumerate() {
-        let lnum = li as u32 + 1; // layer numbers start at 1 so that 0 means "before any layer"
-        for_each_entry(image, layer, |idx, e| {
-            entries += 1;
-            let raw_path = e.path_bytes().into_owned();
-            let comps = clean(&raw_path).map_err(|err| entry_error(image, li, &raw_path, err))?;
-            let h = e.header();
-            let meta = Meta {
-                mode: h.mode().unwrap_or(0o644) & 0o7777,
-                uid: h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
-                gid: h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
-                mtime: h.mtime().unwrap_or(0),
-            };
-            let etype = h.entry_type();
-            let Some((base, dirs)) = comps.split_last() else {
-                // The root itself ("./"): only its metadata can change.
-                if etype.is_dir() {
-                    tree.nodes[ROOT].meta = meta;
-                }
-                return Ok(Flow::Continue);
-            };
-            let ctx = |err: PathError| entry_error(image, li, &raw_path, err);
-            let parent = tree.resolve_dir(dirs, Some(lnum)).map_err(ctx)?;
-            if let Some(hidden) = base.strip_prefix(b".wh.") {
-                if hidden == b".wh..opq" {
-                    tree.prune_lower(parent, lnum);
-                } else if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                    return Err(entry_error(image, li, &raw_path, "whiteout names nothing"));
-                } else if let Some(&c) = tree.children(parent).and_then(|c| c.get(hidden)) {
-                    if tree.nodes[c].last_layer < lnum {
-                        tree.remove(parent, hidden);
-                    }
-                }
-                return Ok(Flow::Continue);
+    let mut st = Scanned { tree: Tree::new(), captured: HashMap::new(), dropped: Vec::new(), entries: 0 };
+    let width = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let n = image.layers.len();
+    let mut first = 0;
+    while first < n {
+        let wave: Vec<usize> = (first..n.min(first + width)).collect();
+        let read: Vec<Result<Vec<EntryMeta>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = wave.iter().map(|&li| s.spawn(move || read_layer(image, li, opts))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("layer reader panicked")))).collect()
+        });
+        for (li, entries) in wave.iter().copied().zip(read) {
+            for e in entries? {
+                apply(image, opts, &mut st, li, e)?;
             }
-            let existing = tree.children(parent).and_then(|c| c.get(base.as_slice()).copied());
-            use tar::EntryType as T;
-            match etype {
-                T::Directory => match existing {
-                    Some(id) if matches!(tree.nodes[id].kind, Kind::Dir(_)) => {
-                        tree.nodes[id].meta = meta;
-                        tree.nodes[id].last_layer = lnum;
-                    }
-                    _ => {
-                        tree.insert(parent, base.clone(), Kind::Dir(BTreeMap::new()), meta, lnum);
-                    }
-                },
-                T::Regular | T::Continuous => {
-                    let size = e.size();
-                    let wanted = size <= opts.capture_limit && {
-                        let joined = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
-                        let name = String::from_utf8_lossy(base);
-                        opts.capture_paths.iter().any(|p| *p == joined)
-                            || opts.capture_basenames.iter().any(|b| *b == name)
-                    };
-                    if wanted {
-                        let mut v = Vec::with_capacity(size as usize);
-                        e.read_to_end(&mut v).map_err(|err| entry_error(image, li, &raw_path, err))?;
-                        captured.insert((li as u32, idx), v);
-                    }
-                    tree.inodes.push(Inode { meta, size, src: (li as u32, idx) });
-                    let ino = tree.inodes.len() - 1;
-                    tree.insert(parent, base.clone(), Kind::File(ino), meta, lnum);
-                }
-                T::Symlink => {
-                    let target = e
-                        .link_name_bytes()
-                        .ok_or_else(|| entry_error(image, li, &raw_path, "symlink without a target"))?
-                        .into_owned();
-                    tree.insert(parent, base.clone(), Kind::Symlink(target), meta, lnum);
-                }
-                T::Link => {
-                    let target = e
-                        .link_name_bytes()
-                        .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink without a target"))?
-                        .into_owned();
-                    let tcomps = clean(&target).map_err(|err| {
-                        entry_error(image, li, &raw_path, format!("hardlink target {:?}: {err}", String::from_utf8_lossy(&target)))
-                    })?;
-                    let (tbase, tdirs) = tcomps
-                        .split_last()
-                        .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink to the root"))?;
-                    let tparent = tree.resolve_dir(tdirs, None).map_err(|err| {
-                        entry_error(image, li, &raw_path, format!("hardlink target: {err}"))
-                    })?;
-                    let tid = tree.children(tparent).and_then(|c| c.get(tbase.as_slice()).copied()).ok_or_else(|| {
-                        entry_error(image, li, &raw_path, format!("hardlink target {:?} does not exist", String::from_utf8_lossy(&target)))
-                    })?;
-                    let kind = match &tree.nodes[tid].kind {
-                        Kind::Dir(_) => return Err(entry_error(image, li, &raw_path, "hardlink to a directory")),
-                        k => k.clone(),
-                    };
-                    let tmeta = tree.nodes[tid].meta;
-                    if tid != existing.unwrap_or(usize::MAX) {
-                        tree.insert(parent, base.clone(), kind, tmeta, lnum);
-                    }
-                }
-                T::Char | T::Block | T::Fifo => {
-                    let dev = (
-                        h.device_major().ok().flatten().unwrap_or(0),
-                        h.device_minor().ok().flatten().unwrap_or(0),
-                    );
-                    let keep = opts.keep_devices || (etype == T::Char && KEPT_DEVICES.contains(&dev));
-                    let path = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
-                    if !keep {
-                        tracing::warn!("dropping device node or fifo /{path} (use --keep-devices to keep it)");
-                        dropped.push(path);
-                        return Ok(Flow::Continue);
-                    }
-                    let kind = match etype {
-                        T::Char => Kind::CharDev(dev.0, dev.1),
-                        T::Block => Kind::BlockDev(dev.0, dev.1),
-                        _ => Kind::Fifo,
-                    };
-                    tree.insert(parent, base.clone(), kind, meta, lnum);
-                }
-                other => {
-                    tracing::warn!(
-                        "{}: skipping entry {:?} of unsupported type {other:?}",
-                        image.layer_label(layer),
-                        String::from_utf8_lossy(&raw_path)
-                    );
-                }
-            }
-            Ok(Flow::Continue)
-        })?;
-        progress(li + 1);
+            progress(li + 1);
+        }
+        first += width;
     }
-    Ok(Scanned { tree, captured, dropped, entries })
+    Ok(st)
+}
+
+/// Applies one entry of layer `li` to the tree.
+fn apply(image: &Image, opts: &Options, st: &mut Scanned, li: usize, e: EntryMeta) -> Result<()> {
+    let tree = &mut st.tree;
+    st.entries += 1;
+    let lnum = li as u32 + 1; // layer numbers start at 1 so that 0 means "before any layer"
+    let raw_path = e.path;
+    let comps = clean(&raw_path).map_err(|err| entry_error(image, li, &raw_path, err))?;
+    let (meta, etype) = (e.meta, e.etype);
+    let Some((base, dirs)) = comps.split_last() else {
+        // The root itself ("./"): only its metadata can change.
+        if etype.is_dir() {
+            tree.nodes[ROOT].meta = meta;
+        }
+        return Ok(());
+    };
+    let ctx = |err: PathError| entry_error(image, li, &raw_path, err);
+    let parent = tree.resolve_dir(dirs, Some(lnum)).map_err(ctx)?;
+    if let Some(hidden) = base.strip_prefix(b".wh.") {
+        if hidden == b".wh..opq" {
+            tree.prune_lower(parent, lnum);
+        } else if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(entry_error(image, li, &raw_path, "whiteout names nothing"));
+        } else if let Some(&c) = tree.children(parent).and_then(|c| c.get(hidden)) {
+            if tree.nodes[c].last_layer < lnum {
+                tree.remove(parent, hidden);
+            }
+        }
+        return Ok(());
+    }
+    let existing = tree.children(parent).and_then(|c| c.get(base.as_slice()).copied());
+    use tar::EntryType as T;
+    match etype {
+        T::Directory => match existing {
+            Some(id) if matches!(tree.nodes[id].kind, Kind::Dir(_)) => {
+                tree.nodes[id].meta = meta;
+                tree.nodes[id].last_layer = lnum;
+            }
+            _ => {
+                tree.insert(parent, base.clone(), Kind::Dir(BTreeMap::new()), meta, lnum);
+            }
+        },
+        T::Regular | T::Continuous => {
+            if let Some(v) = e.captured {
+                st.captured.insert((li as u32, e.idx), v);
+            }
+            tree.inodes.push(Inode { meta, size: e.size, src: (li as u32, e.idx) });
+            let ino = tree.inodes.len() - 1;
+            tree.insert(parent, base.clone(), Kind::File(ino), meta, lnum);
+        }
+        T::Symlink => {
+            let target = e.link.ok_or_else(|| entry_error(image, li, &raw_path, "symlink without a target"))?;
+            tree.insert(parent, base.clone(), Kind::Symlink(target), meta, lnum);
+        }
+        T::Link => {
+            let target = e.link.ok_or_else(|| entry_error(image, li, &raw_path, "hardlink without a target"))?;
+            let tcomps = clean(&target).map_err(|err| {
+                entry_error(image, li, &raw_path, format!("hardlink target {:?}: {err}", String::from_utf8_lossy(&target)))
+            })?;
+            let (tbase, tdirs) =
+                tcomps.split_last().ok_or_else(|| entry_error(image, li, &raw_path, "hardlink to the root"))?;
+            let tparent = tree
+                .resolve_dir(tdirs, None)
+                .map_err(|err| entry_error(image, li, &raw_path, format!("hardlink target: {err}")))?;
+            let tid = tree.children(tparent).and_then(|c| c.get(tbase.as_slice()).copied()).ok_or_else(|| {
+                entry_error(
+                    image,
+                    li,
+                    &raw_path,
+                    format!("hardlink target {:?} does not exist", String::from_utf8_lossy(&target)),
+                )
+            })?;
+            let kind = match &tree.nodes[tid].kind {
+                Kind::Dir(_) => return Err(entry_error(image, li, &raw_path, "hardlink to a directory")),
+                k => k.clone(),
+            };
+            let tmeta = tree.nodes[tid].meta;
+            if tid != existing.unwrap_or(usize::MAX) {
+                tree.insert(parent, base.clone(), kind, tmeta, lnum);
+            }
+        }
+        T::Char | T::Block | T::Fifo => {
+            let keep = opts.keep_devices || (etype == T::Char && KEPT_DEVICES.contains(&e.dev));
+            let path = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
+            if !keep {
+                tracing::warn!("dropping device node or fifo /{path} (use --keep-devices to keep it)");
+                st.dropped.push(path);
+                return Ok(());
+            }
+            let kind = match etype {
+                T::Char => Kind::CharDev(e.dev.0, e.dev.1),
+                T::Block => Kind::BlockDev(e.dev.0, e.dev.1),
+                _ => Kind::Fifo,
+            };
+            tree.insert(parent, base.clone(), kind, meta, lnum);
+        }
+        other => {
+            tracing::warn!(
+                "{}: skipping entry {:?} of unsupported type {other:?}",
+                image.layer_label(&image.layers[li]),
+                String::from_utf8_lossy(&raw_path)
+            );
+        }
+    }
+    Ok(())
 }
 
 const S_IFDIR: u32 = 0o040000;
