@@ -127,11 +127,31 @@ impl Entropy for Env<'_> {
     }
 }
 
+/// Where our own image's frames are: slot `first` holds the frame at virtual address
+/// `start`, and so on, page by page (bootinfo's user image frames).
+#[derive(Clone, Copy)]
+pub struct ImageFrames {
+    pub first: usize,
+    pub start: usize,
+    pub count: usize,
+}
+
+impl ImageFrames {
+    /// Our slot holding the frame at virtual address `va`.
+    fn slot_of(&self, va: usize) -> Option<usize> {
+        let i = va.checked_sub(self.start)? / PAGE as usize;
+        (i < self.count).then_some(self.first + i)
+    }
+}
+
 /// An app's description, already unescaped from the manifest.
 pub struct AppSpec<'b> {
     pub name: String,
     pub binary: String,
     pub rootfs: &'static [u8],
+    /// The entrypoint as a page-aligned bundle member (`<rootfs>.exe`), when there is one.
+    pub exe: Option<&'static [u8]>,
+    pub frames: ImageFrames,
     pub traps: &'b [u8],
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
@@ -162,6 +182,26 @@ fn id_register_read(insn: u32) -> Option<(u32, u64)> {
         _ => 0,
     };
     Some((rt, value))
+}
+
+/// Segments that can be mapped straight from the bundle: read-only, file-backed to their
+/// end, offset and address congruent modulo a page, no page shared with another segment,
+/// no relocation inside.
+fn shareable(plan: &LoadPlan, elf_len: usize) -> Vec<usize> {
+    let pages = |s: &start::Segment| (s.vaddr / PAGE, (s.vaddr + s.memsz.max(1) - 1) / PAGE);
+    (0..plan.segments.len())
+        .filter(|&i| {
+            let s = &plan.segments[i];
+            let (lo, hi) = pages(s);
+            !s.prot.w()
+                && s.prot.0 != 0
+                && s.filesz == s.memsz
+                && s.offset % PAGE == s.vaddr % PAGE
+                && s.offset + s.filesz <= elf_len as u64
+                && plan.segments.iter().enumerate().all(|(j, t)| j == i || pages(t).1 < lo || pages(t).0 > hi)
+                && !plan.relative.iter().any(|&(off, _)| off >= s.vaddr && off < s.vaddr + s.memsz)
+        })
+        .collect()
 }
 
 fn empty_config() -> Config {
@@ -288,8 +328,28 @@ impl App {
             tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), mcp, prio).map_err(|e| kerr("setting priorities", e))?;
 
             let (entry, sp) = {
+                // Read-only segments straight from the bundle when the entrypoint is there
+                // page-aligned; the rest is copied by musl-shim's loader.
+                let shared = match a.exe {
+                    Some(exe) if exe.as_ptr() as usize % PAGE as usize == 0 && exe == elf => shareable(&plan, exe.len()),
+                    _ => Vec::new(),
+                };
+                let mut copied = plan.clone();
+                copied.segments = plan.segments.iter().enumerate().filter(|(i, _)| !shared.contains(i)).map(|(_, s)| *s).collect();
+                for &i in &shared {
+                    let s = plan.segments[i];
+                    let start = (s.vaddr + bias) & !(PAGE - 1);
+                    let end = musl_shim::mm::page_up(s.vaddr + bias + s.memsz).unwrap_or(start);
+                    let file = a.exe.map_or(0, |e| e.as_ptr() as usize) as u64 + (s.offset & !(PAGE - 1));
+                    for k in 0..(end - start) / PAGE {
+                        let slot = a.frames.slot_of((file + k * PAGE) as usize).ok_or("the entrypoint lies outside our image")?;
+                        space.map_shared(g, budget, start + k * PAGE, slot, s.prot).map_err(|e| ctx("mapping a shared segment", e))?;
+                    }
+                    space.add_range(start, end, s.prot);
+                    shim.mm.record(start, end, s.prot, RegionKind::Image);
+                }
                 let mut env = Env { g, space: &mut space, budget, clock_ns: &mut clock_ns, rng: &mut rng };
-                start::load(&mut env, &mut shim.mm, &plan, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
+                start::load(&mut env, &mut shim.mm, &copied, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
                 let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
                 let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
                 let mut random = [0u8; 16];
@@ -389,12 +449,13 @@ impl App {
             }
         }
         crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} (PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks; root heap {} of {} bytes",
+            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks; root heap {} of {} bytes",
             self.name,
             self.syscalls,
             self.syscall_entries,
             st.frames_peak,
             image,
+            st.shared_frames,
             self.image_pages,
             stack,
             heap,

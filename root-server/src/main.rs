@@ -94,6 +94,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         .map_err(|e| format!("endpoint: {e}"))?;
     let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
 
+    let frames = app::ImageFrames { first: frames.range().start, start: image_start, count: frames.range().len() };
     let mut apps: Vec<App> = Vec::new();
     let mut failed = 0usize;
     for (id, a) in manifest.apps.iter().enumerate() {
@@ -109,6 +110,8 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 None => &[],
             };
             Ok(AppSpec {
+                exe: member(bundle, &format!("{rootfs_name}.exe")),
+                frames,
                 name: name.clone(),
                 binary: text(&a.binary, "binary")?,
                 rootfs,

@@ -94,6 +94,9 @@ struct Page {
     prot: Prot,
     /// Mapped in the app's VSpace (false while PROT_NONE).
     mapped: bool,
+    /// A read-only copy of one of our own image frames (the bundle): never written, never
+    /// reused for anything else.
+    shared: bool,
 }
 
 /// Counters for the measurement note.
@@ -104,6 +107,8 @@ pub struct VmStats {
     pub frames_retyped: u64,
     pub tables: u64,
     pub lazy_faults: u64,
+    /// Pages mapped from our image without a copy (read-only ELF segments).
+    pub shared_frames: u64,
 }
 
 /// One app's address space.
@@ -243,7 +248,7 @@ impl Space {
         if map && prot.x() {
             kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
         }
-        let page = Page { idx, prot, mapped: map };
+        let page = Page { idx, prot, mapped: map, shared: false };
         self.pages.insert(vpage, page);
         if dirty {
             // A reused frame still holds what the app last wrote there; the app is blocked
@@ -358,6 +363,10 @@ impl Space {
             let off = (at % PAGE_U64) as usize;
             let n = (PAGE - off).min(bytes.len() - done);
             let vpage = at - off as u64;
+            if self.pages.get(&vpage).is_some_and(|p| p.shared) {
+                // Read-only text shared with the bundle (EFAULT, as Linux gives for it).
+                return Err(Error::Kernel(sel4::Error::IllegalOperation));
+            }
             let i = self.alias(g, b, vpage)?;
             kernel::window_write(i, off, &bytes[done..done + n]);
             if self.pages.get(&vpage).is_some_and(|p| p.mapped && p.prot.x()) {
@@ -391,6 +400,12 @@ impl Space {
             if page.mapped {
                 self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
             }
+            if page.shared {
+                entries(1);
+                let _ = self.storage_path(page.idx).delete();
+                self.free_idx.push(page.idx);
+                continue;
+            }
             self.stats.frames_now -= 1;
             self.spare.push(page.idx);
         }
@@ -412,6 +427,10 @@ impl Space {
         let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
         let (rights, attrs) = rights_attrs(prot);
         let vspace = self.vspace;
+        if prot.w() && vpages.iter().any(|v| self.pages[v].shared) {
+            // Making shared text writable would need a private copy first.
+            return Err(Error::Kernel(sel4::Error::IllegalOperation));
+        }
         for vpage in vpages {
             let mut page = self.pages[&vpage];
             if prot.0 == 0 {
@@ -445,5 +464,26 @@ impl Space {
         self.tables = BTreeSet::new();
         self.spare = Vec::new();
         self.free_idx = Vec::new();
+    }
+
+    /// Maps a read-only copy of our own image frame in slot `root_slot` at `vpage` (an ELF
+    /// segment straight from the bundle, no copy of its bytes).
+    pub fn map_shared(&mut self, g: &mut Global, b: &mut Budget, vpage: u64, root_slot: usize, prot: Prot) -> Result<()> {
+        self.ensure_tables(g, b, vpage)?;
+        let idx = self.alloc_idx(g, b)?;
+        entries(1);
+        if let Err(e) = self.storage_path(idx).copy(&root_path(root_slot), sel4::CapRights::read_only()) {
+            self.free_idx.push(idx);
+            return Err(e.into());
+        }
+        let vspace = self.vspace;
+        let (rights, attrs) = rights_attrs(Prot(prot.0 & !Prot::WRITE));
+        self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+        if prot.x() {
+            kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
+        }
+        self.pages.insert(vpage, Page { idx, prot, mapped: true, shared: true });
+        self.stats.shared_frames += 1;
+        Ok(())
     }
 }

@@ -4,10 +4,14 @@
  *   udf       an undefined instruction            -> SIGILL
  *   overflow  unbounded recursion off the stack   -> SIGSEGV
  *   exec      a jump into non-executable data     -> SIGSEGV
+ *   text      read(2) into its own code           -> EFAULT, and it goes on (status 0)
  * The seL4 root server must report each and keep every other app running. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 static int depth(volatile char *prev) {
     volatile char pad[4096];
@@ -31,6 +35,12 @@ int main(int argc, char **argv) {
         return depth(0);
     else if (!strcmp(how, "exec"))
         ((void (*)(void))data_code)();
+    else if (!strcmp(how, "text")) {
+        int fd = open("/foo.txt", O_RDONLY);
+        long n = read(fd, (void *)main, 4);
+        printf("read into text: %ld errno %d\n", n, n < 0 ? errno : 0);
+        return 0;
+    }
     printf("crasher: survived %s\n", how);
     return 3;
 }

@@ -1,7 +1,9 @@
 //! `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`: a bootable seL4 image.
 //!
 //! 1. The apps' bundle (manifest.json, each rootfs cpio and trap table, by the names the
-//!    manifest uses) is written as one newc cpio.
+//!    manifest uses) is written as one newc cpio. Each app's entrypoint is also there, as
+//!    `<rootfs>.exe`, its data page-aligned, so that read-only segments can be mapped
+//!    without a copy.
 //! 2. It is embedded into the root-server ELF as a new read-only PT_LOAD segment placed
 //!    right after the image, and the root server's `SELKIE_BUNDLE` symbol is patched with
 //!    its address and length. The new segment's program header replaces PT_GNU_STACK.
@@ -72,30 +74,61 @@ pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
     Ok(())
 }
 
+/// Suffix of the bundle member holding an app's (rewritten) entrypoint ELF, page-aligned so
+/// the root server can map its read-only segments into the app without copying them:
+/// `<rootfs member>` + this.
+pub const EXE_SUFFIX: &str = ".exe";
+/// Name of the filler members that align the next member's data to a page.
+const PAD_NAME: &str = "!pad";
+
 /// Writes the bundle cpio for prepared apps.
 pub fn bundle(prepared: &[pack::Prepared]) -> Result<Vec<u8>> {
-    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    // (name, data, page-align the data)
+    let mut members: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let mut apps = Vec::new();
     for p in prepared {
         let (rootfs, traps) = pack::member_names(p, prepared.len());
         let traps = (!p.traps.is_empty()).then_some(traps);
         apps.push(p.app(&rootfs, traps.as_deref())?);
-        members.push((rootfs, p.write_rootfs(Vec::new())?));
+        members.push((format!("{rootfs}{EXE_SUFFIX}"), p.binary.clone(), true));
+        members.push((rootfs, p.write_rootfs(Vec::new())?, false));
         if let Some(t) = traps {
-            members.push((t, p.trap_table()));
+            members.push((t, p.trap_table(), false));
         }
     }
     let manifest = crate::runtime::manifest(apps)?;
-    members.insert(0, ("manifest.json".into(), serde_json::to_vec_pretty(&manifest)?));
+    members.insert(0, ("manifest.json".into(), serde_json::to_vec_pretty(&manifest)?, false));
     let mut out = Vec::new();
-    for (i, (name, data)) in members.iter().enumerate() {
+    let mut ino = 0u32;
+    let mut entry = |out: &mut Vec<u8>, name: &str, data: &[u8]| -> Result<()> {
+        ino += 1;
         let len = u32::try_from(data.len()).with_context(|| format!("{name} is larger than 4 GiB"))?;
-        let mut w = cpio::newc::Builder::new(name).ino(i as u32 + 1).mode(0o100644).nlink(1).write(&mut out, len);
+        let mut w = cpio::newc::Builder::new(name).ino(ino).mode(0o100644).nlink(1).write(out, len);
         w.write_all(data)?;
         w.finish()?;
+        Ok(())
+    };
+    for (name, data, align) in &members {
+        if *align {
+            let fill = pad_len(out.len() as u64, name) as usize;
+            entry(&mut out, PAD_NAME, &vec![0; fill])?;
+        }
+        entry(&mut out, name, data)?;
     }
     cpio::newc::trailer(&mut out)?;
     Ok(out)
+}
+
+/// newc header plus NUL-terminated name, padded to 4 bytes.
+fn newc_header(name: &str) -> u64 {
+    (110 + name.len() as u64 + 1 + 3) & !3
+}
+
+/// Data length of a [`PAD_NAME`] member written at offset `at` so that the data of the
+/// member `name` written after it starts on a page.
+fn pad_len(at: u64, name: &str) -> u64 {
+    let after_pad = at + newc_header(PAD_NAME);
+    page_up(after_pad + newc_header(name)) - newc_header(name) - after_pad
 }
 
 fn page_up(x: u64) -> u64 {
@@ -228,6 +261,24 @@ mod tests {
             flags: object::SymbolFlags::None,
         });
         o.write().unwrap()
+    }
+
+    #[test]
+    fn exe_members_start_on_a_page() {
+        for name in ["a.exe", "ab.exe", "abc.exe", "abcd.exe"] {
+            for before in [0usize, 4, 116, 4092, 5000] {
+                let mut out = vec![0u8; before];
+                let fill = pad_len(before as u64, name);
+                let mut w = cpio::newc::Builder::new(PAD_NAME).mode(0o100644).write(&mut out, fill as u32);
+                w.write_all(&vec![0; fill as usize]).unwrap();
+                w.finish().unwrap();
+                let mut w = cpio::newc::Builder::new(name).mode(0o100644).write(&mut out, 4);
+                w.write_all(b"\x7fELF").unwrap();
+                w.finish().unwrap();
+                let at = out.windows(4).rposition(|x| x == b"\x7fELF").unwrap();
+                assert_eq!(at as u64 % PAGE, 0, "{name} after {before} bytes");
+            }
+        }
     }
 
     #[test]
