@@ -306,9 +306,9 @@ fn eight_apps_fill_one_image() {
 #[test]
 fn a_syscall_writing_into_shared_text_gets_efault() {
     // Read-only segments are mapped straight from the bundle; the root server must refuse
-    // to write into them on the app's behalf, as Linux does, and keep running. (The
-    // emulator writes into text: its privileged copies ignore protections.)
-    let Some((e, c)) = alone_with("text", |dir| image_checked(dir, "text", "crasher", &c_app("crasher", Link::Static)?, &["text"], &[], false)) else {
+    // to write into them on the app's behalf, as Linux does, and keep running. The emulator
+    // refuses the same pages, so all three agree.
+    let Some((e, c)) = alone_with("text", |dir| image_checked(dir, "text", "crasher", &c_app("crasher", Link::Static)?, &["text"], &[], true)) else {
         return;
     };
     assert!(e.stdout.contains("read into text: -1 errno 14"), "{}", e.stdout);

@@ -65,6 +65,10 @@ pub fn install_hooks(uc: &mut Unicorn<'_, Hooks>) -> Result<()> {
 pub struct Env<'e, 'u> {
     uc: &'e mut Unicorn<'u, Hooks>,
     terminals: [bool; 3],
+    /// Pages a syscall may not write into on the app's behalf: the ELF's read-only
+    /// segments, which the root server maps shared from the bundle (so it answers EFAULT,
+    /// as Linux does for text). Empty while loading.
+    protected: Vec<std::ops::Range<u64>>,
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -79,7 +83,13 @@ impl<'e, 'u> Env<'e, 'u> {
                 std::io::stdout().is_terminal(),
                 std::io::stderr().is_terminal(),
             ],
+            protected: Vec::new(),
         }
+    }
+
+    /// An environment for servicing the app's syscalls, refusing writes into `protected`.
+    pub fn for_syscall(uc: &'e mut Unicorn<'u, Hooks>, protected: &[std::ops::Range<u64>]) -> Self {
+        Env { protected: protected.to_vec(), ..Env::new(uc) }
     }
     pub fn reg(&self, r: RegisterARM64) -> u64 {
         self.uc.reg_read(r).unwrap_or(0)
@@ -103,6 +113,10 @@ impl GuestMemory for Env<'_, '_> {
     fn write(&mut self, addr: u64, bytes: &[u8]) -> SysResult<()> {
         if bytes.is_empty() {
             return Ok(());
+        }
+        let end = addr.saturating_add(bytes.len() as u64);
+        if self.protected.iter().any(|r| r.start < end && addr < r.end) {
+            return Err(EFAULT);
         }
         self.uc.mem_write(addr, bytes).map_err(|_| EFAULT)
     }

@@ -183,6 +183,7 @@ pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options)
     // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
     uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(|e| anyhow!("{e:?}"))?;
 
+    let protected = shared_text(&plan, bias);
     let mut pc = plan.entry.wrapping_add(bias);
     let mut syscalls = 0u64;
     let fault = |pc: u64, addr: u64, kind: FaultKind| Ending::Faulted(Fault { app: app.name.clone(), pc, addr, kind });
@@ -195,7 +196,7 @@ pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options)
                 host::EXCP_UDEF => {
                     let insn = read_insn(&uc, at);
                     if insn == Some(selkie_svc_rewrite::UDF_WORD) && traps.binary_search(&at.wrapping_sub(bias)).is_ok() {
-                        let mut env = Env::new(&mut uc);
+                        let mut env = Env::for_syscall(&mut uc, &protected);
                         let nr = env.reg(RegisterARM64::X8);
                         let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
                         syscalls += 1;
@@ -236,6 +237,32 @@ pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options)
         eprintln!("{f}");
     }
     Ok(ExitReport { ending, syscalls, unserviced: shim.unserviced_seen() })
+}
+
+/// The whole pages of read-only segments that no writable segment touches: what the root
+/// server maps shared from the bundle, and so refuses to write into for a syscall.
+fn shared_text(plan: &LoadPlan, bias: u64) -> Vec<std::ops::Range<u64>> {
+    let pages = |s: &musl_shim::start::Segment| {
+        let start = (s.vaddr & !(PAGE - 1)).wrapping_add(bias);
+        let end = (s.vaddr.saturating_add(s.memsz).saturating_add(PAGE - 1) & !(PAGE - 1)).wrapping_add(bias);
+        start..end
+    };
+    let writable: Vec<_> = plan.segments.iter().filter(|s| s.prot.w()).map(pages).collect();
+    plan.segments
+        .iter()
+        .filter(|s| !s.prot.w())
+        .map(pages)
+        .map(|mut r| {
+            for w in &writable {
+                if w.start < r.end && r.start < w.end {
+                    // Shrink away from the shared page(s).
+                    if w.start <= r.start { r.start = r.start.max(w.end) } else { r.end = r.end.min(w.start) }
+                }
+            }
+            r
+        })
+        .filter(|r| r.start < r.end)
+        .collect()
 }
 
 fn read_insn<D>(uc: &Unicorn<'_, D>, at: u64) -> Option<u32> {
