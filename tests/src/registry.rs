@@ -188,8 +188,14 @@ impl SelkieEnv {
 
     /// Runs `selkie ARGS`: (success, stdout, stderr).
     pub fn selkie(&self, args: &[&str]) -> (bool, String, String) {
+        self.selkie_env(args, &[])
+    }
+
+    /// Runs `selkie ARGS` with extra environment variables.
+    pub fn selkie_env(&self, args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
         let out = Command::new(selkie_bin())
             .args(args)
+            .envs(vars.iter().copied())
             .env("SELKIE_CACHE", self.cache())
             .env("HOME", self.dir.path().join("home"))
             .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))

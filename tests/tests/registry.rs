@@ -358,3 +358,37 @@ fn https_is_the_default_except_for_loopback_names_and_plain_http() {
     env.ok(&["pull", "--plain-http", &reg.reference("apps/hello:v1"), "-o", &out_ref]);
     assert!(out.join("index.json").is_file());
 }
+
+#[test]
+fn pack_push_then_pull_boots_the_same_image_on_sel4() {
+    // The whole packaging path on a real board image: pack for seL4 and push in one step,
+    // pull it back with a fresh cache, boot what was pulled.
+    if need() || !selkie_tests::sel4::available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(img) = app_image(tmp.path()) else { return };
+    let reg = TestRegistry::start();
+    let env = SelkieEnv::new();
+    let target = reg.reference("boot/hello:pushed");
+    let packed = tmp.path().join("image.elf");
+    let rs = selkie_tests::sel4::root_server();
+    let prefix = selkie_tests::sel4::prefix();
+    let (ok, _, err) = env.selkie_env(&[
+        "pack", &img.reference(), "--name", "hello", "--platform", selkie_tests::sel4::PLATFORM,
+        "--root-server", rs.to_str().unwrap(), "-o", packed.to_str().unwrap(), "--push", &target,
+    ], &[("SEL4_PREFIX", prefix.as_os_str())]);
+    assert!(ok, "pack --push failed: {err}");
+    let raw: serde_json::Value = serde_json::from_slice(&skopeo_raw(&target)).unwrap();
+    assert_eq!(raw["artifactType"], "application/vnd.selkie.sel4.image.v1");
+    assert_eq!(raw["annotations"]["org.selkie.sel4.platform"], selkie_tests::sel4::PLATFORM);
+    assert_eq!(raw["config"]["mediaType"], "application/vnd.selkie.manifest.v1+json");
+
+    let fresh = SelkieEnv::new();
+    let pulled = tmp.path().join("pulled.elf");
+    fresh.ok(&["pull", &target, "-o", pulled.to_str().unwrap()]);
+    assert!(std::fs::read(&pulled).unwrap() == std::fs::read(&packed).unwrap(), "pulled image differs from the packed one");
+    let c = selkie_tests::sel4::boot(&pulled, 120);
+    assert!(c.app_output().contains("argv[0] = /hello") && c.app_output().contains("/foo.txt: foo"), "{}", c.text);
+    assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
+}

@@ -62,7 +62,7 @@ pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
         let p = prefix.join(n);
         ensure!(
             p.exists(),
-            "SEL4_PREFIX={} has no {n}: install seL4 16.0.0 and rust-sel4 v5.0.0's loader there (see DEVELOPERS.md)",
+            "SEL4_PREFIX={} has no {n}: install seL4 16.0.0 and rust-sel4 v5.0.0's loader there (see README.md, Prerequisites for booting seL4)",
             prefix.display()
         );
     }

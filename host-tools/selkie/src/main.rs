@@ -149,7 +149,7 @@ fn run(cli: Cli) -> Result<()> {
                         anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
                     })?,
                     sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
-                        anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {sel4_platform} (see DEVELOPERS.md)")
+                        anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {sel4_platform} (see README.md, Prerequisites for booting seL4)")
                     })?,
                 };
                 let names = selkie::boot::pack_image(&refs, &opts, &boot, &output)?;

@@ -1,7 +1,7 @@
 //! Pack-time rewrite of `svc #0` into a faulting `udf`, for static aarch64 ELFs.
 //!
 //! seL4 reads its syscall number from x7, which musl leaves holding garbage, so an app's
-//! unmodified `svc #0` is unsafe on seL4 (see DEVELOPERS.md). Every `svc #0` word
+//! unmodified `svc #0` is unsafe on seL4 (see README.md, Reaching the root server safely). Every `svc #0` word
 //! (0xd4000001) in the executable code is replaced by [`UDF_WORD`] (`udf #0x5e1c`), which
 //! always reaches the root server as a UserException. The link-time addresses rewritten
 //! form the **trap table** (sorted little-endian u64s); the root server and the emulator
