@@ -324,13 +324,18 @@ fn iovecs<E: Platform>(env: &mut E, iov: u64, cnt: u64) -> SysResult<Vec<(u64, u
     Ok(out)
 }
 
-pub fn readv<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>) -> SysResult<u64> {
+/// One buffer's transfer: read_into or write_from.
+type Transfer<E> = fn(&mut Shim<'_>, &mut E, i64, u64, u64, Option<u64>) -> SysResult<u64>;
+
+/// readv/writev (and their p- forms): `op` over each iovec until one comes up short; an
+/// error after some bytes moved ends the call with the count so far, as Linux does.
+fn vectored<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>, op: Transfer<E>) -> SysResult<u64> {
     let fd = fd_arg(a[0]);
     s.fds.get(fd)?;
     let off = off.map(offset_arg).transpose()?;
     let mut done = 0;
     for (base, len) in iovecs(env, a[1], a[2])? {
-        let n = match read_into(s, env, fd, base, len, off.map(|o| o + done)) {
+        let n = match op(s, env, fd, base, len, off.map(|o| o + done)) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
@@ -343,23 +348,12 @@ pub fn readv<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Optio
     Ok(done)
 }
 
+pub fn readv<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>) -> SysResult<u64> {
+    vectored(s, env, a, off, read_into::<E>)
+}
+
 pub fn writev<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], off: Option<u64>) -> SysResult<u64> {
-    let fd = fd_arg(a[0]);
-    s.fds.get(fd)?;
-    let off = off.map(offset_arg).transpose()?;
-    let mut done = 0;
-    for (base, len) in iovecs(env, a[1], a[2])? {
-        let n = match write_from(s, env, fd, base, len, off.map(|o| o + done)) {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(done)
+    vectored(s, env, a, off, write_from::<E>)
 }
 
 pub fn lseek<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
