@@ -56,7 +56,10 @@ pub enum Flow {
 /// digest are checked too.
 pub fn for_each_entry<F>(image: &Image, layer: &Layer, f: F) -> Result<()>
 where
-    F: FnMut(u32, &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>) -> Result<Flow>,
+    F: FnMut(
+        u32,
+        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
+    ) -> Result<Flow>,
 {
     walk(image, layer, true, f)
 }
@@ -65,23 +68,36 @@ where
 /// pass verified (the digests would cost as much as the decompression).
 pub fn for_each_entry_verified_before<F>(image: &Image, layer: &Layer, f: F) -> Result<()>
 where
-    F: FnMut(u32, &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>) -> Result<Flow>,
+    F: FnMut(
+        u32,
+        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
+    ) -> Result<Flow>,
 {
     walk(image, layer, false, f)
 }
 
 fn walk<F>(image: &Image, layer: &Layer, verify: bool, mut f: F) -> Result<()>
 where
-    F: FnMut(u32, &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>) -> Result<Flow>,
+    F: FnMut(
+        u32,
+        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
+    ) -> Result<Flow>,
 {
     let label = image.layer_label(layer);
-    let raw = if verify { image.open_layer(layer)? } else { image.open_layer_unverified(layer)? };
-    let dec = Decoder::open(BufReader::with_capacity(256 << 10, raw)).with_context(|| label.clone())?;
+    let raw = if verify {
+        image.open_layer(layer)?
+    } else {
+        image.open_layer_unverified(layer)?
+    };
+    let dec =
+        Decoder::open(BufReader::with_capacity(256 << 10, raw)).with_context(|| label.clone())?;
     let mut hashed = HashingReader::new(dec);
     hashed.enabled = verify;
     {
         let mut ar = tar::Archive::new(&mut hashed);
-        let entries = ar.entries().with_context(|| format!("{label}: not a tar stream"))?;
+        let entries = ar
+            .entries()
+            .with_context(|| format!("{label}: not a tar stream"))?;
         for (i, e) in entries.enumerate() {
             let mut e = e.with_context(|| format!("{label}: reading tar entry {}", i + 1))?;
             let idx = u32::try_from(i).context("too many entries")?;
@@ -97,9 +113,118 @@ where
     io::copy(&mut hashed, &mut io::sink()).with_context(|| label.clone())?;
     let got = Digest::from_hasher(std::mem::take(&mut hashed.hasher));
     if got != layer.diff_id {
-        bail!("{label}: uncompressed content is {got}, but the config's diff_id is {}", layer.diff_id);
+        bail!(
+            "{label}: uncompressed content is {got}, but the config's diff_id is {}",
+            layer.diff_id
+        );
     }
     let mut dec = hashed.inner;
     io::copy(dec.inner_mut(), &mut io::sink()).with_context(|| label.clone())?;
+    Ok(())
+}
+
+/// A layer decompressed on its own thread, ahead of the reader: the bytes arrive in
+/// chunks through a bounded channel (at most `CHUNKS` × `CHUNK` bytes in flight). For a
+/// second pass over layers pass 1 verified.
+pub struct Prefetched {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+const CHUNK: usize = 256 << 10;
+const CHUNKS: usize = 16;
+
+impl Prefetched {
+    /// Starts decompressing `layer` on a thread of `scope`.
+    pub fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        image: &'env Image,
+        layer: &'env Layer,
+    ) -> Prefetched {
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS);
+        scope.spawn(move || {
+            let label = image.layer_label(layer);
+            let dec = image.open_layer_unverified(layer).and_then(|raw| {
+                Decoder::open(BufReader::with_capacity(CHUNK, raw)).with_context(|| label.clone())
+            });
+            let mut dec = match dec {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(format!("{e:#}"))));
+                    return;
+                }
+            };
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let mut n = 0;
+                while n < CHUNK {
+                    match dec.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(n);
+                // A closed channel means the reader stopped early: nothing more to do.
+                if tx.send(Ok(buf)).is_err() || n < CHUNK {
+                    return;
+                }
+            }
+        });
+        Prefetched {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Prefetched {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.done = chunk.len() < CHUNK;
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("layer decompression thread ended early")),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Calls `f` with each tar entry read from `stream` (already decompressed), labelled
+/// `label` in errors. No verification: for layers pass 1 verified.
+pub fn for_each_entry_of<R: Read, F>(label: &str, stream: R, mut f: F) -> Result<()>
+where
+    F: FnMut(u32, &mut tar::Entry<'_, R>) -> Result<Flow>,
+{
+    let mut ar = tar::Archive::new(stream);
+    let entries = ar
+        .entries()
+        .with_context(|| format!("{label}: not a tar stream"))?;
+    for (i, e) in entries.enumerate() {
+        let mut e = e.with_context(|| format!("{label}: reading tar entry {}", i + 1))?;
+        let idx = u32::try_from(i).context("too many entries")?;
+        if let Flow::Stop = f(idx, &mut e)? {
+            break;
+        }
+    }
     Ok(())
 }

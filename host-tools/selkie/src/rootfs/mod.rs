@@ -11,7 +11,7 @@ pub mod tree;
 
 use crate::source::Image;
 use anyhow::{bail, Context, Result};
-use layer::{for_each_entry, for_each_entry_verified_before, Flow};
+use layer::{for_each_entry, for_each_entry_of, Flow, Prefetched};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use tree::{clean, Inode, Kind, Meta, NodeId, PathError, Tree, ROOT};
@@ -42,7 +42,12 @@ pub struct Scanned {
     pub entries: u64,
 }
 
-fn entry_error(image: &Image, layer: usize, path: &[u8], e: impl std::fmt::Display) -> anyhow::Error {
+fn entry_error(
+    image: &Image,
+    layer: usize,
+    path: &[u8],
+    e: impl std::fmt::Display,
+) -> anyhow::Error {
     anyhow::anyhow!(
         "{}: entry {:?}: {e}",
         image.layer_label(&image.layers[layer]),
@@ -71,26 +76,52 @@ fn read_layer(image: &Image, li: usize, opts: &Options) -> Result<Vec<EntryMeta>
         let etype = h.entry_type();
         let meta = Meta {
             mode: h.mode().unwrap_or(0o644) & 0o7777,
-            uid: h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
-            gid: h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+            uid: h
+                .uid()
+                .ok()
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
+            gid: h
+                .gid()
+                .ok()
+                .and_then(|g| u32::try_from(g).ok())
+                .unwrap_or(0),
             mtime: h.mtime().unwrap_or(0),
         };
-        let dev = (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0));
+        let dev = (
+            h.device_major().ok().flatten().unwrap_or(0),
+            h.device_minor().ok().flatten().unwrap_or(0),
+        );
         let size = e.size();
         let mut captured = None;
-        if matches!(etype, tar::EntryType::Regular | tar::EntryType::Continuous) && size <= opts.capture_limit {
+        if matches!(etype, tar::EntryType::Regular | tar::EntryType::Continuous)
+            && size <= opts.capture_limit
+        {
             if let Ok(comps) = clean(&path) {
                 let joined = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
-                let name = comps.last().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let name = comps
+                    .last()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
                 if opts.capture_paths.contains(&joined) || opts.capture_basenames.contains(&name) {
                     let mut v = Vec::with_capacity(size as usize);
-                    e.read_to_end(&mut v).map_err(|err| entry_error(image, li, &path, err))?;
+                    e.read_to_end(&mut v)
+                        .map_err(|err| entry_error(image, li, &path, err))?;
                     captured = Some(v);
                 }
             }
         }
         let link = e.link_name_bytes().map(|l| l.into_owned());
-        out.push(EntryMeta { idx, path, etype, meta, size, link, dev, captured });
+        out.push(EntryMeta {
+            idx,
+            path,
+            etype,
+            meta,
+            size,
+            link,
+            dev,
+            captured,
+        });
         Ok(Flow::Continue)
     })?;
     Ok(out)
@@ -99,15 +130,32 @@ fn read_layer(image: &Image, li: usize, opts: &Options) -> Result<Vec<EntryMeta>
 /// Pass 1: applies every layer to a metadata tree, verifying every blob. Layers are read
 /// (decompressed and hashed) on several threads at once, and applied in order.
 pub fn scan(image: &Image, opts: &Options, mut progress: impl FnMut(usize)) -> Result<Scanned> {
-    let mut st = Scanned { tree: Tree::new(), captured: HashMap::new(), dropped: Vec::new(), entries: 0 };
-    let width = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let mut st = Scanned {
+        tree: Tree::new(),
+        captured: HashMap::new(),
+        dropped: Vec::new(),
+        entries: 0,
+    };
+    let width = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
     let n = image.layers.len();
     let mut first = 0;
     while first < n {
         let wave: Vec<usize> = (first..n.min(first + width)).collect();
         let read: Vec<Result<Vec<EntryMeta>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = wave.iter().map(|&li| s.spawn(move || read_layer(image, li, opts))).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("layer reader panicked")))).collect()
+            let handles: Vec<_> = wave
+                .iter()
+                .map(|&li| s.spawn(move || read_layer(image, li, opts)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("layer reader panicked")))
+                })
+                .collect()
         });
         for (li, entries) in wave.iter().copied().zip(read) {
             for e in entries? {
@@ -149,7 +197,9 @@ fn apply(image: &Image, opts: &Options, st: &mut Scanned, li: usize, e: EntryMet
         }
         return Ok(());
     }
-    let existing = tree.children(parent).and_then(|c| c.get(base.as_slice()).copied());
+    let existing = tree
+        .children(parent)
+        .and_then(|c| c.get(base.as_slice()).copied());
     use tar::EntryType as T;
     match etype {
         T::Directory => match existing {
@@ -165,34 +215,59 @@ fn apply(image: &Image, opts: &Options, st: &mut Scanned, li: usize, e: EntryMet
             if let Some(v) = e.captured {
                 st.captured.insert((li as u32, e.idx), v);
             }
-            tree.inodes.push(Inode { meta, size: e.size, src: (li as u32, e.idx) });
+            tree.inodes.push(Inode {
+                meta,
+                size: e.size,
+                src: (li as u32, e.idx),
+            });
             let ino = tree.inodes.len() - 1;
             tree.insert(parent, base.clone(), Kind::File(ino), meta, lnum);
         }
         T::Symlink => {
-            let target = e.link.ok_or_else(|| entry_error(image, li, &raw_path, "symlink without a target"))?;
+            let target = e
+                .link
+                .ok_or_else(|| entry_error(image, li, &raw_path, "symlink without a target"))?;
             tree.insert(parent, base.clone(), Kind::Symlink(target), meta, lnum);
         }
         T::Link => {
-            let target = e.link.ok_or_else(|| entry_error(image, li, &raw_path, "hardlink without a target"))?;
+            let target = e
+                .link
+                .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink without a target"))?;
             let tcomps = clean(&target).map_err(|err| {
-                entry_error(image, li, &raw_path, format!("hardlink target {:?}: {err}", String::from_utf8_lossy(&target)))
-            })?;
-            let (tbase, tdirs) =
-                tcomps.split_last().ok_or_else(|| entry_error(image, li, &raw_path, "hardlink to the root"))?;
-            let tparent = tree
-                .resolve_dir(tdirs, None)
-                .map_err(|err| entry_error(image, li, &raw_path, format!("hardlink target: {err}")))?;
-            let tid = tree.children(tparent).and_then(|c| c.get(tbase.as_slice()).copied()).ok_or_else(|| {
                 entry_error(
                     image,
                     li,
                     &raw_path,
-                    format!("hardlink target {:?} does not exist", String::from_utf8_lossy(&target)),
+                    format!(
+                        "hardlink target {:?}: {err}",
+                        String::from_utf8_lossy(&target)
+                    ),
                 )
             })?;
+            let (tbase, tdirs) = tcomps
+                .split_last()
+                .ok_or_else(|| entry_error(image, li, &raw_path, "hardlink to the root"))?;
+            let tparent = tree.resolve_dir(tdirs, None).map_err(|err| {
+                entry_error(image, li, &raw_path, format!("hardlink target: {err}"))
+            })?;
+            let tid = tree
+                .children(tparent)
+                .and_then(|c| c.get(tbase.as_slice()).copied())
+                .ok_or_else(|| {
+                    entry_error(
+                        image,
+                        li,
+                        &raw_path,
+                        format!(
+                            "hardlink target {:?} does not exist",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
             let kind = match &tree.nodes[tid].kind {
-                Kind::Dir(_) => return Err(entry_error(image, li, &raw_path, "hardlink to a directory")),
+                Kind::Dir(_) => {
+                    return Err(entry_error(image, li, &raw_path, "hardlink to a directory"))
+                }
                 k => k.clone(),
             };
             let tmeta = tree.nodes[tid].meta;
@@ -204,7 +279,9 @@ fn apply(image: &Image, opts: &Options, st: &mut Scanned, li: usize, e: EntryMet
             let keep = opts.keep_devices || (etype == T::Char && KEPT_DEVICES.contains(&e.dev));
             let path = String::from_utf8_lossy(&comps.join(&b'/')).into_owned();
             if !keep {
-                tracing::warn!("dropping device node or fifo /{path} (use --keep-devices to keep it)");
+                tracing::warn!(
+                    "dropping device node or fifo /{path} (use --keep-devices to keep it)"
+                );
                 st.dropped.push(path);
                 return Ok(());
             }
@@ -270,11 +347,18 @@ pub fn write_cpio<W: Write>(
         let (mode, data, rdev, nlink): (u32, &[u8], (u32, u32), u32) = match &node.kind {
             Kind::File(i) => {
                 let inode = &tree.inodes[*i];
-                names_of.entry(inode.src).or_insert_with(|| (*i, Vec::new())).1.push(id);
+                names_of
+                    .entry(inode.src)
+                    .or_insert_with(|| (*i, Vec::new()))
+                    .1
+                    .push(id);
                 continue;
             }
             Kind::Dir(c) => {
-                let subdirs = c.values().filter(|&&k| matches!(tree.nodes[k].kind, Kind::Dir(_))).count();
+                let subdirs = c
+                    .values()
+                    .filter(|&&k| matches!(tree.nodes[k].kind, Kind::Dir(_)))
+                    .count();
                 (S_IFDIR, &[], (0, 0), 2 + subdirs as u32)
             }
             Kind::Symlink(t) => (S_IFLNK, t.as_slice(), (0, 0), 1),
@@ -296,40 +380,65 @@ pub fn write_cpio<W: Write>(
         by_layer.entry(l).or_default().insert(e, v);
     }
     let mut out = Some(w);
-    for (l, wanted) in by_layer {
-        let layer = &image.layers[l as usize];
-        let last = *wanted.keys().next_back().expect("non-empty");
-        for_each_entry_verified_before(image, layer, |idx, e| {
-            if let Some((inode_id, names)) = wanted.get(&idx) {
-                let inode = &tree.inodes[*inode_id];
-                ino += 1;
-                let nlink = names.len() as u32;
-                let mut w = out.take().expect("writer");
-                // newc convention: every name but the last carries no data.
-                for &n in &names[..names.len() - 1] {
-                    w = header(&cpio_name(tree, n), ino, S_IFREG, &inode.meta, nlink).write(w, 0).finish()?;
-                }
-                let name = cpio_name(tree, names[names.len() - 1]);
-                let path_ctx = || format!("{}: file /{name}", image.layer_label(layer));
-                let mut cw;
-                if let Some(bytes) = replace.get(inode_id) {
-                    cw = header(&name, ino, S_IFREG, &inode.meta, nlink).write(w, bytes.len() as u32);
-                    cw.write_all(bytes)?;
-                } else {
-                    let size = u32::try_from(inode.size)
-                        .map_err(|_| anyhow::anyhow!("{}: over 4 GiB, which newc cannot hold", path_ctx()))?;
-                    cw = header(&name, ino, S_IFREG, &inode.meta, nlink).write(w, size);
-                    let n = std::io::copy(&mut e.take(inode.size), &mut cw).with_context(path_ctx)?;
-                    if n != inode.size {
-                        bail!("{}: {n} bytes, the tar header said {}", path_ctx(), inode.size);
+    // Each layer is decompressed on its own thread, the next one while this one is written.
+    let layers: Vec<(u32, BTreeMap<u32, (usize, Vec<NodeId>)>)> = by_layer.into_iter().collect();
+    std::thread::scope(|scope| -> Result<()> {
+        let mut next = layers
+            .first()
+            .map(|(l, _)| Prefetched::start(scope, image, &image.layers[*l as usize]));
+        for (i, (l, wanted)) in layers.iter().enumerate() {
+            let stream = next.take().expect("a prefetch per layer");
+            next = layers
+                .get(i + 1)
+                .map(|(l, _)| Prefetched::start(scope, image, &image.layers[*l as usize]));
+            let layer = &image.layers[*l as usize];
+            let last = *wanted.keys().next_back().expect("non-empty");
+            for_each_entry_of(&image.layer_label(layer), stream, |idx, e| {
+                if let Some((inode_id, names)) = wanted.get(&idx) {
+                    let inode = &tree.inodes[*inode_id];
+                    ino += 1;
+                    let nlink = names.len() as u32;
+                    let mut w = out.take().expect("writer");
+                    // newc convention: every name but the last carries no data.
+                    for &n in &names[..names.len() - 1] {
+                        w = header(&cpio_name(tree, n), ino, S_IFREG, &inode.meta, nlink)
+                            .write(w, 0)
+                            .finish()?;
                     }
+                    let name = cpio_name(tree, names[names.len() - 1]);
+                    let path_ctx = || format!("{}: file /{name}", image.layer_label(layer));
+                    let mut cw;
+                    if let Some(bytes) = replace.get(inode_id) {
+                        cw = header(&name, ino, S_IFREG, &inode.meta, nlink)
+                            .write(w, bytes.len() as u32);
+                        cw.write_all(bytes)?;
+                    } else {
+                        let size = u32::try_from(inode.size).map_err(|_| {
+                            anyhow::anyhow!("{}: over 4 GiB, which newc cannot hold", path_ctx())
+                        })?;
+                        cw = header(&name, ino, S_IFREG, &inode.meta, nlink).write(w, size);
+                        let n = std::io::copy(&mut e.take(inode.size), &mut cw)
+                            .with_context(path_ctx)?;
+                        if n != inode.size {
+                            bail!(
+                                "{}: {n} bytes, the tar header said {}",
+                                path_ctx(),
+                                inode.size
+                            );
+                        }
+                    }
+                    out = Some(cw.finish()?);
+                    progress(inode.size);
                 }
-                out = Some(cw.finish()?);
-                progress(inode.size);
-            }
-            Ok(if idx >= last { Flow::Stop } else { Flow::Continue })
-        })?;
-    }
+                Ok(if idx >= last {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                })
+            })?;
+        }
+        Ok(())
+    })?;
     let w = out.take().expect("writer");
     Ok(cpio::newc::trailer(w)?)
 }
@@ -345,7 +454,11 @@ mod tests {
         for (path, kind, data) in entries {
             let mut h = tar::Header::new_ustar();
             h.set_entry_type(*kind);
-            h.set_mode(if *kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if *kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             h.set_mtime(1);
             match kind {
                 tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -389,7 +502,11 @@ mod tests {
     fn whiteouts_hide_only_lower_layers() {
         let l1 = layer(&[("a", T::Regular, "lower"), ("d/x", T::Regular, "x")]);
         // Same layer: "b" is added and whited out; it stays (OCI: whiteouts hide lower layers).
-        let l2 = layer(&[("b", T::Regular, "same"), (".wh.b", T::Regular, ""), (".wh.a", T::Regular, "")]);
+        let l2 = layer(&[
+            ("b", T::Regular, "same"),
+            (".wh.b", T::Regular, ""),
+            (".wh.a", T::Regular, ""),
+        ]);
         let files = flatten(vec![l1, l2]);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"b"), "{names:?}");
@@ -399,11 +516,24 @@ mod tests {
 
     #[test]
     fn opaque_keeps_entries_of_its_own_layer_in_either_order() {
-        let l1 = layer(&[("d/old", T::Regular, "old"), ("d/sub/deep", T::Regular, "deep")]);
-        let l2 = layer(&[("d/new", T::Regular, "new"), ("d/.wh..wh..opq", T::Regular, ""), ("d/sub/fresh", T::Regular, "f")]);
+        let l1 = layer(&[
+            ("d/old", T::Regular, "old"),
+            ("d/sub/deep", T::Regular, "deep"),
+        ]);
+        let l2 = layer(&[
+            ("d/new", T::Regular, "new"),
+            ("d/.wh..wh..opq", T::Regular, ""),
+            ("d/sub/fresh", T::Regular, "f"),
+        ]);
         let names: Vec<String> = flatten(vec![l1, l2]).into_iter().map(|(n, _)| n).collect();
-        assert!(names.contains(&"d/new".to_string()) && names.contains(&"d/sub/fresh".to_string()), "{names:?}");
-        assert!(!names.iter().any(|n| n == "d/old" || n == "d/sub/deep"), "{names:?}");
+        assert!(
+            names.contains(&"d/new".to_string()) && names.contains(&"d/sub/fresh".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n == "d/old" || n == "d/sub/deep"),
+            "{names:?}"
+        );
     }
 
     #[test]
@@ -427,7 +557,11 @@ mod tests {
 
     #[test]
     fn output_order_is_directories_then_files_in_layer_order() {
-        let l1 = layer(&[("z/file", T::Regular, "1"), ("a/file", T::Regular, "2"), ("m", T::Symlink, "z")]);
+        let l1 = layer(&[
+            ("z/file", T::Regular, "1"),
+            ("a/file", T::Regular, "2"),
+            ("m", T::Symlink, "z"),
+        ]);
         let names: Vec<String> = flatten(vec![l1]).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, [".", "a", "m", "z", "z/file", "a/file"]);
     }
@@ -435,7 +569,8 @@ mod tests {
     #[test]
     fn a_wrong_diff_id_is_refused() {
         let (data, _) = layer(&[("a", T::Regular, "x")]);
-        let img = Image::in_memory(serde_json::json!({}), vec![(data, Digest::of(b"other"))]).unwrap();
+        let img =
+            Image::in_memory(serde_json::json!({}), vec![(data, Digest::of(b"other"))]).unwrap();
         let e = scan(&img, &Options::default(), |_| {}).err().unwrap();
         assert!(format!("{e:#}").contains("diff_id"), "{e:#}");
     }

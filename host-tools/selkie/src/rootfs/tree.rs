@@ -18,7 +18,12 @@ pub struct Meta {
 }
 
 impl Meta {
-    pub const IMPLICIT_DIR: Meta = Meta { mode: 0o755, uid: 0, gid: 0, mtime: 0 };
+    pub const IMPLICIT_DIR: Meta = Meta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+    };
 }
 
 #[derive(Clone, Debug)]
@@ -137,7 +142,11 @@ impl Tree {
     /// Resolves a directory path, following every symlink inside the root. With `create`
     /// (applying layer `layer`), missing directories are made, and each directory passed
     /// through is marked as touched by that layer.
-    pub fn resolve_dir(&mut self, comps: &[Vec<u8>], create: Option<u32>) -> Result<NodeId, PathError> {
+    pub fn resolve_dir(
+        &mut self,
+        comps: &[Vec<u8>],
+        create: Option<u32>,
+    ) -> Result<NodeId, PathError> {
         let mut budget = MAX_LINKS;
         self.walk(ROOT, comps, create, &mut budget, true)
     }
@@ -163,7 +172,13 @@ impl Tree {
             let next = match self.child(cur, c) {
                 Some(n) => n,
                 None => match create {
-                    Some(layer) => self.insert(cur, c.clone(), Kind::Dir(BTreeMap::new()), Meta::IMPLICIT_DIR, layer),
+                    Some(layer) => self.insert(
+                        cur,
+                        c.clone(),
+                        Kind::Dir(BTreeMap::new()),
+                        Meta::IMPLICIT_DIR,
+                        layer,
+                    ),
                     None => return Err(PathError::Missing(self.join(cur, c))),
                 },
             };
@@ -174,8 +189,13 @@ impl Tree {
                     }
                     *budget -= 1;
                     let target = target.clone();
-                    let base = if target.first() == Some(&b'/') { ROOT } else { cur };
-                    let tcomps: Vec<Vec<u8>> = target.split(|&b| b == b'/').map(|s| s.to_vec()).collect();
+                    let base = if target.first() == Some(&b'/') {
+                        ROOT
+                    } else {
+                        cur
+                    };
+                    let tcomps: Vec<Vec<u8>> =
+                        target.split(|&b| b == b'/').map(|s| s.to_vec()).collect();
                     self.walk(base, &tcomps, create, budget, true)?
                 }
                 _ => next,
@@ -204,9 +224,22 @@ impl Tree {
     }
 
     /// Adds (or replaces) `name` in directory `dir`.
-    pub fn insert(&mut self, dir: NodeId, name: Vec<u8>, kind: Kind, meta: Meta, layer: u32) -> NodeId {
+    pub fn insert(
+        &mut self,
+        dir: NodeId,
+        name: Vec<u8>,
+        kind: Kind,
+        meta: Meta,
+        layer: u32,
+    ) -> NodeId {
         let id = self.nodes.len();
-        self.nodes.push(Node { name: name.clone(), parent: dir, kind, meta, last_layer: layer });
+        self.nodes.push(Node {
+            name: name.clone(),
+            parent: dir,
+            kind,
+            meta,
+            last_layer: layer,
+        });
         if let Kind::Dir(c) = &mut self.nodes[dir].kind {
             c.insert(name, id);
         }
@@ -245,14 +278,29 @@ impl Tree {
     }
 
     /// Looks up `path` relative to directory `base`.
-    pub fn lookup_from(&mut self, base: NodeId, path: &[u8], follow: bool) -> Result<NodeId, PathError> {
+    pub fn lookup_from(
+        &mut self,
+        base: NodeId,
+        path: &[u8],
+        follow: bool,
+    ) -> Result<NodeId, PathError> {
         let comps: Vec<Vec<u8>> = path.split(|&b| b == b'/').map(|s| s.to_vec()).collect();
-        let start = if path.first() == Some(&b'/') { ROOT } else { base };
+        let start = if path.first() == Some(&b'/') {
+            ROOT
+        } else {
+            base
+        };
         let mut budget = MAX_LINKS;
         self.walk_final(start, &comps, &mut budget, follow)
     }
 
-    fn walk_final(&mut self, start: NodeId, comps: &[Vec<u8>], budget: &mut usize, follow: bool) -> Result<NodeId, PathError> {
+    fn walk_final(
+        &mut self,
+        start: NodeId,
+        comps: &[Vec<u8>],
+        budget: &mut usize,
+        follow: bool,
+    ) -> Result<NodeId, PathError> {
         // Drop trailing empty components so "a/b/" resolves like "a/b".
         let mut end = comps.len();
         while end > 0 && (comps[end - 1].is_empty() || comps[end - 1] == b".") {
@@ -266,7 +314,9 @@ impl Tree {
         if last.as_slice() == b".." {
             return Ok(self.nodes[dir].parent);
         }
-        let id = self.child(dir, last).ok_or_else(|| PathError::Missing(self.join(dir, last)))?;
+        let id = self
+            .child(dir, last)
+            .ok_or_else(|| PathError::Missing(self.join(dir, last)))?;
         match &self.nodes[id].kind {
             Kind::Symlink(t) if follow => {
                 if *budget == 0 {
@@ -304,7 +354,10 @@ mod tests {
 
     #[test]
     fn cleans_paths() {
-        assert_eq!(clean(b"/a/./b//c").unwrap(), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            clean(b"/a/./b//c").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
         assert_eq!(clean(b"a/../b").unwrap(), vec![b"b".to_vec()]);
         assert_eq!(clean(b"../etc/passwd"), Err(PathError::Escape));
         assert_eq!(clean(b"a/../../b"), Err(PathError::Escape));
@@ -314,12 +367,20 @@ mod tests {
     fn symlinks_resolve_inside_the_root() {
         let mut t = Tree::new();
         let m = Meta::IMPLICIT_DIR;
-        t.insert(ROOT, b"evil".to_vec(), Kind::Symlink(b"../../../../tmp".to_vec()), m, 1);
+        t.insert(
+            ROOT,
+            b"evil".to_vec(),
+            Kind::Symlink(b"../../../../tmp".to_vec()),
+            m,
+            1,
+        );
         let d = t.resolve_dir(&[b"evil".to_vec()], Some(1)).unwrap();
         // "../../../../tmp" clamps at the root: /tmp inside the image.
         assert_eq!(t.path(d), "tmp");
         t.insert(ROOT, b"abs".to_vec(), Kind::Symlink(b"/etc".to_vec()), m, 1);
-        let d = t.resolve_dir(&[b"abs".to_vec(), b"x".to_vec()], Some(1)).unwrap();
+        let d = t
+            .resolve_dir(&[b"abs".to_vec(), b"x".to_vec()], Some(1))
+            .unwrap();
         assert_eq!(t.path(d), "etc/x");
     }
 
@@ -329,15 +390,25 @@ mod tests {
         let m = Meta::IMPLICIT_DIR;
         t.insert(ROOT, b"a".to_vec(), Kind::Symlink(b"b".to_vec()), m, 1);
         t.insert(ROOT, b"b".to_vec(), Kind::Symlink(b"a".to_vec()), m, 1);
-        assert!(matches!(t.resolve_dir(&[b"a".to_vec()], Some(1)), Err(PathError::Loop(_))));
+        assert!(matches!(
+            t.resolve_dir(&[b"a".to_vec()], Some(1)),
+            Err(PathError::Loop(_))
+        ));
         assert!(matches!(t.lookup(b"/a", true), Err(PathError::Loop(_))));
     }
 
     #[test]
     fn files_are_not_directories() {
         let mut t = Tree::new();
-        t.inodes.push(Inode { meta: Meta::IMPLICIT_DIR, size: 0, src: (0, 0) });
+        t.inodes.push(Inode {
+            meta: Meta::IMPLICIT_DIR,
+            size: 0,
+            src: (0, 0),
+        });
         t.insert(ROOT, b"f".to_vec(), Kind::File(0), Meta::IMPLICIT_DIR, 1);
-        assert!(matches!(t.resolve_dir(&[b"f".to_vec()], Some(1)), Err(PathError::NotDir(_))));
+        assert!(matches!(
+            t.resolve_dir(&[b"f".to_vec()], Some(1)),
+            Err(PathError::NotDir(_))
+        ));
     }
 }
