@@ -129,22 +129,18 @@ pub struct HashingReader<R> {
     pub inner: R,
     pub hasher: Sha256,
     pub read: u64,
-    /// When false, bytes pass through unhashed.
-    pub enabled: bool,
 }
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), read: 0, enabled: true }
+        HashingReader { inner, hasher: Sha256::new(), read: 0 }
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if self.enabled {
-            self.hasher.update(&buf[..n]);
-        }
+        self.hasher.update(&buf[..n]);
         self.read += n as u64;
         Ok(n)
     }

@@ -51,62 +51,22 @@ pub enum Flow {
     Stop,
 }
 
+/// The raw layer stream as pass 1 reads it: verified blob, decompressed, hashed.
+pub type Verified<'a> = HashingReader<Decoder<BufReader<Box<dyn Read + Send + 'a>>>>;
+
 /// Calls `f` with each tar entry of `layer` and its index. When every entry was visited,
 /// checks the decompressed stream against the diff_id and drains the blob so its size and
 /// digest are checked too.
 pub fn for_each_entry<F>(image: &Image, layer: &Layer, f: F) -> Result<()>
 where
-    F: FnMut(
-        u32,
-        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
-    ) -> Result<Flow>,
-{
-    walk(image, layer, true, f)
-}
-
-/// Like [`for_each_entry`], without hashing: for a second pass over a layer that the first
-/// pass verified (the digests would cost as much as the decompression).
-pub fn for_each_entry_verified_before<F>(image: &Image, layer: &Layer, f: F) -> Result<()>
-where
-    F: FnMut(
-        u32,
-        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
-    ) -> Result<Flow>,
-{
-    walk(image, layer, false, f)
-}
-
-fn walk<F>(image: &Image, layer: &Layer, verify: bool, mut f: F) -> Result<()>
-where
-    F: FnMut(
-        u32,
-        &mut tar::Entry<'_, &mut HashingReader<Decoder<BufReader<Box<dyn Read + Send + '_>>>>>,
-    ) -> Result<Flow>,
+    F: FnMut(u32, &mut tar::Entry<'_, &mut Verified<'_>>) -> Result<Flow>,
 {
     let label = image.layer_label(layer);
-    let raw = if verify {
-        image.open_layer(layer)?
-    } else {
-        image.open_layer_unverified(layer)?
-    };
+    let raw = image.open_layer(layer)?;
     let dec =
         Decoder::open(BufReader::with_capacity(256 << 10, raw)).with_context(|| label.clone())?;
     let mut hashed = HashingReader::new(dec);
-    hashed.enabled = verify;
-    {
-        let mut ar = tar::Archive::new(&mut hashed);
-        let entries = ar
-            .entries()
-            .with_context(|| format!("{label}: not a tar stream"))?;
-        for (i, e) in entries.enumerate() {
-            let mut e = e.with_context(|| format!("{label}: reading tar entry {}", i + 1))?;
-            let idx = u32::try_from(i).context("too many entries")?;
-            if let Flow::Stop = f(idx, &mut e)? {
-                return Ok(());
-            }
-        }
-    }
-    if !verify {
+    if !for_each_entry_of(&label, &mut hashed, f)? {
         return Ok(());
     }
     // The tar end marker may be followed by padding: hash it too, then drain the blob.
@@ -210,21 +170,31 @@ impl Read for Prefetched {
 }
 
 /// Calls `f` with each tar entry read from `stream` (already decompressed), labelled
-/// `label` in errors. No verification: for layers pass 1 verified.
-pub fn for_each_entry_of<R: Read, F>(label: &str, stream: R, mut f: F) -> Result<()>
+/// `label` in errors. Returns whether every entry was visited (no [`Flow::Stop`]).
+pub fn for_each_entry_of<R: Read, F>(label: &str, stream: R, mut f: F) -> Result<bool>
 where
     F: FnMut(u32, &mut tar::Entry<'_, R>) -> Result<Flow>,
 {
     let mut ar = tar::Archive::new(stream);
-    let entries = ar
-        .entries()
-        .with_context(|| format!("{label}: not a tar stream"))?;
+    let entries = ar.entries().with_context(|| format!("{label}: not a tar stream"))?;
     for (i, e) in entries.enumerate() {
         let mut e = e.with_context(|| format!("{label}: reading tar entry {}", i + 1))?;
         let idx = u32::try_from(i).context("too many entries")?;
         if let Flow::Stop = f(idx, &mut e)? {
-            break;
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Like [`for_each_entry`], without any checks: for a layer that pass 1 verified (the
+/// digests would cost as much as the decompression again).
+pub fn for_each_entry_verified_before<F>(image: &Image, layer: &Layer, f: F) -> Result<()>
+where
+    F: FnMut(u32, &mut tar::Entry<'_, Decoder<BufReader<Box<dyn Read + Send + '_>>>>) -> Result<Flow>,
+{
+    let label = image.layer_label(layer);
+    let raw = image.open_layer_unverified(layer)?;
+    let dec = Decoder::open(BufReader::with_capacity(256 << 10, raw)).with_context(|| label.clone())?;
+    for_each_entry_of(&label, dec, f).map(|_| ())
 }
