@@ -33,3 +33,10 @@ set(KernelDebugBuild ON CACHE STRING "")
 
 # Kernel printing over the UART, so boot messages and seL4_DebugPutChar output appear on the serial console.
 set(KernelPrinting ON CACHE STRING "")
+
+# Real time for apps (the root server's clocks and timers). With hypervisor support the kernel
+# keeps its own tick on the EL2 physical timer (CNTHP, PPI 26), so the EL1 physical timer (CNTP,
+# PPI 30) is free for the root server: these two let EL0 read CNTPCT_EL0/CNTFRQ_EL0 and program
+# CNTP_CTL_EL0/CNTP_CVAL_EL0. Off by default in seL4; the root server takes IRQ 30 itself.
+set(KernelArmExportPCNTUser ON CACHE BOOL "")
+set(KernelArmExportPTMRUser ON CACHE BOOL "")
