@@ -74,6 +74,14 @@ pub trait FileObject<'a> {
     fn map_source<'c>(&self, _cx: &'c Cx<'_, 'a>) -> SysResult<&'c [u8]> {
         Err(ENODEV)
     }
+    /// poll(2) readiness: files, devices and the console are always ready.
+    fn poll(&self, _cx: &Cx<'_, 'a>) -> u16 {
+        crate::pipe::POLLIN | crate::pipe::POLLOUT
+    }
+    /// Bytes ready to read without blocking (`FIONREAD`), for objects that queue them.
+    fn fionread(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// An open file description, shared by dup'd fds.
@@ -98,8 +106,8 @@ pub struct FdEntry<'a> {
     pub cloexec: bool,
 }
 
-/// The fd table.
-#[derive(Default)]
+/// The fd table. A fork clones it: the child's fds share the parent's open files.
+#[derive(Default, Clone)]
 pub struct FdTable<'a> {
     slots: Vec<Option<FdEntry<'a>>>,
 }

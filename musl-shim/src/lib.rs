@@ -18,10 +18,12 @@ pub mod errno;
 pub mod fd;
 pub mod mem;
 pub mod mm;
+pub mod pipe;
 pub mod platform;
 pub mod start;
 pub mod stat;
 pub mod sys;
+pub mod task;
 pub mod testing;
 pub mod vfs;
 
@@ -37,15 +39,54 @@ use fd::{FdTable, O_RDONLY, O_WRONLY};
 use mm::{MemLayout, MemoryMap};
 use vfs::{Found, Ino, Vfs, ROOT};
 
-/// What the caller does after a syscall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the caller does after a syscall of the current thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Resume the app with this value in x0 (negative: `-errno`).
+    /// Resume the thread with this value in x0 (negative: `-errno`).
     Return(i64),
-    /// The app exited with this status (0..=255).
+    /// The thread's process exited with this status (0..=255): destroy all its threads
+    /// and its address space. For the app's first process (pid 1) the app has ended.
     Exit(i32),
-    /// The app was killed by this signal (abort, a fatal kill to itself).
+    /// The process was killed by this signal (abort, a fatal kill to itself, SIGPIPE).
     Killed(i32),
+    /// Park the thread; a later [`Event::Wake`](task::Event) says how it goes on.
+    Block,
+    /// Only this thread ended (`exit` with other threads left): destroy it.
+    ThreadExit,
+    /// clone/fork/vfork made a thread or a process: see [`Spawn`].
+    Spawned(Spawn),
+    /// execve: replace the process's image with this program (see [`ExecImage`]).
+    Exec(ExecImage),
+}
+
+/// A thread or process made by clone. The child starts as a copy of the caller's
+/// registers just after the syscall, with x0 = 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    pub child: task::Tid,
+    /// A new process: its address space is a copy of the caller's (fork).
+    pub new_process: bool,
+    /// The child's sp, or 0 to keep the caller's.
+    pub stack: u64,
+    /// The child's TPIDR_EL0 (CLONE_SETTLS).
+    pub tls: Option<u64>,
+    /// Where to store the child's tid in the child's memory (CLONE_CHILD_SETTID).
+    pub child_settid: Option<u64>,
+    /// The caller returns the child's id now, or (vfork) is parked until the child execs
+    /// or exits and then woken with it.
+    pub parent_blocks: bool,
+}
+
+/// The program execve starts: the runner unmaps the old image, resets
+/// [`Shim::mm`] for the new one's layout, loads it and builds its stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecImage {
+    /// Absolute path of the ELF to load, symlinks resolved (an interpreter for `#!`).
+    pub path: alloc::vec::Vec<u8>,
+    /// The path the program was asked by (AT_EXECFN).
+    pub execfn: alloc::vec::Vec<u8>,
+    pub argv: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+    pub envp: alloc::vec::Vec<alloc::vec::Vec<u8>>,
 }
 
 /// Who the app is and where it starts.
@@ -64,6 +105,7 @@ pub struct Config {
 /// Per-process state besides files and memory.
 #[derive(Debug, Clone)]
 pub struct Process {
+    pub pid: u32,
     pub uid: u32,
     pub gid: u32,
     pub hostname: String,
@@ -91,6 +133,8 @@ pub struct Shim<'a> {
     pub mm: MemoryMap,
     pub cwd: Ino,
     pub proc_: Process,
+    /// Every process and thread of the app; the others' state is parked there.
+    pub tasks: task::Tasks<'a>,
     logged: BTreeSet<u64>,
 }
 
@@ -115,6 +159,7 @@ impl<'a> Shim<'a> {
             mm: MemoryMap::new(cfg.layout),
             cwd,
             proc_: Process {
+                pid: PID,
                 uid: cfg.uid,
                 gid: cfg.gid,
                 hostname: cfg.hostname,
@@ -128,8 +173,76 @@ impl<'a> Shim<'a> {
                 altstack: [0, 2, 0],
                 name,
             },
+            tasks: task::Tasks::new(),
             logged: BTreeSet::new(),
         }
+    }
+
+    /// Lets the app make threads and processes and block (the runner schedules them,
+    /// handles [`Action::Block`], [`Action::Spawned`], [`Action::Exec`] and the events
+    /// from [`Shim::take_events`]). `max_tasks` caps live threads plus processes.
+    pub fn enable_tasks(&mut self, max_tasks: u32) {
+        self.tasks.enabled = true;
+        self.tasks.max_tasks = max_tasks;
+    }
+
+    /// The thread whose syscalls are serviced.
+    pub fn current(&self) -> task::Tid {
+        self.tasks.cur
+    }
+
+    /// The process of thread `tid`.
+    pub fn pid_of(&self, tid: task::Tid) -> Option<task::Pid> {
+        self.tasks.pid_of(tid)
+    }
+
+    /// Makes `tid` the current thread (and its process the current process); false when
+    /// there is no such thread.
+    pub fn switch_to(&mut self, tid: task::Tid) -> bool {
+        if tid == self.tasks.cur {
+            return true;
+        }
+        let Some(new_pid) = self.tasks.pid_of(tid) else { return false };
+        if let Some(t) = self.tasks.threads.get_mut(&self.tasks.cur) {
+            t.sigmask = self.proc_.sigmask;
+        }
+        let old_pid = self.proc_.pid;
+        if new_pid != old_pid {
+            let Some(p) = self.tasks.parked.remove(&new_pid) else { return false };
+            let old = task::Parked {
+                fds: core::mem::replace(&mut self.fds, p.fds),
+                mm: core::mem::replace(&mut self.mm, p.mm),
+                cwd: core::mem::replace(&mut self.cwd, p.cwd),
+                proc_: core::mem::replace(&mut self.proc_, p.proc_),
+            };
+            if self.tasks.procs.get(&old_pid).is_some_and(|p| p.ended.is_none()) {
+                self.tasks.parked.insert(old_pid, old);
+            }
+        }
+        self.proc_.sigmask = self.tasks.threads.get(&tid).map(|t| t.sigmask).unwrap_or(0);
+        self.tasks.cur = tid;
+        true
+    }
+
+    /// What happened to threads other than the caller since the last call.
+    pub fn take_events(&mut self) -> Vec<task::Event> {
+        self.tasks.poll_io();
+        core::mem::take(&mut self.tasks.events)
+    }
+
+    /// The earliest monotonic time (ns) at which a parked thread's wait times out.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.tasks.next_deadline()
+    }
+
+    /// Wakes the threads whose deadline is at or before `now` (monotonic ns).
+    pub fn expire(&mut self, now: u64) {
+        self.tasks.expire(now);
+    }
+
+    /// How the app's first process ended, once it has: the app's end.
+    pub fn app_ended(&self) -> Option<task::Ended> {
+        self.tasks.procs.get(&PID).and_then(|p| p.ended)
     }
 
     /// Makes /proc/self/exe a link to the app's binary (what Rust's `current_exe` reads).
@@ -139,11 +252,25 @@ impl<'a> Shim<'a> {
 
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
-        match sys::dispatch(self, env, nr, a) {
+        let action = match sys::dispatch(self, env, nr, a) {
+            Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
+                let cur = self.tasks.cur;
+                self.tasks.block(cur, task::Wait::Io, None);
+                Action::Block
+            }
+            // Nobody else could ever make it ready.
+            Some(sys::Outcome::Ret(Err(errno::EBLOCK))) => Action::Return(errno::EAGAIN.ret()),
+            Some(sys::Outcome::Ret(Err(errno::EPIPE))) if sys::signal::raises_sigpipe(nr) => {
+                match sys::signal::kill_self(self, sys::signal::SIGPIPE) {
+                    sys::Outcome::Killed(s) => self.end_current(task::Ended::Killed(s)),
+                    _ => Action::Return(errno::EPIPE.ret()),
+                }
+            }
             Some(sys::Outcome::Ret(Ok(v))) => Action::Return(v as i64),
             Some(sys::Outcome::Ret(Err(e))) => Action::Return(e.ret()),
-            Some(sys::Outcome::Exit(s)) => Action::Exit(s),
-            Some(sys::Outcome::Killed(s)) => Action::Killed(s),
+            Some(sys::Outcome::Exit(s)) => self.end_current(task::Ended::Exited(s)),
+            Some(sys::Outcome::Killed(s)) => self.end_current(task::Ended::Killed(s)),
+            Some(sys::Outcome::Action(a)) => a,
             None => {
                 if self.logged.insert(nr) {
                     log::warn!(
@@ -155,6 +282,28 @@ impl<'a> Shim<'a> {
                 }
                 Action::Return(errno::ENOSYS.ret())
             }
+        };
+        if self.tasks.enabled {
+            self.tasks.poll_io();
+        }
+        action
+    }
+
+    /// The current process is killed by `sig` (a fault its runner caught).
+    pub fn kill_current(&mut self, sig: i32) {
+        let _ = self.end_current(task::Ended::Killed(sig));
+    }
+
+    /// The current process ends: with tasks, the task table records it (and wakes its
+    /// parent); the runner destroys its threads and address space.
+    fn end_current(&mut self, how: task::Ended) -> Action {
+        if self.tasks.enabled {
+            let pid = self.proc_.pid;
+            sys::process::end_process(self, pid, how);
+        }
+        match how {
+            task::Ended::Exited(s) => Action::Exit(s),
+            task::Ended::Killed(s) => Action::Killed(s),
         }
     }
 

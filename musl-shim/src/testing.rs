@@ -239,8 +239,8 @@ pub fn run_sequence(data: &[u8]) {
             };
         }
         match shim.syscall(&mut p, nr, args) {
-            Action::Return(_) => {}
             Action::Exit(_) | Action::Killed(_) => break,
+            _ => {}
         }
         assert!(shim.mm.heap_used() <= layout.heap_limit, "heap accounting exceeded its bound");
     }

@@ -320,5 +320,8 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
             stats.killed += 1;
             Next::Wait
         }
+        // The shim's tasks are not enabled here (one thread per app, nothing blocks), so
+        // it never asks for these; if it ever did, only this app pays.
+        other => kill(g, app, stats, SIGKILL, &format!("unsupported shim action {other:?}"), pc, 0),
     }
 }

@@ -94,9 +94,6 @@ impl<'e, 'u> Env<'e, 'u> {
     pub fn reg(&self, r: RegisterARM64) -> u64 {
         self.uc.reg_read(r).unwrap_or(0)
     }
-    pub fn set_reg(&mut self, r: RegisterARM64, v: u64) {
-        let _ = self.uc.reg_write(r, v);
-    }
 }
 
 fn uc_prot(p: Prot) -> unicorn_engine::Prot {
@@ -165,20 +162,25 @@ impl Console for Env<'_, '_> {
     }
 }
 
+/// The host's clocks as the app sees them.
+pub fn now(clock: ClockId) -> Timespec {
+    match clock {
+        ClockId::Realtime => {
+            let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            Timespec { sec: d.as_secs(), nsec: d.subsec_nanos() }
+        }
+        ClockId::Monotonic | ClockId::Cpu => {
+            let d = START.get_or_init(Instant::now).elapsed();
+            // Monotonic starts at an arbitrary non-zero point, like Linux's boot time.
+            let base = if clock == ClockId::Monotonic { 1_000 } else { 0 };
+            Timespec { sec: base + d.as_secs(), nsec: d.subsec_nanos() }
+        }
+    }
+}
+
 impl Clock for Env<'_, '_> {
     fn now(&mut self, clock: ClockId) -> Timespec {
-        match clock {
-            ClockId::Realtime => {
-                let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-                Timespec { sec: d.as_secs(), nsec: d.subsec_nanos() }
-            }
-            ClockId::Monotonic | ClockId::Cpu => {
-                let d = START.get_or_init(Instant::now).elapsed();
-                // Monotonic starts at an arbitrary non-zero point, like Linux's boot time.
-                let base = if clock == ClockId::Monotonic { 1_000 } else { 0 };
-                Timespec { sec: base + d.as_secs(), nsec: d.subsec_nanos() }
-            }
-        }
+        now(clock)
     }
     fn sleep(&mut self, ns: u64) {
         std::thread::sleep(Duration::from_nanos(ns.min(60_000_000_000)));

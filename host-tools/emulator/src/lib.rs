@@ -7,16 +7,16 @@
 //! a report like the root server's: app name, pc, fault address, kind.
 
 mod host;
+mod regs;
+mod sched;
 
-use anyhow::{anyhow, bail, Context, Result};
-use host::{Env, Event, Hooks};
+use anyhow::{bail, Result};
 use musl_shim::mm::PAGE;
-use musl_shim::start::{self, LoadPlan, StackInfo};
+use musl_shim::start::LoadPlan;
 use musl_shim::vfs::{Found, Kind, ROOT};
-use musl_shim::{Action, Config, Shim};
 use selkie_manifest::App;
 use std::fmt;
-use unicorn_engine::{Arch, Arm64CpuModel, HookType, Mode, RegisterARM64, Unicorn};
+use unicorn_engine::HookType;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -140,103 +140,10 @@ pub fn read_rootfs_file(rootfs_cpio: &[u8], path: &str) -> Result<Vec<u8>> {
 }
 
 /// Runs `app` from `rootfs_cpio`; `traps` are the link-time addresses of its rewritten
-/// `svc`s. The app's stdout and stderr are this process's.
+/// `svc`s. The app's stdout and stderr are this process's. Its threads and processes
+/// (clone, fork, execve) are scheduled here on one host thread; see [`sched`].
 pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options) -> Result<ExitReport> {
-    let elf = read_rootfs_file(rootfs_cpio, &app.binary).with_context(|| format!("app {}", app.name))?;
-    let plan = LoadPlan::parse(&elf).map_err(|e| anyhow!("{}: {}: {e}", app.name, app.binary))?;
-    let bias = plan.bias();
-    let heap = u64::from(app.spec.heap_pages) * PAGE;
-    let stack = u64::from(app.spec.stack_pages) * PAGE;
-    let layout = start::layout(&plan, heap, stack).map_err(|e| anyhow!("{}: {e}", app.name))?;
-    let mut shim = Shim::new(
-        rootfs_cpio,
-        Config {
-            uid: app.uid,
-            gid: app.gid,
-            cwd: app.cwd.clone(),
-            hostname: opts.hostname.clone(),
-            layout,
-            stack_size: stack,
-        },
-    );
-
-    shim.set_exe(&app.binary);
-
-    let mut uc = Unicorn::new_with_data(Arch::ARM64, Mode::LITTLE_ENDIAN, Hooks::default())
-        .map_err(|e| anyhow!("unicorn: {e:?}"))?;
-    uc.ctl_set_cpu_model(Arm64CpuModel::A72 as i32).map_err(|e| anyhow!("cpu model: {e:?}"))?;
-    host::install_hooks(&mut uc)?;
-    let mut env = Env::new(&mut uc);
-
-    start::load(&mut env, &mut shim.mm, &plan, &elf, bias).map_err(|e| anyhow!("{}: loading: {e}", app.name))?;
-    let top = start::map_stack(&mut env, &mut shim.mm, stack, plan.exec_stack).map_err(|e| anyhow!("{e}"))?;
-    let mut random = [0u8; 16];
-    musl_shim::Entropy::fill(&mut env, &mut random);
-    let argv: Vec<&[u8]> = app.argv.iter().map(|s| s.as_bytes()).collect();
-    let envp: Vec<&[u8]> = app.envp.iter().map(|s| s.as_bytes()).collect();
-    let auxv = start::auxv(&plan, bias, app.uid, app.gid, start::HWCAP_A57);
-    let info = StackInfo { argv: &argv, envp: &envp, execfn: app.binary.as_bytes(), random, auxv: &auxv };
-    let sp = start::build_stack(&mut env, top, &info).map_err(|e| anyhow!("{}: stack: {e}", app.name))?;
-    drop(env);
-
-    uc.reg_write(RegisterARM64::SP, sp).map_err(|e| anyhow!("{e:?}"))?;
-    // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
-    uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(|e| anyhow!("{e:?}"))?;
-
-    let protected = shared_text(&plan, bias);
-    let mut pc = plan.entry.wrapping_add(bias);
-    let mut syscalls = 0u64;
-    let fault = |pc: u64, addr: u64, kind: FaultKind| Ending::Faulted(Fault { app: app.name.clone(), pc, addr, kind });
-    let ending = loop {
-        let res = uc.emu_start(pc, u64::MAX, 0, 0);
-        let event = uc.get_data_mut().event.take();
-        let cur = uc.pc_read().unwrap_or(0);
-        match event {
-            Some(Event::Interrupt { intno, pc: at }) => match intno {
-                host::EXCP_UDEF => {
-                    let insn = read_insn(&uc, at);
-                    if insn == Some(selkie_svc_rewrite::UDF_WORD) && traps.binary_search(&at.wrapping_sub(bias)).is_ok() {
-                        let mut env = Env::for_syscall(&mut uc, &protected);
-                        let nr = env.reg(RegisterARM64::X8);
-                        let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
-                        syscalls += 1;
-                        let action = shim.syscall(&mut env, nr, args);
-                        if opts.trace {
-                            log::debug!("{}: syscall {} ({}) {:x?} -> {:?}", app.name, nr, musl_shim::sys::nr::name(nr), args, action);
-                        }
-                        match action {
-                            Action::Return(v) => {
-                                env.set_reg(RegisterARM64::X0, v as u64);
-                                pc = at + 4;
-                            }
-                            Action::Exit(s) => break Ending::Exited(s),
-                            Action::Killed(s) => break Ending::Killed(s),
-                        }
-                        if opts.max_syscalls.is_some_and(|m| syscalls >= m) {
-                            break fault(at, 0, FaultKind::Other(format!("stopped after {syscalls} syscalls")));
-                        }
-                    } else {
-                        break fault(at, at, FaultKind::Undefined);
-                    }
-                }
-                host::EXCP_SWI => break fault(at.wrapping_sub(4), at.wrapping_sub(4), FaultKind::UnrewrittenSvc),
-                host::EXCP_BKPT => {
-                    let imm = read_insn(&uc, at).map(|w| ((w >> 5) & 0xffff) as u16).unwrap_or(0);
-                    break fault(at, at, FaultKind::Breakpoint(imm));
-                }
-                n => break fault(at, at, FaultKind::Other(format!("exception {n}"))),
-            },
-            Some(Event::Memory { kind, addr }) => break fault(cur, addr, kind),
-            None => match res {
-                Ok(()) => break fault(cur, cur, FaultKind::Other("emulation stopped".into())),
-                Err(e) => break fault(cur, cur, FaultKind::Other(format!("unicorn: {e:?}"))),
-            },
-        }
-    };
-    if let Ending::Faulted(f) = &ending {
-        eprintln!("{f}");
-    }
-    Ok(ExitReport { ending, syscalls, unserviced: shim.unserviced_seen() })
+    sched::Machine::start(app, rootfs_cpio, traps, opts)?.run()
 }
 
 /// The whole pages of read-only segments that no writable segment touches: what the root
@@ -265,11 +172,6 @@ fn shared_text(plan: &LoadPlan, bias: u64) -> Vec<std::ops::Range<u64>> {
         .collect()
 }
 
-fn read_insn<D>(uc: &Unicorn<'_, D>, at: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    uc.mem_read(at, &mut b).ok()?;
-    Some(u32::from_le_bytes(b))
-}
 
 #[doc(hidden)]
 pub fn _hook_types() -> HookType {

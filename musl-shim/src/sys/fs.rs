@@ -148,6 +148,34 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
     s.fds.install(new_entry(obj, status), 0).map(|v| v as u64)
 }
 
+/// pipe2(fds, flags): O_CLOEXEC, O_NONBLOCK (O_DIRECT is refused).
+pub fn pipe2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[1] as u32;
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    let ino = 0x2_0000 + s.tasks.alloc_pipe_ino();
+    let (r, w) = crate::pipe::new_pipe(&s.tasks.io_gen, ino);
+    let status = flags & (O_NONBLOCK | O_CLOEXEC);
+    let rfd = s.fds.install(new_entry(Box::new(r), O_RDONLY | status), 0)?;
+    let wfd = match s.fds.install(new_entry(Box::new(w), O_WRONLY | status), 0) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = s.fds.close(i64::from(rfd));
+            return Err(e);
+        }
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&rfd.to_le_bytes());
+    b[4..].copy_from_slice(&wfd.to_le_bytes());
+    if let Err(e) = env.write(a[0], &b) {
+        let _ = s.fds.close(i64::from(rfd));
+        let _ = s.fds.close(i64::from(wfd));
+        return Err(e);
+    }
+    Ok(0)
+}
+
 pub fn close(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     s.fds.close(fd_arg(a[0])).map(|_| 0)
 }
@@ -223,9 +251,15 @@ fn read_into<E: Platform>(s: &mut Shim<'_>, env: &mut E, fd: i64, buf: u64, len:
     let mut tmp = vec![0u8; (len as usize).min(CHUNK)];
     while done < len {
         let want = ((len - done) as usize).min(CHUNK);
-        let n = match off {
-            Some(o) => f.obj.pread(&mut cx(s, env), &mut tmp[..want], o + done)?,
-            None => f.obj.read(&mut cx(s, env), &mut tmp[..want])?,
+        let r = match off {
+            Some(o) => f.obj.pread(&mut cx(s, env), &mut tmp[..want], o + done),
+            None => f.obj.read(&mut cx(s, env), &mut tmp[..want]),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if done > 0 => break,
+            Err(EBLOCK) if f.flags & O_NONBLOCK != 0 => return Err(EAGAIN),
+            Err(e) => return Err(e),
         };
         if n > 0 {
             if let Err(e) = env.write(buf.wrapping_add(done), &tmp[..n]) {
@@ -260,7 +294,9 @@ fn write_from<E: Platform>(s: &mut Shim<'_>, env: &mut E, fd: i64, buf: u64, len
         };
         let n = match r {
             Ok(n) => n,
-            Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+            Err(_) if done > 0 => return Ok(done),
+            Err(EBLOCK) if f.flags & O_NONBLOCK != 0 => return Err(EAGAIN),
+            Err(e) => return Err(e),
         };
         done += n as u64;
         if n < want {
@@ -610,12 +646,41 @@ pub fn ioctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
     }
 }
 
-pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+/// ppoll(fds, n, timeout, sigmask): readiness from each fd object; with tasks and nothing
+/// ready, the thread waits for I/O (retried on each change) until the timeout.
+pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> super::Outcome {
+    match ppoll_inner(s, env, a) {
+        Err(EBLOCK_POLL) => {
+            // Woken by I/O, the call runs again and starts its timeout anew.
+            let deadline = read_timeout(env, a[2]).ok().flatten().map(|ns| (env.now(crate::ClockId::Monotonic).as_nanos().saturating_add(ns), 0));
+            let cur = s.tasks.cur;
+            s.tasks.block(cur, crate::task::Wait::Io, deadline);
+            super::Outcome::Action(crate::Action::Block)
+        }
+        r => super::Outcome::Ret(r),
+    }
+}
+
+fn read_timeout<E: Platform>(env: &mut E, at: u64) -> SysResult<Option<u64>> {
+    if at == 0 {
+        return Ok(None);
+    }
+    let sec = env.read_u64(at)?;
+    let nsec = env.read_u64(at.wrapping_add(8))?;
+    if nsec >= 1_000_000_000 || (sec as i64) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(Some(sec.saturating_mul(1_000_000_000).saturating_add(nsec)))
+}
+
+fn ppoll_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let n = a[1];
     if n > MAX_FDS as u64 {
         return Err(EINVAL);
     }
+    let timeout = read_timeout(env, a[2])?;
     let mut ready = 0;
+    let mut results = Vec::new();
     for i in 0..n {
         let at = a[0].checked_add(i * 8).ok_or(EFAULT)?;
         let mut pfd = [0u8; 8];
@@ -624,27 +689,34 @@ pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
         let events = u16::from_le_bytes([pfd[4], pfd[5]]);
         let revents: u16 = if fd < 0 {
             0
-        } else if !s.fds.is_open(i64::from(fd)) {
-            0x20 // POLLNVAL
+        } else if let Ok(file) = s.fds.file(i64::from(fd)) {
+            let st = file.borrow().obj.poll(&cx(s, env));
+            // POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+            st & (events | 0x8 | 0x10)
         } else {
-            // Files, devices and the console never block here.
-            events & (0x1 | 0x4 | 0x40 | 0x100)
+            0x20 // POLLNVAL
         };
         if revents != 0 {
             ready += 1;
         }
-        env.write(at.wrapping_add(6), &revents.to_le_bytes())?;
+        results.push((at, revents));
     }
-    if ready == 0 && a[2] != 0 {
-        let sec = env.read_u64(a[2])?;
-        let nsec = env.read_u64(a[2].wrapping_add(8))?;
-        if nsec >= 1_000_000_000 || (sec as i64) < 0 {
-            return Err(EINVAL);
+    if ready == 0 && timeout != Some(0) {
+        if s.tasks.enabled {
+            return Err(EBLOCK_POLL);
         }
-        env.sleep(sec.saturating_mul(1_000_000_000).saturating_add(nsec));
+        if let Some(ns) = timeout {
+            env.sleep(ns);
+        }
+    }
+    for (at, revents) in results {
+        env.write(at.wrapping_add(6), &revents.to_le_bytes())?;
     }
     Ok(ready)
 }
+
+/// ppoll's "nothing ready yet": the dispatcher parks the thread on I/O with the timeout.
+pub const EBLOCK_POLL: Errno = Errno(513);
 
 pub fn mkdirat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let p = path_arg(env, a[1])?;

@@ -16,6 +16,8 @@ pub enum Outcome {
     Ret(SysResult<u64>),
     Exit(i32),
     Killed(i32),
+    /// Anything else the runner must do (block, spawn, exec, thread exit).
+    Action(crate::Action),
 }
 
 impl From<SysResult<u64>> for Outcome {
@@ -49,6 +51,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         FCHOWN => fs::fchown(s, a),
         OPENAT => fs::openat(s, env, a),
         CLOSE => fs::close(s, a),
+        PIPE2 => fs::pipe2(s, env, a),
         CLOSE_RANGE => fs::close_range(s, a),
         SENDFILE => fs::sendfile(s, env, a),
         GETDENTS64 => fs::getdents64(s, env, a),
@@ -61,7 +64,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         PWRITE64 => fs::pwrite64(s, env, a),
         PREADV => fs::readv(s, env, a, Some(a[3])),
         PWRITEV => fs::writev(s, env, a, Some(a[3])),
-        PPOLL => fs::ppoll(s, env, a),
+        PPOLL => return Some(fs::ppoll(s, env, a)),
         READLINKAT => fs::readlinkat(s, env, a),
         NEWFSTATAT => fs::newfstatat(s, env, a),
         FSTAT => fs::fstat(s, env, a),
@@ -79,43 +82,52 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         MADVISE => mm::madvise(s, env, a),
         MSYNC | MLOCK | MUNLOCK => Ok(0),
         // process
-        EXIT | EXIT_GROUP => return Some(Outcome::Exit((a[0] & 0xff) as i32)),
-        WAITID | WAIT4 => Err(crate::errno::ECHILD),
+        EXIT => return Some(process::exit_thread(s, env, (a[0] & 0xff) as i32)),
+        EXIT_GROUP => return Some(Outcome::Exit((a[0] & 0xff) as i32)),
+        WAITID => return Some(process::waitid(s, env, a)),
+        WAIT4 => return Some(process::wait4(s, env, a)),
+        CLONE => return Some(process::clone(s, env, a)),
+        EXECVE => return Some(process::execve(s, env, a)),
         SET_TID_ADDRESS => {
-            s.proc_.tid_address = a[0];
-            Ok(u64::from(crate::PID))
+            let cur = s.tasks.cur;
+            if let Some(t) = s.tasks.threads.get_mut(&cur) {
+                t.clear_tid = a[0];
+            }
+            Ok(u64::from(cur))
         }
-        FUTEX => process::futex(s, env, a),
+        FUTEX => return Some(process::futex(s, env, a)),
         SET_ROBUST_LIST => process::set_robust_list(s, a),
         GET_ROBUST_LIST => process::get_robust_list(s, env, a),
         SCHED_GETAFFINITY => process::sched_getaffinity(env, a),
         SCHED_YIELD => Ok(0),
-        SETPGID => Ok(0),
-        GETPGID | GETSID => Ok(u64::from(crate::PID)),
-        SETSID => Err(crate::errno::EPERM),
+        SETPGID => process::setpgid(s, a),
+        GETPGID => process::getpgid(s, a, false),
+        GETSID => process::getpgid(s, a, true),
+        SETSID => process::setsid(s),
         UNAME => process::uname(s, env, a),
         GETRLIMIT => process::prlimit(s, env, [0, a[0], 0, a[1], 0, 0]),
         SETRLIMIT => process::prlimit(s, env, [0, a[0], a[1], 0, 0, 0]),
         PRLIMIT64 => process::prlimit(s, env, a),
         GETRUSAGE => process::getrusage(env, a),
         PRCTL => process::prctl(s, env, a),
-        GETPID | GETTID => Ok(u64::from(crate::PID)),
-        GETPPID => Ok(0),
+        GETPID => Ok(u64::from(s.proc_.pid)),
+        GETTID => Ok(u64::from(s.tasks.cur)),
+        GETPPID => Ok(u64::from(s.tasks.procs.get(&s.proc_.pid).map(|p| p.parent).unwrap_or(0))),
         GETUID | GETEUID => Ok(u64::from(s.proc_.uid)),
         GETGID | GETEGID => Ok(u64::from(s.proc_.gid)),
         SYSINFO => process::sysinfo(s, env, a),
         GETRANDOM => process::getrandom(env, a),
         // time
-        NANOSLEEP => time::nanosleep(env, a),
+        NANOSLEEP => return Some(time::nanosleep(s, env, a)),
         CLOCK_GETTIME => time::clock_gettime(env, a),
         CLOCK_GETRES => time::clock_getres(env, a),
-        CLOCK_NANOSLEEP => time::clock_nanosleep(env, a),
+        CLOCK_NANOSLEEP => return Some(time::clock_nanosleep(s, env, a)),
         TIMES => time::times(env, a),
         GETTIMEOFDAY => time::gettimeofday(env, a),
         // signal
         KILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
-        TKILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
-        TGKILL => return Some(signal::kill(s, a[1] as i32 as i64, a[2])),
+        TKILL => return Some(signal::tgkill(s, None, a[0] as i32 as i64, a[1])),
+        TGKILL => return Some(signal::tgkill(s, Some(a[0] as i32 as i64), a[1] as i32 as i64, a[2])),
         SIGALTSTACK => signal::sigaltstack(s, env, a),
         RT_SIGACTION => signal::rt_sigaction(s, env, a),
         RT_SIGPROCMASK => return Some(signal::rt_sigprocmask(s, env, a)),

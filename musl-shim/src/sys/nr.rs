@@ -18,7 +18,7 @@ syscalls! {
         READ = 63, WRITE = 64, READV = 65, WRITEV = 66, PREAD64 = 67, PWRITE64 = 68,
         PREADV = 69, PWRITEV = 70, PPOLL = 73, READLINKAT = 78, NEWFSTATAT = 79, FSTAT = 80,
         SENDFILE = 71, SYNC = 81, FSYNC = 82, FDATASYNC = 83, UTIMENSAT = 88, UMASK = 166,
-        STATX = 291, CLOSE_RANGE = 436, FACCESSAT2 = 439,
+        STATX = 291, CLOSE_RANGE = 436, FACCESSAT2 = 439, PIPE2 = 59,
     }
     mm {
         BRK = 214, MUNMAP = 215, MREMAP = 216, MMAP = 222, MPROTECT = 226, MSYNC = 227,
@@ -30,7 +30,7 @@ syscalls! {
         SETPGID = 154, GETPGID = 155, GETSID = 156, SETSID = 157, UNAME = 160, GETRLIMIT = 163,
         SETRLIMIT = 164, GETRUSAGE = 165, PRCTL = 167, GETPID = 172, GETPPID = 173, GETUID = 174,
         GETEUID = 175, GETGID = 176, GETEGID = 177, GETTID = 178, SYSINFO = 179, WAIT4 = 260,
-        PRLIMIT64 = 261, GETRANDOM = 278,
+        PRLIMIT64 = 261, GETRANDOM = 278, CLONE = 220, EXECVE = 221,
     }
     time {
         NANOSLEEP = 101, CLOCK_GETTIME = 113, CLOCK_GETRES = 114, CLOCK_NANOSLEEP = 115,
@@ -56,10 +56,7 @@ pub fn name(nr: u64) -> &'static str {
         285 => "COPY_FILE_RANGE",
         437 => "OPENAT2",
         20 => "EPOLL_CREATE1",
-        59 => "PIPE2",
         198 => "SOCKET",
-        220 => "CLONE",
-        221 => "EXECVE",
         435 => "CLONE3",
         283 => "MEMBARRIER",
         293 => "RSEQ",

@@ -1,15 +1,17 @@
-//! Signal syscalls: actions and masks are recorded, nothing is delivered yet. A signal
-//! the app sends itself whose default action is to terminate (abort's SIGABRT) ends it,
-//! at once or, when it is blocked, as soon as the mask lets it through (musl's `raise`
-//! blocks signals around its `tkill`).
+//! Signal syscalls: actions and masks are recorded and default actions apply (a fatal
+//! signal ends its process, at once or, when blocked, once the mask lets it through);
+//! handlers are not run yet.
 
 use super::Outcome;
 use crate::errno::*;
 use crate::platform::Platform;
+use crate::task::Ended;
 use crate::{Shim, PID};
+use alloc::vec::Vec;
 
 pub const SIGKILL: u64 = 9;
 pub const SIGSTOP: u64 = 19;
+pub const SIGPIPE: u64 = 13;
 const SIG_IGN: u64 = 1;
 
 /// Signals whose default action is to do nothing (or stop/continue, which we ignore).
@@ -17,16 +19,77 @@ fn default_ignored(sig: u64) -> bool {
     matches!(sig, 17 | 18 | 20 | 21 | 22 | 23 | 28)
 }
 
+/// kill(pid, sig): one process, the caller's group (0), every other process (-1) or
+/// group -pid. Without tasks there is only the caller.
 pub fn kill(s: &mut Shim<'_>, pid: i64, sig: u64) -> Outcome {
     if sig > 64 {
         return Outcome::Ret(Err(EINVAL));
     }
-    if !(pid == i64::from(PID) || pid == 0 || pid == -1 || pid == -i64::from(PID)) {
+    let me = s.proc_.pid;
+    let targets: Vec<u32> = if !s.tasks.enabled {
+        if pid == i64::from(PID) || pid == 0 || pid == -1 || pid == -i64::from(PID) {
+            alloc::vec![me]
+        } else {
+            Vec::new()
+        }
+    } else {
+        let my_pgid = s.tasks.procs.get(&me).map(|p| p.pgid).unwrap_or(me);
+        s.tasks
+            .procs
+            .iter()
+            .filter(|(_, p)| p.ended.is_none())
+            .filter(|(&id, p)| match pid {
+                0 => p.pgid == my_pgid,
+                -1 => id != me && id != PID,
+                p2 if p2 > 0 => i64::from(id) == p2,
+                g => i64::from(p.pgid) == -g,
+            })
+            .map(|(&id, _)| id)
+            .collect()
+    };
+    if targets.is_empty() {
         return Outcome::Ret(Err(ESRCH));
     }
     if sig == 0 {
         return Outcome::Ret(Ok(0));
     }
+    let mut mine = Outcome::Ret(Ok(0));
+    for t in targets {
+        if t == me {
+            mine = kill_self(s, sig);
+        } else {
+            signal_other(s, t, sig);
+        }
+    }
+    mine
+}
+
+/// tkill(tid, sig) and tgkill(tgid, tid, sig).
+pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcome {
+    if sig > 64 || tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return Outcome::Ret(Err(EINVAL));
+    }
+    let Some(pid) = u32::try_from(tid).ok().and_then(|t| s.tasks.pid_of(t)) else {
+        return Outcome::Ret(Err(ESRCH));
+    };
+    if tgid.is_some_and(|g| g != i64::from(pid)) {
+        return Outcome::Ret(Err(ESRCH));
+    }
+    if sig == 0 {
+        return Outcome::Ret(Ok(0));
+    }
+    if pid == s.proc_.pid {
+        kill_self(s, sig)
+    } else {
+        signal_other(s, pid, sig);
+        Outcome::Ret(Ok(0))
+    }
+}
+
+/// A signal to the current process: a fatal default action ends it at once or, when the
+/// signal is blocked, as soon as the mask lets it through (musl's `raise` blocks signals
+/// around its `tkill`). Handlers are not run yet.
+pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
     let blocked = s.proc_.sigmask & (1 << (sig - 1)) != 0 && sig != SIGKILL && sig != SIGSTOP;
     let handler = s.proc_.sigactions[(sig - 1) as usize][0];
     if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
@@ -39,6 +102,27 @@ pub fn kill(s: &mut Shim<'_>, pid: i64, sig: u64) -> Outcome {
         log::warn!("signal {} has a handler, but signals are not delivered yet: dropped", sig);
     }
     Outcome::Ret(Ok(0))
+}
+
+/// A signal to another, parked process: its default action applies.
+fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
+    let Some(p) = s.tasks.parked.get_mut(&pid) else { return };
+    let bit = 1u64 << (sig - 1);
+    let blocked = p.proc_.sigmask & bit != 0 && sig != SIGKILL && sig != SIGSTOP;
+    let handler = p.proc_.sigactions[(sig - 1) as usize][0];
+    if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
+        super::process::end_process(s, pid, Ended::Killed(sig as i32));
+    } else if blocked && handler == 0 && !default_ignored(sig) {
+        p.proc_.pending |= bit;
+    } else if handler > SIG_IGN {
+        log::warn!("signal {} to {} has a handler, but signals are not delivered yet: dropped", sig, pid);
+    }
+}
+
+/// Syscalls whose EPIPE comes with SIGPIPE.
+pub fn raises_sigpipe(nr: u64) -> bool {
+    use super::nr::*;
+    matches!(nr, WRITE | WRITEV | PWRITE64 | PWRITEV | SENDFILE)
 }
 
 pub fn rt_sigaction<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {

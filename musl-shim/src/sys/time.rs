@@ -1,7 +1,10 @@
 //! Time syscalls, from the platform's [`Clock`](crate::platform::Clock).
 
+use super::Outcome;
 use crate::errno::*;
 use crate::platform::{ClockId, Platform, Timespec};
+use crate::task::Wait;
+use crate::{Action, Shim};
 
 fn clock_arg(id: u64) -> SysResult<ClockId> {
     match id as i32 {
@@ -57,27 +60,42 @@ pub fn gettimeofday<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     Ok(0)
 }
 
-pub fn nanosleep<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
-    let t = read_ts(env, a[0])?;
-    env.sleep(t.as_nanos());
-    Ok(0)
+/// Sleeps `ns`: with tasks the thread is parked until its deadline (other threads run);
+/// without, the platform sleeps.
+fn sleep_for<E: Platform>(s: &mut Shim<'_>, env: &mut E, ns: u64) -> Outcome {
+    if ns == 0 {
+        return Outcome::Ret(Ok(0));
+    }
+    if s.tasks.enabled {
+        let deadline = env.now(ClockId::Monotonic).as_nanos().saturating_add(ns);
+        let cur = s.tasks.cur;
+        s.tasks.block(cur, Wait::Sleep, Some((deadline, 0)));
+        return Outcome::Action(Action::Block);
+    }
+    env.sleep(ns);
+    Outcome::Ret(Ok(0))
 }
 
-pub fn clock_nanosleep<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
-    let clock = clock_arg(a[0])?;
-    if clock == ClockId::Cpu {
-        return Err(EINVAL);
+pub fn nanosleep<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
+    match read_ts(env, a[0]) {
+        Ok(t) => sleep_for(s, env, t.as_nanos()),
+        Err(e) => Outcome::Ret(Err(e)),
     }
-    let t = read_ts(env, a[2])?;
-    let ns = if a[1] & 1 != 0 {
-        t.as_nanos().saturating_sub(env.now(clock).as_nanos())
-    } else {
-        t.as_nanos()
-    };
-    if ns > 0 {
-        env.sleep(ns);
+}
+
+pub fn clock_nanosleep<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
+    let ns = (|| {
+        let clock = clock_arg(a[0])?;
+        if clock == ClockId::Cpu {
+            return Err(EINVAL);
+        }
+        let t = read_ts(env, a[2])?;
+        Ok(if a[1] & 1 != 0 { t.as_nanos().saturating_sub(env.now(clock).as_nanos()) } else { t.as_nanos() })
+    })();
+    match ns {
+        Ok(ns) => sleep_for(s, env, ns),
+        Err(e) => Outcome::Ret(Err(e)),
     }
-    Ok(0)
 }
 
 pub fn times<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {

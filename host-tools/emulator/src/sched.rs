@@ -1,0 +1,521 @@
+//! The emulator's scheduler: every process of the app is one unicorn CPU with its own
+//! memory (a fork copies it), every thread a saved register set that is loaded into its
+//! process's CPU when it runs. One host thread runs them all, round robin: a thread runs
+//! until it blocks, ends or has had its slice. Blocking, waking, and the processes' and
+//! threads' bookkeeping are musl-shim's ([`musl_shim::task`]); this module only runs what
+//! the shim decides and delivers its traps.
+
+use crate::host::{self, Env, Event, Hooks};
+use crate::regs::Regs;
+use crate::{shared_text, Ending, ExitReport, Fault, FaultKind, Options};
+use anyhow::{anyhow, Context, Result};
+use musl_shim::mm::{MemoryMap, PAGE};
+use musl_shim::start::{self, LoadPlan, StackInfo};
+use musl_shim::task::{Ended, Event as TaskEvent, Pid, Resume, Tid};
+use musl_shim::vfs::{Found, Kind, ROOT};
+use musl_shim::{Action, ClockId, Config, ExecImage, Shim, Spawn};
+use selkie_manifest::App;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+use unicorn_engine::{Arch, Arm64CpuModel, Mode, RegisterARM64, Unicorn};
+
+/// How long a thread runs before another runnable one gets the CPU.
+const SLICE: Duration = Duration::from_millis(10);
+
+type Cpu = Unicorn<'static, Hooks>;
+
+/// One process: its CPU and memory, and what its loaded image traps on.
+struct Proc {
+    uc: Cpu,
+    /// Absolute addresses of the image's rewritten `svc`s, sorted.
+    traps: Vec<u64>,
+    /// Read-only image pages a syscall may not write into (shared text on seL4).
+    protected: Vec<Range<u64>>,
+    /// The thread whose registers are in `uc` now.
+    loaded: Option<Tid>,
+}
+
+struct Thread {
+    pid: Pid,
+    /// Saved registers while another thread has the CPU (`None`: they are in the CPU).
+    regs: Option<Regs>,
+    /// Where the thread's last syscall trapped, when it is parked in it.
+    parked_at: Option<u64>,
+}
+
+pub struct Machine<'r> {
+    app: &'r App<String>,
+    opts: &'r Options,
+    shim: Shim<'r>,
+    procs: BTreeMap<Pid, Proc>,
+    threads: BTreeMap<Tid, Thread>,
+    runq: VecDeque<Tid>,
+    /// Trap tables of programs rewritten when exec'd, by path.
+    trap_cache: HashMap<Vec<u8>, (Vec<u8>, Vec<u64>)>,
+    /// The pack-time trap table of the entrypoint (its rootfs copy is already rewritten).
+    entry_traps: Vec<u64>,
+    syscalls: u64,
+    heap: u64,
+    stack: u64,
+    /// A fault of the first process: the app's end.
+    first_fault: Option<Fault>,
+}
+
+fn new_cpu() -> Result<Cpu> {
+    let mut uc = Unicorn::new_with_data(Arch::ARM64, Mode::LITTLE_ENDIAN, Hooks::default())
+        .map_err(|e| anyhow!("unicorn: {e:?}"))?;
+    uc.ctl_set_cpu_model(Arm64CpuModel::A72 as i32).map_err(|e| anyhow!("cpu model: {e:?}"))?;
+    host::install_hooks(&mut uc)?;
+    // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
+    uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(|e| anyhow!("{e:?}"))?;
+    Ok(uc)
+}
+
+/// What loading an image into a fresh CPU gave.
+struct Loaded {
+    uc: Cpu,
+    traps: Vec<u64>,
+    protected: Vec<Range<u64>>,
+    sp: u64,
+    pc: u64,
+}
+
+impl<'r> Machine<'r> {
+    pub fn start(app: &'r App<String>, rootfs_cpio: &'r [u8], traps: &[u64], opts: &'r Options) -> Result<Self> {
+        let heap = u64::from(app.spec.heap_pages) * PAGE;
+        let stack = u64::from(app.spec.stack_pages) * PAGE;
+        let empty = musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 };
+        let mut shim = Shim::new(
+            rootfs_cpio,
+            Config {
+                uid: app.uid,
+                gid: app.gid,
+                cwd: app.cwd.clone(),
+                hostname: opts.hostname.clone(),
+                layout: empty,
+                stack_size: stack,
+            },
+        );
+        shim.set_exe(&app.binary);
+        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS);
+        let mut m = Machine {
+            app,
+            opts,
+            shim,
+            procs: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            runq: VecDeque::new(),
+            trap_cache: HashMap::new(),
+            entry_traps: traps.to_vec(),
+            syscalls: 0,
+            heap,
+            stack,
+            first_fault: None,
+        };
+        let img = ExecImage {
+            path: app.binary.as_bytes().to_vec(),
+            execfn: app.binary.as_bytes().to_vec(),
+            argv: app.argv.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            envp: app.envp.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        };
+        let l = m.load(&img).with_context(|| format!("app {}", app.name))?;
+        let pid = musl_shim::PID;
+        m.install(pid, pid, l)?;
+        Ok(m)
+    }
+
+    /// The program at `img.path`, rewritten, with its trap table (link-time addresses).
+    fn program(&mut self, path: &[u8]) -> Result<(Vec<u8>, Vec<u64>)> {
+        if let Some(p) = self.trap_cache.get(path) {
+            return Ok(p.clone());
+        }
+        let shown = String::from_utf8_lossy(path).into_owned();
+        let ino = match self.shim.vfs.resolve(ROOT, path, true) {
+            Ok(Found::Node(ino)) => ino,
+            _ => anyhow::bail!("{shown} not found in the rootfs"),
+        };
+        let bytes = match &self.shim.vfs.node(ino).kind {
+            Kind::File(d) => d.bytes().to_vec(),
+            _ => anyhow::bail!("{shown} in the rootfs is not a regular file"),
+        };
+        let out = match selkie_svc_rewrite::rewrite(&bytes) {
+            Ok(r) => (r.bytes, r.traps),
+            // The entrypoint's rootfs copy was rewritten at pack time.
+            Err(selkie_svc_rewrite::Error::AlreadyRewritten(_)) if shown == self.app.binary => (bytes, self.entry_traps.clone()),
+            Err(e) => anyhow::bail!("{shown}: {e}"),
+        };
+        self.trap_cache.insert(path.to_vec(), out.clone());
+        Ok(out)
+    }
+
+    /// Loads `img` into a fresh CPU and the current process's fresh memory map.
+    fn load(&mut self, img: &ExecImage) -> Result<Loaded> {
+        let shown = String::from_utf8_lossy(&img.path).into_owned();
+        let (elf, traps) = self.program(&img.path)?;
+        let plan = LoadPlan::parse(&elf).map_err(|e| anyhow!("{shown}: {e}"))?;
+        let bias = plan.bias();
+        let layout = start::layout(&plan, self.heap, self.stack).map_err(|e| anyhow!("{shown}: {e}"))?;
+        self.shim.mm = MemoryMap::new(layout);
+        let mut uc = new_cpu()?;
+        let mut env = Env::new(&mut uc);
+        start::load(&mut env, &mut self.shim.mm, &plan, &elf, bias).map_err(|e| anyhow!("{shown}: loading: {e}"))?;
+        let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack, plan.exec_stack).map_err(|e| anyhow!("{e}"))?;
+        let mut random = [0u8; 16];
+        musl_shim::Entropy::fill(&mut env, &mut random);
+        let argv: Vec<&[u8]> = img.argv.iter().map(|s| s.as_slice()).collect();
+        let envp: Vec<&[u8]> = img.envp.iter().map(|s| s.as_slice()).collect();
+        let auxv = start::auxv(&plan, bias, self.shim.proc_.uid, self.shim.proc_.gid, start::HWCAP_A57);
+        let info = StackInfo { argv: &argv, envp: &envp, execfn: &img.execfn, random, auxv: &auxv };
+        let sp = start::build_stack(&mut env, top, &info).map_err(|e| anyhow!("{shown}: stack: {e}"))?;
+        drop(env);
+        let mut abs: Vec<u64> = traps.iter().map(|t| t.wrapping_add(bias)).collect();
+        abs.sort_unstable();
+        Ok(Loaded { uc, traps: abs, protected: shared_text(&plan, bias), sp, pc: plan.entry.wrapping_add(bias) })
+    }
+
+    /// Makes `l` process `pid`'s image, with thread `tid` about to start at its entry.
+    fn install(&mut self, pid: Pid, tid: Tid, mut l: Loaded) -> Result<()> {
+        l.uc.reg_write(RegisterARM64::SP, l.sp).map_err(|e| anyhow!("{e:?}"))?;
+        l.uc.reg_write(RegisterARM64::PC, l.pc).map_err(|e| anyhow!("{e:?}"))?;
+        self.procs.insert(pid, Proc { uc: l.uc, traps: l.traps, protected: l.protected, loaded: Some(tid) });
+        self.threads.insert(tid, Thread { pid, regs: None, parked_at: None });
+        self.runq.push_back(tid);
+        Ok(())
+    }
+
+    pub fn run(mut self) -> Result<ExitReport> {
+        let ending = loop {
+            self.apply_events()?;
+            if let Some(f) = self.first_fault.take() {
+                break Ending::Faulted(f);
+            }
+            if let Some(end) = self.shim.app_ended() {
+                break match end {
+                    Ended::Exited(c) => Ending::Exited(c),
+                    Ended::Killed(s) => Ending::Killed(s),
+                };
+            }
+            let Some(tid) = self.runq.pop_front() else {
+                match self.shim.next_deadline() {
+                    Some(d) => {
+                        let now = self.now();
+                        if d > now {
+                            std::thread::sleep(Duration::from_nanos((d - now).min(1_000_000_000)));
+                        }
+                        let now = self.now();
+                        self.shim.expire(now);
+                        continue;
+                    }
+                    None => {
+                        let f = Fault {
+                            app: self.app.name.clone(),
+                            pc: 0,
+                            addr: 0,
+                            kind: FaultKind::Other(format!("every thread is blocked forever ({} threads)", self.threads.len())),
+                        };
+                        break Ending::Faulted(f);
+                    }
+                }
+            };
+            if let Some(limit) = self.opts.max_syscalls {
+                if self.syscalls >= limit {
+                    let f = Fault { app: self.app.name.clone(), pc: 0, addr: 0, kind: FaultKind::Other(format!("stopped after {} syscalls", self.syscalls)) };
+                    break Ending::Faulted(f);
+                }
+            }
+            self.run_slice(tid)?;
+        };
+        if let Ending::Faulted(f) = &ending {
+            eprintln!("{f}");
+        }
+        Ok(ExitReport { ending, syscalls: self.syscalls, unserviced: self.shim.unserviced_seen() })
+    }
+
+    fn now(&mut self) -> u64 {
+        let mut probe = ClockProbe;
+        musl_shim::Clock::now(&mut probe, ClockId::Monotonic).as_nanos()
+    }
+
+    /// Applies what the shim decided for threads other than the one that ran.
+    fn apply_events(&mut self) -> Result<()> {
+        let now = self.now();
+        self.shim.expire(now);
+        for ev in self.shim.take_events() {
+            match ev {
+                TaskEvent::Wake { tid, resume } => {
+                    let Some(t) = self.threads.get_mut(&tid) else { continue };
+                    let Some(at) = t.parked_at.take() else { continue };
+                    let pid = t.pid;
+                    let (pc, x0) = match resume {
+                        Resume::Value(v) => (at + 4, Some(v as u64)),
+                        Resume::Retry => (at, None),
+                    };
+                    self.set_pc_x0(pid, tid, pc, x0)?;
+                    self.runq.push_back(tid);
+                }
+                TaskEvent::ProcessGone { pid } => self.drop_process(pid),
+                TaskEvent::ThreadGone { tid } => {
+                    self.threads.remove(&tid);
+                    self.runq.retain(|&t| t != tid);
+                    for p in self.procs.values_mut() {
+                        if p.loaded == Some(tid) {
+                            p.loaded = None;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_process(&mut self, pid: Pid) {
+        self.procs.remove(&pid);
+        self.threads.retain(|_, t| t.pid != pid);
+        let threads = &self.threads;
+        self.runq.retain(|t| threads.contains_key(t));
+    }
+
+    /// Sets a (possibly saved) thread's pc and x0.
+    fn set_pc_x0(&mut self, pid: Pid, tid: Tid, pc: u64, x0: Option<u64>) -> Result<()> {
+        let p = self.procs.get_mut(&pid).ok_or_else(|| anyhow!("no process {pid}"))?;
+        let t = self.threads.get_mut(&tid).ok_or_else(|| anyhow!("no thread {tid}"))?;
+        match &mut t.regs {
+            Some(r) => {
+                r.pc = pc;
+                if let Some(v) = x0 {
+                    r.x[0] = v;
+                }
+            }
+            None => {
+                debug_assert_eq!(p.loaded, Some(tid));
+                p.uc.reg_write(RegisterARM64::PC, pc).map_err(|e| anyhow!("{e:?}"))?;
+                if let Some(v) = x0 {
+                    p.uc.reg_write(RegisterARM64::X0, v).map_err(|e| anyhow!("{e:?}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `tid`'s registers into its process's CPU, saving those of the thread there.
+    fn load_thread(&mut self, tid: Tid) -> Result<()> {
+        let pid = self.threads[&tid].pid;
+        let p = self.procs.get_mut(&pid).ok_or_else(|| anyhow!("no process {pid}"))?;
+        if p.loaded == Some(tid) {
+            return Ok(());
+        }
+        if let Some(old) = p.loaded.take() {
+            if let Some(t) = self.threads.get_mut(&old) {
+                t.regs = Some(Regs::save(&p.uc)?);
+            }
+        }
+        let regs = self.threads.get_mut(&tid).unwrap().regs.take().ok_or_else(|| anyhow!("thread {tid} has no saved registers"))?;
+        regs.restore(&mut p.uc)?;
+        p.loaded = Some(tid);
+        Ok(())
+    }
+
+    /// Runs `tid` until it traps, faults or has had its slice.
+    fn run_slice(&mut self, tid: Tid) -> Result<()> {
+        self.load_thread(tid)?;
+        let pid = self.threads[&tid].pid;
+        let started = Instant::now();
+        loop {
+            let others = !self.runq.is_empty() || self.shim.next_deadline().is_some();
+            let p = self.procs.get_mut(&pid).unwrap();
+            let pc = p.uc.pc_read().unwrap_or(0);
+            let timeout = if others { SLICE.as_micros() as u64 } else { 0 };
+            let res = p.uc.emu_start(pc, u64::MAX, timeout, 0);
+            let event = p.uc.get_data_mut().event.take();
+            let cur = p.uc.pc_read().unwrap_or(0);
+            match event {
+                Some(Event::Interrupt { intno: host::EXCP_UDEF, pc: at }) => {
+                    let is_trap = read_insn(&p.uc, at) == Some(selkie_svc_rewrite::UDF_WORD) && p.traps.binary_search(&at).is_ok();
+                    if !is_trap {
+                        return self.fault(tid, at, at, FaultKind::Undefined);
+                    }
+                    match self.syscall(tid, at)? {
+                        Go::On if started.elapsed() < SLICE || self.runq.is_empty() => continue,
+                        Go::On => {
+                            self.runq.push_back(tid);
+                            return Ok(());
+                        }
+                        Go::Stop => return Ok(()),
+                    }
+                }
+                Some(Event::Interrupt { intno: host::EXCP_SWI, pc: at }) => {
+                    return self.fault(tid, at.wrapping_sub(4), at.wrapping_sub(4), FaultKind::UnrewrittenSvc)
+                }
+                Some(Event::Interrupt { intno: host::EXCP_BKPT, pc: at }) => {
+                    let imm = read_insn(&p.uc, at).map(|w| ((w >> 5) & 0xffff) as u16).unwrap_or(0);
+                    return self.fault(tid, at, at, FaultKind::Breakpoint(imm));
+                }
+                Some(Event::Interrupt { intno, pc: at }) => return self.fault(tid, at, at, FaultKind::Other(format!("exception {intno}"))),
+                Some(Event::Memory { kind, addr }) => return self.fault(tid, cur, addr, kind),
+                None => match res {
+                    // The slice ran out: someone else's turn.
+                    Ok(()) if others => {
+                        self.runq.push_back(tid);
+                        return Ok(());
+                    }
+                    Ok(()) => return self.fault(tid, cur, cur, FaultKind::Other("emulation stopped".into())),
+                    Err(e) => return self.fault(tid, cur, cur, FaultKind::Other(format!("unicorn: {e:?}"))),
+                },
+            }
+        }
+    }
+
+    /// A fault ends the thread's process with the fault's signal, reported like the root
+    /// server reports it; the app's other processes go on.
+    fn fault(&mut self, tid: Tid, pc: u64, addr: u64, kind: FaultKind) -> Result<()> {
+        let pid = self.threads[&tid].pid;
+        let sig = kind.signal();
+        let f = Fault { app: self.app.name.clone(), pc, addr, kind };
+        if pid == musl_shim::PID {
+            self.first_fault = Some(f);
+        } else {
+            eprintln!("{f} (process {pid})");
+        }
+        self.shim.switch_to(tid);
+        self.shim.kill_current(sig);
+        self.drop_process(pid);
+        Ok(())
+    }
+
+    /// Services the syscall `tid` trapped on at `at`.
+    fn syscall(&mut self, tid: Tid, at: u64) -> Result<Go> {
+        let pid = self.threads[&tid].pid;
+        self.shim.switch_to(tid);
+        let p = self.procs.get_mut(&pid).unwrap();
+        let mut env = Env::for_syscall(&mut p.uc, &p.protected);
+        let nr = env.reg(RegisterARM64::X8);
+        let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
+        self.syscalls += 1;
+        let action = self.shim.syscall(&mut env, nr, args);
+        drop(env);
+        if self.opts.trace {
+            log::debug!("{} [{tid}]: syscall {} ({}) {:x?} -> {:?}", self.app.name, nr, musl_shim::sys::nr::name(nr), args, action);
+        }
+        let p = self.procs.get_mut(&pid).unwrap();
+        let set = |p: &mut Proc, pc: u64, x0: u64| -> Result<()> {
+            p.uc.reg_write(RegisterARM64::X0, x0).map_err(|e| anyhow!("{e:?}"))?;
+            p.uc.reg_write(RegisterARM64::PC, pc).map_err(|e| anyhow!("{e:?}"))
+        };
+        match action {
+            Action::Return(v) => {
+                set(p, at + 4, v as u64)?;
+                Ok(Go::On)
+            }
+            Action::Exit(_) | Action::Killed(_) => {
+                self.drop_process(pid);
+                Ok(Go::Stop)
+            }
+            Action::Block => {
+                self.threads.get_mut(&tid).unwrap().parked_at = Some(at);
+                Ok(Go::Stop)
+            }
+            Action::ThreadExit => {
+                self.threads.remove(&tid);
+                p.loaded = None;
+                Ok(Go::Stop)
+            }
+            Action::Spawned(sp) => self.spawn(tid, pid, at, sp),
+            Action::Exec(img) => {
+                match self.load(&img) {
+                    Ok(l) => {
+                        self.procs.remove(&pid);
+                        self.threads.retain(|_, t| t.pid != pid);
+                        self.runq.retain(|&t| t != tid);
+                        self.shim.set_exe(&String::from_utf8_lossy(&img.path));
+                        self.install(pid, tid, l)?;
+                        // install queued it at the back; it goes on now.
+                        self.runq.retain(|&t| t != tid);
+                        Ok(Go::On)
+                    }
+                    Err(e) => {
+                        // Past execve's point of no return: Linux kills the process too.
+                        eprintln!("[selkie] {}: execve {}: {e:#}", self.app.name, String::from_utf8_lossy(&img.path));
+                        self.shim.kill_current(9);
+                        self.drop_process(pid);
+                        Ok(Go::Stop)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the child of a clone: a copy of the caller's registers after the syscall,
+    /// x0 = 0; for a new process, in a copy of the caller's memory.
+    fn spawn(&mut self, tid: Tid, pid: Pid, at: u64, sp: Spawn) -> Result<Go> {
+        let p = self.procs.get_mut(&pid).unwrap();
+        let mut regs = Regs::save(&p.uc)?;
+        regs.pc = at + 4;
+        regs.x[0] = 0;
+        if sp.stack != 0 {
+            regs.sp = sp.stack;
+        }
+        if let Some(tls) = sp.tls {
+            regs.tpidr = tls;
+        }
+        let child_pid = if sp.new_process { sp.child } else { pid };
+        if sp.new_process {
+            let mut uc = new_cpu()?;
+            copy_memory(&p.uc, &mut uc)?;
+            if let Some(at) = sp.child_settid {
+                let _ = uc.mem_write(at, &sp.child.to_le_bytes());
+            }
+            let (traps, protected) = (p.traps.clone(), p.protected.clone());
+            self.procs.insert(child_pid, Proc { uc, traps, protected, loaded: None });
+        }
+        self.threads.insert(sp.child, Thread { pid: child_pid, regs: Some(regs), parked_at: None });
+        self.runq.push_back(sp.child);
+        let p = self.procs.get_mut(&pid).unwrap();
+        if sp.parent_blocks {
+            self.threads.get_mut(&tid).unwrap().parked_at = Some(at);
+            Ok(Go::Stop)
+        } else {
+            p.uc.reg_write(RegisterARM64::X0, u64::from(sp.child)).map_err(|e| anyhow!("{e:?}"))?;
+            p.uc.reg_write(RegisterARM64::PC, at + 4).map_err(|e| anyhow!("{e:?}"))?;
+            Ok(Go::On)
+        }
+    }
+}
+
+/// Whether the thread that made a syscall goes on running.
+enum Go {
+    On,
+    Stop,
+}
+
+/// The host's monotonic clock, as the shim's platform reads it.
+struct ClockProbe;
+
+impl musl_shim::Clock for ClockProbe {
+    fn now(&mut self, clock: ClockId) -> musl_shim::Timespec {
+        host::now(clock)
+    }
+    fn sleep(&mut self, ns: u64) {
+        std::thread::sleep(Duration::from_nanos(ns));
+    }
+}
+
+/// Copies every mapped region of `from` into `to`, with the same protections (fork).
+fn copy_memory(from: &Cpu, to: &mut Cpu) -> Result<()> {
+    let regions = from.mem_regions().map_err(|e| anyhow!("mem_regions: {e:?}"))?;
+    let mut buf = Vec::new();
+    for r in regions {
+        let len = (r.end - r.begin + 1) as usize;
+        buf.resize(len, 0);
+        from.mem_read(r.begin, &mut buf).map_err(|e| anyhow!("fork: reading {:#x}: {e:?}", r.begin))?;
+        to.mem_map(r.begin, len as u64, unicorn_engine::Prot(r.perms)).map_err(|e| anyhow!("fork: mapping {:#x}: {e:?}", r.begin))?;
+        to.mem_write(r.begin, &buf).map_err(|e| anyhow!("fork: writing {:#x}: {e:?}", r.begin))?;
+    }
+    Ok(())
+}
+
+fn read_insn<D>(uc: &Unicorn<'_, D>, at: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    uc.mem_read(at, &mut b).ok()?;
+    Some(u32::from_le_bytes(b))
+}

@@ -1,0 +1,153 @@
+//! Pipes: a bounded byte queue with a read end and a write end, each an fd object.
+//!
+//! A read from an empty pipe whose write end is still open, and a write into a full pipe,
+//! return [`EBLOCK`]: the dispatcher parks the thread (or answers `EAGAIN` for an
+//! `O_NONBLOCK` file) and retries the syscall after the next change to any pipe. Every
+//! change bumps the shared I/O generation ([`IoGen`]) the task table watches.
+
+use crate::errno::*;
+use crate::fd::{Cx, FileObject};
+use crate::stat::Stat;
+use crate::vfs::S_IFIFO;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use core::cell::{Cell, RefCell};
+
+/// Bytes a pipe holds (Linux's default pipe size).
+pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// Writes up to this size are atomic (POSIX PIPE_BUF).
+pub const PIPE_BUF: usize = 4096;
+
+/// A counter bumped whenever an I/O object's state changes (data, readers, writers).
+pub type IoGen = Rc<Cell<u64>>;
+
+pub fn bump(gen: &IoGen) {
+    gen.set(gen.get().wrapping_add(1));
+}
+
+struct PipeBuf {
+    data: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+    /// Inode number shown by fstat (both ends share it).
+    ino: u64,
+}
+
+/// poll(2) bits.
+pub const POLLIN: u16 = 0x1;
+pub const POLLOUT: u16 = 0x4;
+pub const POLLERR: u16 = 0x8;
+pub const POLLHUP: u16 = 0x10;
+
+/// Makes a pipe: (read end, write end).
+pub fn new_pipe(gen: &IoGen, ino: u64) -> (PipeReader, PipeWriter) {
+    let buf = Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 1, writers: 1, ino }));
+    (PipeReader { buf: buf.clone(), gen: gen.clone() }, PipeWriter { buf, gen: gen.clone() })
+}
+
+pub struct PipeReader {
+    buf: Rc<RefCell<PipeBuf>>,
+    gen: IoGen,
+}
+
+pub struct PipeWriter {
+    buf: Rc<RefCell<PipeBuf>>,
+    gen: IoGen,
+}
+
+fn fifo_stat(ino: u64) -> Stat {
+    let mut st = Stat::default();
+    st.mode = S_IFIFO | 0o600;
+    st.ino = ino;
+    st.dev = 0x0c;
+    st.nlink = 1;
+    st.blksize = 4096;
+    st
+}
+
+impl<'a> FileObject<'a> for PipeReader {
+    fn read(&mut self, _cx: &mut Cx<'_, 'a>, buf: &mut [u8]) -> SysResult<usize> {
+        let mut p = self.buf.borrow_mut();
+        if p.data.is_empty() {
+            return if p.writers == 0 || buf.is_empty() { Ok(0) } else { Err(EBLOCK) };
+        }
+        let n = buf.len().min(p.data.len());
+        for (dst, src) in buf[..n].iter_mut().zip(p.data.drain(..n)) {
+            *dst = src;
+        }
+        bump(&self.gen);
+        Ok(n)
+    }
+    fn write(&mut self, _cx: &mut Cx<'_, 'a>, _buf: &[u8], _append: bool) -> SysResult<usize> {
+        Err(EBADF)
+    }
+    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        Ok(fifo_stat(self.buf.borrow().ino))
+    }
+    fn poll(&self, _cx: &Cx<'_, 'a>) -> u16 {
+        let p = self.buf.borrow();
+        let mut r = 0;
+        if !p.data.is_empty() {
+            r |= POLLIN;
+        }
+        if p.writers == 0 {
+            r |= POLLHUP;
+        }
+        r
+    }
+    fn fionread(&self) -> Option<usize> {
+        Some(self.buf.borrow().data.len())
+    }
+}
+
+impl<'a> FileObject<'a> for PipeWriter {
+    fn read(&mut self, _cx: &mut Cx<'_, 'a>, _buf: &mut [u8]) -> SysResult<usize> {
+        Err(EBADF)
+    }
+    /// Writes what fits; a write of at most [`PIPE_BUF`] bytes goes in whole or waits.
+    /// `EPIPE` when no reader is left (the dispatcher raises SIGPIPE).
+    fn write(&mut self, _cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {
+        let mut p = self.buf.borrow_mut();
+        if p.readers == 0 {
+            return Err(EPIPE);
+        }
+        let room = PIPE_CAPACITY - p.data.len();
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if room == 0 || (buf.len() <= PIPE_BUF && room < buf.len()) {
+            return Err(EBLOCK);
+        }
+        let n = buf.len().min(room);
+        p.data.extend(&buf[..n]);
+        bump(&self.gen);
+        Ok(n)
+    }
+    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        Ok(fifo_stat(self.buf.borrow().ino))
+    }
+    fn poll(&self, _cx: &Cx<'_, 'a>) -> u16 {
+        let p = self.buf.borrow();
+        if p.readers == 0 {
+            POLLOUT | POLLERR
+        } else if PIPE_CAPACITY - p.data.len() >= PIPE_BUF {
+            POLLOUT
+        } else {
+            0
+        }
+    }
+}
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        self.buf.borrow_mut().readers -= 1;
+        bump(&self.gen);
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        self.buf.borrow_mut().writers -= 1;
+        bump(&self.gen);
+    }
+}

@@ -1,0 +1,309 @@
+//! Processes, threads and wait queues of one app.
+//!
+//! The shim never runs a thread itself: it tells its runner (the emulator, the root
+//! server) what happened through the [`Action`](crate::Action) of the calling thread and
+//! through [`Event`]s for the others ("wake this thread with this value", "this process is
+//! gone"). A syscall that must wait parks its thread on a [`Wait`]; the thread is woken
+//! either with a value (futex, sleep, vfork) or with [`Resume::Retry`], after which the
+//! runner re-executes the same syscall (pipes, wait4), as Linux restarts it.
+//!
+//! The current process's state lives in the [`Shim`](crate::Shim)'s own fields (`fds`,
+//! `mm`, `cwd`, `proc_`) so that every handler reaches it directly; the others are
+//! [`Parked`] here and swapped in by [`Shim::switch_to`](crate::Shim::switch_to).
+
+use crate::fd::FdTable;
+use crate::mm::MemoryMap;
+use crate::pipe::IoGen;
+use crate::vfs::Ino;
+use crate::Process;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::Cell;
+
+/// A thread id; a process's id is the tid of its first thread.
+pub type Tid = u32;
+pub type Pid = u32;
+
+/// Threads plus processes an app may have alive at once, unless its manifest says.
+pub const DEFAULT_MAX_TASKS: u32 = 256;
+
+/// A process's state while another one is current.
+pub struct Parked<'a> {
+    pub fds: FdTable<'a>,
+    pub mm: MemoryMap,
+    pub cwd: Ino,
+    pub proc_: Process,
+}
+
+/// How a process ended: the wait status Linux reports (`exit << 8`, or the signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Killed(i32),
+}
+
+impl Ended {
+    pub fn wait_status(self) -> u32 {
+        match self {
+            Ended::Exited(c) => ((c as u32) & 0xff) << 8,
+            Ended::Killed(s) => s as u32 & 0x7f,
+        }
+    }
+}
+
+/// What the task table knows of every process, alive or zombie.
+#[derive(Debug, Clone)]
+pub struct ProcInfo {
+    pub parent: Pid,
+    pub pgid: Pid,
+    pub sid: Pid,
+    pub threads: Vec<Tid>,
+    pub ended: Option<Ended>,
+    /// The parent thread that vforked this process and waits for its exec or exit.
+    pub vfork_parent: Option<Tid>,
+    /// Signal sent to the parent at exit (`clone`'s low byte; SIGCHLD for fork).
+    pub exit_signal: u32,
+}
+
+/// What a parked thread waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A futex word of its process (woken with 0, or ETIMEDOUT at the deadline).
+    Futex { pid: Pid, addr: u64, bitset: u32 },
+    /// Any I/O object changing (pipes): retried.
+    Io,
+    /// A child's exit (wait4/waitid): retried.
+    Child,
+    /// A vforked child's exec or exit: woken with the child's pid.
+    Vfork { child: Pid },
+    /// Only the deadline (nanosleep).
+    Sleep,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThreadInfo {
+    pub pid: Pid,
+    /// `CLONE_CHILD_CLEARTID`/`set_tid_address`: zeroed and futex-woken at exit.
+    pub clear_tid: u64,
+    pub sigmask: u64,
+    pub wait: Option<Wait>,
+    /// Monotonic nanoseconds at which the wait ends, with the value it then returns.
+    pub deadline: Option<(u64, i64)>,
+}
+
+/// How a woken thread goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Return this value from the syscall it waited in.
+    Value(i64),
+    /// Execute the same syscall again.
+    Retry,
+}
+
+/// What the runner must do for threads other than the calling one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Wake { tid: Tid, resume: Resume },
+    /// The process ended (a signal from another process, or its parent app ended):
+    /// destroy its threads and address space.
+    ProcessGone { pid: Pid },
+    /// One thread of a live process ended (exec or exit_group elsewhere in it).
+    ThreadGone { tid: Tid },
+}
+
+/// Every process and thread of one app.
+pub struct Tasks<'a> {
+    /// Whether the runner schedules threads and processes (clone, fork, exec, blocking).
+    /// Without it the shim behaves as one single-threaded process.
+    pub enabled: bool,
+    pub procs: BTreeMap<Pid, ProcInfo>,
+    pub threads: BTreeMap<Tid, ThreadInfo>,
+    pub parked: BTreeMap<Pid, Parked<'a>>,
+    /// Futex waiters per (process, address), oldest first.
+    pub futexes: BTreeMap<(Pid, u64), VecDeque<Tid>>,
+    pub events: Vec<Event>,
+    pub io_gen: IoGen,
+    io_seen: u64,
+    next_id: u32,
+    next_pipe: u64,
+    pub max_tasks: u32,
+    pub cur: Tid,
+}
+
+impl<'a> Tasks<'a> {
+    pub fn new() -> Self {
+        let mut t = Tasks {
+            enabled: false,
+            procs: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            futexes: BTreeMap::new(),
+            events: Vec::new(),
+            io_gen: Rc::new(Cell::new(0)),
+            io_seen: 0,
+            next_id: 2,
+            next_pipe: 0,
+            max_tasks: DEFAULT_MAX_TASKS,
+            cur: crate::PID,
+        };
+        t.procs.insert(
+            crate::PID,
+            ProcInfo {
+                parent: 0,
+                pgid: crate::PID,
+                sid: crate::PID,
+                threads: alloc::vec![crate::PID],
+                ended: None,
+                vfork_parent: None,
+                exit_signal: 17,
+            },
+        );
+        t.threads.insert(crate::PID, ThreadInfo { pid: crate::PID, clear_tid: 0, sigmask: 0, wait: None, deadline: None });
+        t
+    }
+
+    pub fn pid_of(&self, tid: Tid) -> Option<Pid> {
+        self.threads.get(&tid).map(|t| t.pid)
+    }
+
+    /// Live threads plus live processes (what the task limit counts).
+    pub fn live(&self) -> u32 {
+        self.threads.len() as u32 + self.procs.values().filter(|p| p.ended.is_none()).count() as u32
+    }
+
+    /// A fresh id (never one in use by a thread or an unreaped process).
+    pub fn alloc_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_id;
+            self.next_id = if self.next_id >= 4_194_303 { 2 } else { self.next_id + 1 };
+            if !self.threads.contains_key(&id) && !self.procs.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// An inode number for a new pipe.
+    pub fn alloc_pipe_ino(&mut self) -> u64 {
+        self.next_pipe += 1;
+        self.next_pipe
+    }
+
+    /// Parks `tid` on `wait`, with an optional (deadline, value at the deadline).
+    pub fn block(&mut self, tid: Tid, wait: Wait, deadline: Option<(u64, i64)>) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.wait = Some(wait);
+            t.deadline = deadline;
+            if let Wait::Futex { pid, addr, .. } = wait {
+                self.futexes.entry((pid, addr)).or_default().push_back(tid);
+            }
+        }
+    }
+
+    /// Wakes `tid` if it waits; removes it from any futex queue.
+    pub fn wake(&mut self, tid: Tid, resume: Resume) -> bool {
+        let Some(t) = self.threads.get_mut(&tid) else { return false };
+        let Some(w) = t.wait.take() else { return false };
+        t.deadline = None;
+        if let Wait::Futex { pid, addr, .. } = w {
+            self.unqueue(pid, addr, tid);
+        }
+        self.events.push(Event::Wake { tid, resume });
+        true
+    }
+
+    fn unqueue(&mut self, pid: Pid, addr: u64, tid: Tid) {
+        if let Some(q) = self.futexes.get_mut(&(pid, addr)) {
+            q.retain(|&t| t != tid);
+            if q.is_empty() {
+                self.futexes.remove(&(pid, addr));
+            }
+        }
+    }
+
+    /// Wakes up to `n` waiters on (pid, addr) whose bitset meets `bitset`; returns how many.
+    pub fn futex_wake(&mut self, pid: Pid, addr: u64, n: u64, bitset: u32) -> u64 {
+        let Some(q) = self.futexes.get(&(pid, addr)) else { return 0 };
+        let chosen: Vec<Tid> = q
+            .iter()
+            .copied()
+            .filter(|t| matches!(self.threads.get(t).and_then(|t| t.wait), Some(Wait::Futex { bitset: b, .. }) if b & bitset != 0))
+            .take(n.min(u64::from(u32::MAX)) as usize)
+            .collect();
+        for &t in &chosen {
+            self.wake(t, Resume::Value(0));
+        }
+        chosen.len() as u64
+    }
+
+    /// Moves up to `n` waiters from (pid, from) to (pid, to); returns how many.
+    pub fn futex_requeue(&mut self, pid: Pid, from: u64, to: u64, n: u64) -> u64 {
+        let mut moved = 0;
+        while moved < n {
+            let Some(tid) = self.futexes.get_mut(&(pid, from)).and_then(|q| q.pop_front()) else { break };
+            if let Some(Wait::Futex { bitset, .. }) = self.threads.get(&tid).and_then(|t| t.wait) {
+                self.threads.get_mut(&tid).unwrap().wait = Some(Wait::Futex { pid, addr: to, bitset });
+                self.futexes.entry((pid, to)).or_default().push_back(tid);
+                moved += 1;
+            }
+        }
+        if self.futexes.get(&(pid, from)).is_some_and(|q| q.is_empty()) {
+            self.futexes.remove(&(pid, from));
+        }
+        moved
+    }
+
+    /// Retries every thread waiting on I/O if some I/O object changed since last time.
+    pub fn poll_io(&mut self) {
+        let g = self.io_gen.get();
+        if g == self.io_seen {
+            return;
+        }
+        self.io_seen = g;
+        let waiting: Vec<Tid> = self.threads.iter().filter(|(_, t)| t.wait == Some(Wait::Io)).map(|(&k, _)| k).collect();
+        for t in waiting {
+            self.wake(t, Resume::Retry);
+        }
+    }
+
+    /// Retries the threads of `parent` waiting for a child.
+    pub fn wake_child_waiters(&mut self, parent: Pid) {
+        let waiting: Vec<Tid> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.pid == parent && t.wait == Some(Wait::Child))
+            .map(|(&k, _)| k)
+            .collect();
+        for t in waiting {
+            self.wake(t, Resume::Retry);
+        }
+    }
+
+    /// The earliest deadline of a parked thread (monotonic ns).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.threads.values().filter_map(|t| t.deadline.map(|d| d.0)).min()
+    }
+
+    /// Wakes every thread whose deadline is at or before `now`.
+    pub fn expire(&mut self, now: u64) {
+        let due: Vec<(Tid, i64)> = self
+            .threads
+            .iter()
+            .filter_map(|(&k, t)| t.deadline.filter(|d| d.0 <= now).map(|d| (k, d.1)))
+            .collect();
+        for (t, v) in due {
+            self.wake(t, Resume::Value(v));
+        }
+    }
+
+    /// Whether any thread is parked (runnable ones are the runner's business).
+    pub fn any_waiting(&self) -> bool {
+        self.threads.values().any(|t| t.wait.is_some())
+    }
+}
+
+impl Default for Tasks<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
