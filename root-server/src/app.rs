@@ -22,10 +22,6 @@ const APP_CNODE_BITS: usize = 2;
 pub const IPC_BUFFER: u64 = start::STACK_TOP + PAGE;
 /// Untyped bytes for the TCB, VSpace, CNodes and page tables, besides the app's pages.
 const OBJECT_OVERHEAD: u64 = 256 * 1024;
-/// Realtime clock epoch reported to apps: 2025-01-01T00:00:00Z.
-const EPOCH_NS: u64 = 1_735_689_600 * 1_000_000_000;
-/// Virtual time that passes per serviced syscall (no timer is exported to user level).
-const NS_PER_SYSCALL: u64 = 1_000;
 
 /// Why an app could not be started.
 pub type StartError = String;
@@ -40,7 +36,6 @@ pub struct App {
     slots: Vec<usize>,
     traps: Vec<u64>,
     bias: u64,
-    pub clock_ns: u64,
     rng: u64,
     pub syscalls: u64,
     /// Kernel entries spent on syscalls that returned to the app (trap to resume).
@@ -57,7 +52,6 @@ pub struct Env<'a> {
     pub g: &'a mut Global,
     pub space: &'a mut Space,
     pub budget: &'a mut Budget,
-    pub clock_ns: &'a mut u64,
     pub rng: &'a mut u64,
 }
 
@@ -104,12 +98,15 @@ impl Console for Env<'_> {
 impl Clock for Env<'_> {
     fn now(&mut self, clock: ClockId) -> Timespec {
         match clock {
-            ClockId::Realtime => Timespec::from_nanos(EPOCH_NS + *self.clock_ns),
-            ClockId::Monotonic | ClockId::Cpu => Timespec::from_nanos(*self.clock_ns),
+            ClockId::Realtime => Timespec::from_nanos(crate::time::realtime_ns()),
+            // CPU time is not accounted per thread: wall time since boot bounds it.
+            ClockId::Monotonic | ClockId::Cpu => Timespec::from_nanos(crate::time::monotonic_ns()),
         }
     }
     fn sleep(&mut self, ns: u64) {
-        *self.clock_ns = self.clock_ns.saturating_add(ns);
+        // Without the shim's tasks nothing else can run meanwhile: wait it out.
+        let end = crate::time::monotonic_ns().saturating_add(ns);
+        while crate::time::monotonic_ns() < end {}
     }
 }
 
@@ -313,7 +310,6 @@ impl App {
         });
         shim.vfs.set_tmpfs_limit(heap_quota / 2);
         shim.set_exe(&a.binary);
-        let mut clock_ns = 0;
         let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
         // Storage CNodes made so far live in `space`: on failure their slots go back too.
         let started = (|| -> Result<(), StartError> {
@@ -348,7 +344,7 @@ impl App {
                     space.add_range(start, end, s.prot);
                     shim.mm.record(start, end, s.prot, RegionKind::Image);
                 }
-                let mut env = Env { g, space: &mut space, budget, clock_ns: &mut clock_ns, rng: &mut rng };
+                let mut env = Env { g, space: &mut space, budget, rng: &mut rng };
                 start::load(&mut env, &mut shim.mm, &copied, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
                 let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
                 let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
@@ -379,7 +375,6 @@ impl App {
             slots: core::mem::take(slots),
             traps,
             bias,
-            clock_ns,
             rng,
             syscalls: 0,
             syscall_entries: 0,
@@ -401,8 +396,7 @@ impl App {
     /// Runs a syscall through the shim.
     pub fn syscall(&mut self, g: &mut Global, nr: u64, args: [u64; 6]) -> musl_shim::Action {
         self.syscalls += 1;
-        self.clock_ns += NS_PER_SYSCALL;
-        let mut env = Env { g, space: &mut self.space, budget: &mut self.budget, clock_ns: &mut self.clock_ns, rng: &mut self.rng };
+        let mut env = Env { g, space: &mut self.space, budget: &mut self.budget, rng: &mut self.rng };
         self.shim.syscall(&mut env, nr, args)
     }
 

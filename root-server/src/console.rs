@@ -6,7 +6,6 @@ use crate::kernel;
 use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
-use sel4::CapTypeForObjectOfFixedSize as _;
 
 /// Writes raw bytes to the console ("\n" goes out as "\r\n", as the kernel does).
 pub fn write_bytes(bytes: &[u8]) {
@@ -24,35 +23,11 @@ const PL011_PADDR: usize = 0x0900_0000;
 
 /// Maps the platform's PL011 for [`write_bytes`]; without one (other platforms) or on
 /// any error the console stays on seL4's debug putchar.
-pub fn init_uart(bootinfo: &sel4::BootInfo, slots: &mut crate::ut::Slots) -> Result<(), String> {
+pub fn init_uart(bootinfo: &sel4::BootInfo, slots: &mut crate::ut::Slots, devices: &mut crate::ut::Devices) -> Result<(), String> {
     if !sel4::sel4_cfg_bool!(PLAT_QEMU_ARM_VIRT) {
         return Ok(());
     }
-    let (ix, desc) = bootinfo
-        .untyped_list()
-        .iter()
-        .enumerate()
-        .find(|(_, d)| d.is_device() && (d.paddr()..d.paddr() + (1 << d.size_bits())).contains(&PL011_PADDR))
-        .ok_or("no device untyped covers the PL011")?;
-    let ut = bootinfo.untyped().index(ix).cap();
-    let here = crate::ut::root_cnode().absolute_cptr_for_self();
-    let err = |what: &str, e: sel4::Error| format!("{what}: {e}");
-    // Device untypeds are handed out from their start: skip to the UART's page with
-    // children of the offset's power-of-two parts, largest first.
-    let offset = PL011_PADDR - desc.paddr();
-    for bit in (12..desc.size_bits()).rev() {
-        if offset & (1 << bit) != 0 {
-            let s = slots.alloc().map_err(|e| format!("{e}"))?;
-            ut.untyped_retype(&sel4::ObjectBlueprint::Untyped { size_bits: bit }, &here, s, 1).map_err(|e| err("skipping device memory", e))?;
-        }
-    }
-    let s = slots.alloc().map_err(|e| format!("{e}"))?;
-    ut.untyped_retype(&sel4::cap_type::Granule::object_blueprint(), &here, s, 1).map_err(|e| err("the UART frame", e))?;
-    let frame = sel4::cap::Granule::from_bits(s as u64);
-    let paddr = frame.frame_get_address().map_err(|e| err("the UART frame's address", e))?;
-    if paddr != PL011_PADDR {
-        return Err(format!("the UART frame is at {paddr:#x}, not {PL011_PADDR:#x}"));
-    }
+    let frame = devices.frame(bootinfo, slots, PL011_PADDR)?;
     frame
         .frame_map(
             sel4::init_thread::slot::VSPACE.cap(),
@@ -60,7 +35,7 @@ pub fn init_uart(bootinfo: &sel4::BootInfo, slots: &mut crate::ut::Slots) -> Res
             sel4::CapRights::read_write(),
             sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER,
         )
-        .map_err(|e| err("mapping the UART", e))?;
+        .map_err(|e| format!("mapping the UART: {e}"))?;
     kernel::uart_mapped();
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The only module with `unsafe`: the embedded bundle, the aliasing window, the heap
-//! (charged per app), and raw kernel calls the `sel4` crate does not wrap. Everything here checks bounds before it
+//! (charged per app), the MMIO pages (PL011, PL031), the generic timer's system
+//! registers, and raw kernel calls the `sel4` crate does not wrap. Everything here checks bounds before it
 //! touches memory, so the rest of the root server stays safe code.
 #![allow(unsafe_code)]
 
@@ -87,6 +88,72 @@ pub fn uart_put(b: u8) -> bool {
         ptr::write_volatile((base + DR) as *mut u32, u32::from(b));
     }
     true
+}
+
+/// A page of our .bss whose frame is unmapped at start; the PL031 RTC's registers go there.
+static mut RTC_PAGE: MmioPage = MmioPage([0; PAGE]);
+static RTC_ON: AtomicBool = AtomicBool::new(false);
+
+/// Address where the RTC's registers get mapped.
+pub fn rtc_addr() -> usize {
+    ptr::addr_of!(RTC_PAGE) as usize
+}
+
+/// Says that a PL031's registers are mapped at [`rtc_addr`] (device memory).
+pub fn rtc_mapped() {
+    RTC_ON.store(true, Ordering::Release);
+}
+
+/// The PL031's data register: seconds since the Unix epoch (QEMU sets it from the host's
+/// clock), or `None` when no RTC is mapped.
+pub fn rtc_seconds() -> Option<u32> {
+    if !RTC_ON.load(Ordering::Acquire) {
+        return None;
+    }
+    const RTCDR: usize = 0x00;
+    // SAFETY: `rtc_mapped` was called after the PL031's register frame was mapped at
+    // `rtc_addr()` as device memory; RTCDR is a 32-bit register at its start.
+    Some(unsafe { ptr::read_volatile((rtc_addr() + RTCDR) as *const u32) })
+}
+
+/// The generic timer's physical count (CNTPCT_EL0; the kernel lets EL0 read it:
+/// KernelArmExportPCNTUser).
+pub fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: a read of a system register EL0 may access; no memory is touched. The isb
+    // keeps the read from being hoisted above earlier instructions.
+    unsafe { core::arch::asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// The counter's frequency in Hz (CNTFRQ_EL0).
+pub fn counter_frequency() -> u64 {
+    let v: u64;
+    // SAFETY: as in `counter`.
+    unsafe { core::arch::asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Arms the EL1 physical timer (its interrupt, PPI 30, reaches us through the kernel) to
+/// fire when the counter reaches `cval` (KernelArmExportPTMRUser lets EL0 program it).
+pub fn timer_arm(cval: u64) {
+    // SAFETY: writes of timer registers EL0 may access; CTL = ENABLE, interrupt unmasked.
+    unsafe {
+        core::arch::asm!(
+            "msr cntp_cval_el0, {c}",
+            "msr cntp_ctl_el0, {on}",
+            "isb",
+            c = in(reg) cval,
+            on = in(reg) 1u64,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+/// Stops the EL1 physical timer (its interrupt line drops).
+pub fn timer_stop() {
+    // SAFETY: as in `timer_arm`; CTL = 0 disables the timer.
+    unsafe { core::arch::asm!("msr cntp_ctl_el0, xzr", "isb", options(nomem, nostack, preserves_flags)) };
 }
 
 /// Pages in the aliasing window (our view of app frames for syscall copies).

@@ -14,6 +14,7 @@ extern crate alloc;
 mod app;
 mod console;
 mod kernel;
+mod time;
 mod ut;
 mod vm;
 
@@ -62,6 +63,24 @@ fn text(t: &selkie_manifest::Text<'_>, what: &str) -> Result<String, String> {
     t.unescape_into(&mut buf).map(String::from).map_err(|e| format!("manifest {what}: {e:?}"))
 }
 
+/// Maps QEMU virt's PL031 (the wall clock) for `time::init`.
+fn map_rtc(bootinfo: &sel4::BootInfo, slots: &mut ut::Slots, devices: &mut ut::Devices) -> Result<(), String> {
+    if !sel4::sel4_cfg_bool!(PLAT_QEMU_ARM_VIRT) {
+        return Err(String::from("no known RTC on this platform"));
+    }
+    let frame = devices.frame(bootinfo, slots, time::PL031_PADDR)?;
+    frame
+        .frame_map(
+            sel4::init_thread::slot::VSPACE.cap(),
+            kernel::rtc_addr(),
+            sel4::CapRights::read_write(),
+            sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER,
+        )
+        .map_err(|e| format!("mapping the RTC: {e}"))?;
+    kernel::rtc_mapped();
+    Ok(())
+}
+
 fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let frames = bootinfo.user_image_frames();
     let image_start = kernel::image_start();
@@ -79,9 +98,16 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     // Our page for the UART's registers is freed like the window's.
     let uart_ix = (kernel::uart_addr() - image_start) / kernel::PAGE;
     frames.index(uart_ix).cap().frame_unmap().map_err(|e| format!("unmapping the UART page: {e}"))?;
-    if let Err(e) = console::init_uart(bootinfo, &mut slots) {
+    let rtc_ix = (kernel::rtc_addr() - image_start) / kernel::PAGE;
+    frames.index(rtc_ix).cap().frame_unmap().map_err(|e| format!("unmapping the RTC page: {e}"))?;
+    let mut devices = ut::Devices::default();
+    if let Err(e) = console::init_uart(bootinfo, &mut slots, &mut devices) {
         log::error!("console stays on seL4_DebugPutChar: {e}");
     }
+    if let Err(e) = map_rtc(bootinfo, &mut slots, &mut devices) {
+        log::error!("no RTC, realtime starts at a fixed epoch: {e}");
+    }
+    let clock = time::init();
     let pool = ut::Pool::new(bootinfo);
     log::info!("{} bytes of RAM untypeds, {} device untypeds", pool.ram_bytes, pool.device_untypeds);
     let mut g = Global::new(slots, pool).map_err(|e| format!("setting up: {e}"))?;
@@ -145,13 +171,14 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let exited = stats.exited;
     let killed = stats.killed;
     report!(
-        "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses",
+        "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses; realtime from {clock}, counter at {} Hz",
         vm::entries_so_far(),
         kernel::heap_used(),
         g.slots.available(),
         g.pool.free_bytes(),
         g.pool.ram_bytes,
-        g.alias_misses
+        g.alias_misses,
+        kernel::counter_frequency()
     );
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
     Ok(())

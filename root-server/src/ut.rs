@@ -6,6 +6,9 @@
 //!   app was given, and the chunk goes back to the pool for reuse.
 //! - [`Budget`]: one app's chunks and the bytes it may still retype.
 
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::Range;
@@ -236,5 +239,54 @@ impl Budget {
 
     pub fn chunks(&self) -> usize {
         self.chunks.len()
+    }
+}
+
+/// Frames of device memory (UART, RTC), carved from bootinfo's device untypeds. The kernel
+/// hands an untyped out from its start, so frames must be asked for in increasing address
+/// order within one untyped; what lies before a frame is skipped with untyped children.
+#[derive(Default)]
+pub struct Devices {
+    /// Bytes of each device untyped (by bootinfo index) retyped so far.
+    used: BTreeMap<usize, usize>,
+}
+
+impl Devices {
+    /// A frame cap for the device page at `paddr`, in a fresh slot of ours.
+    pub fn frame(&mut self, bootinfo: &sel4::BootInfo, slots: &mut Slots, paddr: usize) -> core::result::Result<cap::Granule, String> {
+        let (ix, desc) = bootinfo
+            .untyped_list()
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.is_device() && (d.paddr()..d.paddr() + (1 << d.size_bits())).contains(&paddr))
+            .ok_or_else(|| format!("no device untyped covers {paddr:#x}"))?;
+        let ut = bootinfo.untyped().index(ix).cap();
+        let here = root_cnode().absolute_cptr_for_self();
+        let offset = paddr - desc.paddr();
+        let mut cur = self.used.get(&ix).copied().unwrap_or(0);
+        if offset < cur {
+            return Err(format!("device memory at {paddr:#x} was carved already"));
+        }
+        // Skip to the page with children of power-of-two sizes, each aligned to its size.
+        while cur < offset {
+            let align = if cur == 0 { usize::BITS - 1 } else { cur.trailing_zeros() };
+            let fits = usize::BITS - 1 - (offset - cur).leading_zeros();
+            let bits = align.min(fits) as usize;
+            let s = slots.alloc().map_err(|e| format!("{e}"))?;
+            ut.untyped_retype(&sel4::ObjectBlueprint::Untyped { size_bits: bits }, &here, s, 1)
+                .map_err(|e| format!("skipping device memory: {e}"))?;
+            cur += 1 << bits;
+        }
+        let s = slots.alloc().map_err(|e| format!("{e}"))?;
+        use sel4::CapTypeForObjectOfFixedSize as _;
+        ut.untyped_retype(&sel4::cap_type::Granule::object_blueprint(), &here, s, 1)
+            .map_err(|e| format!("the frame at {paddr:#x}: {e}"))?;
+        self.used.insert(ix, offset + 4096);
+        let frame = cap::Granule::from_bits(s as u64);
+        let got = frame.frame_get_address().map_err(|e| format!("the frame's address: {e}"))?;
+        if got != paddr {
+            return Err(format!("the device frame is at {got:#x}, not {paddr:#x}"));
+        }
+        Ok(frame)
     }
 }
