@@ -20,6 +20,7 @@ pub mod mem;
 pub mod mm;
 pub mod pipe;
 pub mod platform;
+pub mod poll;
 pub mod start;
 pub mod stat;
 pub mod sys;

@@ -40,8 +40,11 @@ pub struct Region {
 }
 
 impl Region {
+    /// Heap, anonymous and file mappings count against the heap budget, unless they are
+    /// PROT_NONE: a reservation commits nothing until it is made accessible (Linux's
+    /// overcommit accounting does the same; Go reserves gigabytes this way).
     fn counts_as_heap(&self) -> bool {
-        matches!(self.kind, RegionKind::Brk | RegionKind::Anon | RegionKind::File)
+        matches!(self.kind, RegionKind::Brk | RegionKind::Anon | RegionKind::File) && self.prot != Prot::NONE
     }
     fn len(&self) -> u64 {
         self.end - self.start
@@ -226,13 +229,16 @@ impl MemoryMap {
             }
             let end = hint.checked_add(len).ok_or(ENOMEM)?;
             let overlapping: u64 = self.overlap_heap(hint, end);
-            if self.heap_used - overlapping + len > self.layout.heap_limit {
+            let adds = if prot == Prot::NONE { 0 } else { len };
+            if self.heap_used - overlapping + adds > self.layout.heap_limit {
                 return Err(ENOMEM);
             }
             self.unmap(aspace, hint, len)?;
             hint
         } else {
-            self.check_heap(len)?;
+            if prot != Prot::NONE {
+                self.check_heap(len)?;
+            }
             let h = page_down(hint);
             if h != 0 && h >= self.layout.mmap_bottom && h.checked_add(len).is_some_and(|e| e <= self.layout.mmap_top && self.is_free(h, e)) {
                 h
@@ -279,10 +285,24 @@ impl MemoryMap {
         if !self.fully_mapped(start, end) {
             return Err(ENOMEM);
         }
+        // Making a reservation accessible commits it; the reverse gives it back.
+        let before = self.overlap_heap(start, end);
+        let after: u64 = self
+            .regions
+            .range(..end)
+            .rev()
+            .take_while(|(_, r)| r.end > start)
+            .filter(|(_, r)| Region { prot, ..**r }.counts_as_heap())
+            .map(|(_, r)| r.end.min(end) - r.start.max(start))
+            .sum();
+        if after > before {
+            self.check_heap(after - before)?;
+        }
         aspace.protect(start, end - start, prot)?;
         let removed = self.carve(start, end);
+        self.account_removed(&removed);
         for r in removed {
-            self.regions.insert(r.start, Region { prot, ..r });
+            self.insert(Region { prot, ..r });
         }
         Ok(())
     }

@@ -34,6 +34,11 @@ pub enum Event {
 #[derive(Default)]
 pub struct Hooks {
     pub event: Option<Event>,
+    /// Translation blocks the running thread may still start before it is preempted
+    /// (0: no limit). Counted by a block hook, so a thread stops at a block boundary on
+    /// the emulating thread itself: stopping from a timer thread (unicorn's timeout)
+    /// corrupted multi-threaded Go programs.
+    pub budget: u64,
 }
 
 pub fn install_hooks(uc: &mut Unicorn<'_, Hooks>) -> Result<()> {
@@ -43,6 +48,16 @@ pub fn install_hooks(uc: &mut Unicorn<'_, Hooks>) -> Result<()> {
         let _ = uc.emu_stop();
     })
     .map_err(|e| anyhow!("intr hook: {e:?}"))?;
+    uc.add_block_hook(1, 0, |uc, _addr, _size| {
+        let d = uc.get_data_mut();
+        if d.budget > 0 {
+            d.budget -= 1;
+            if d.budget == 0 {
+                let _ = uc.emu_stop();
+            }
+        }
+    })
+    .map_err(|e| anyhow!("block hook: {e:?}"))?;
     uc.add_mem_hook(FAULT_HOOKS, 1, 0, |uc, ty, addr, _size, _value| {
         use crate::FaultKind::*;
         let kind = match ty {

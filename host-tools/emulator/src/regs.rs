@@ -71,3 +71,34 @@ impl Regs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unicorn_engine::{Arch, Mode};
+
+    /// Every register a switch moves must come back as written (a register unicorn
+    /// ignored would leak one thread's state into another).
+    #[test]
+    fn registers_round_trip() {
+        let mut a = Unicorn::new(Arch::ARM64, Mode::LITTLE_ENDIAN).unwrap();
+        let mut r = Regs::save(&a).unwrap();
+        for (i, x) in r.x.iter_mut().enumerate() {
+            *x = 0x1000 + i as u64;
+        }
+        r.sp = 0x7000;
+        r.pc = 0x8000;
+        r.nzcv = 0x6000_0000;
+        r.tpidr = 0x1234_5678;
+        r.fpcr = 0x0300_0000;
+        r.fpsr = 0x0800_0000;
+        for (i, q) in r.q.iter_mut().enumerate() {
+            *q = [i as u8; 16];
+        }
+        r.restore(&mut a).unwrap();
+        let b = Regs::save(&a).unwrap();
+        assert_eq!(b.x, r.x);
+        assert_eq!((b.sp, b.pc, b.nzcv, b.tpidr, b.fpcr, b.fpsr), (r.sp, r.pc, r.nzcv, r.tpidr, r.fpcr, r.fpsr));
+        assert_eq!(b.q, r.q);
+    }
+}

@@ -22,6 +22,8 @@ use unicorn_engine::{Arch, Arm64CpuModel, Mode, RegisterARM64, Unicorn};
 
 /// How long a thread runs before another runnable one gets the CPU.
 const SLICE: Duration = Duration::from_millis(10);
+/// The same in translation blocks started: what the block hook counts.
+const SLICE_BLOCKS: u64 = 200_000;
 
 type Cpu = Unicorn<'static, Hooks>;
 
@@ -62,11 +64,22 @@ pub struct Machine<'r> {
     first_fault: Option<Fault>,
 }
 
+/// A page above every app's stack (and its 44-bit address space use) holding one `clrex`:
+/// run on every switch between threads of a CPU, so that a store-exclusive of a thread
+/// preempted inside its load-exclusive/store-exclusive loop fails and retries, as it does
+/// on hardware. Without it, QEMU's value-compared monitor lets the resumed thread's store
+/// succeed against the other thread's load: two threads would hold one lock.
+const CLREX_PAGE: u64 = 0x7f_ffff_0000;
+const CLREX: u32 = 0xd503_3f5f;
+
 fn new_cpu() -> Result<Cpu> {
     let mut uc = Unicorn::new_with_data(Arch::ARM64, Mode::LITTLE_ENDIAN, Hooks::default())
         .map_err(|e| anyhow!("unicorn: {e:?}"))?;
     uc.ctl_set_cpu_model(Arm64CpuModel::A72 as i32).map_err(|e| anyhow!("cpu model: {e:?}"))?;
     host::install_hooks(&mut uc)?;
+    uc.mem_map(CLREX_PAGE, PAGE, unicorn_engine::Prot::EXEC | unicorn_engine::Prot::READ)
+        .map_err(|e| anyhow!("clrex page: {e:?}"))?;
+    uc.mem_write(CLREX_PAGE, &CLREX.to_le_bytes()).map_err(|e| anyhow!("clrex page: {e:?}"))?;
     // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
     uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(|e| anyhow!("{e:?}"))?;
     Ok(uc)
@@ -311,6 +324,8 @@ impl<'r> Machine<'r> {
             }
         }
         let regs = self.threads.get_mut(&tid).unwrap().regs.take().ok_or_else(|| anyhow!("thread {tid} has no saved registers"))?;
+        p.uc.emu_start(CLREX_PAGE, CLREX_PAGE + 4, 0, 0).map_err(|e| anyhow!("clrex: {e:?}"))?;
+        p.uc.get_data_mut().event = None;
         regs.restore(&mut p.uc)?;
         p.loaded = Some(tid);
         Ok(())
@@ -325,8 +340,8 @@ impl<'r> Machine<'r> {
             let others = !self.runq.is_empty() || self.shim.next_deadline().is_some();
             let p = self.procs.get_mut(&pid).unwrap();
             let pc = p.uc.pc_read().unwrap_or(0);
-            let timeout = if others { SLICE.as_micros() as u64 } else { 0 };
-            let res = p.uc.emu_start(pc, u64::MAX, timeout, 0);
+            p.uc.get_data_mut().budget = if others { SLICE_BLOCKS } else { 0 };
+            let res = p.uc.emu_start(pc, u64::MAX, 0, 0);
             let event = p.uc.get_data_mut().event.take();
             let cur = p.uc.pc_read().unwrap_or(0);
             match event {
@@ -501,11 +516,21 @@ impl musl_shim::Clock for ClockProbe {
 }
 
 /// Copies every mapped region of `from` into `to`, with the same protections (fork).
+/// An eager copy: the emulator has no copy-on-write.
 fn copy_memory(from: &Cpu, to: &mut Cpu) -> Result<()> {
     let regions = from.mem_regions().map_err(|e| anyhow!("mem_regions: {e:?}"))?;
     let mut buf = Vec::new();
     for r in regions {
+        if r.begin == CLREX_PAGE {
+            continue;
+        }
         let len = (r.end - r.begin + 1) as usize;
+        if r.perms == 0 {
+            // A PROT_NONE reservation (Go's are gigabytes): mapped, not copied; bytes an app
+            // wrote and then protected away are lost to the child.
+            to.mem_map(r.begin, len as u64, unicorn_engine::Prot::NONE).map_err(|e| anyhow!("fork: mapping {:#x}: {e:?}", r.begin))?;
+            continue;
+        }
         buf.resize(len, 0);
         from.mem_read(r.begin, &mut buf).map_err(|e| anyhow!("fork: reading {:#x}: {e:?}", r.begin))?;
         to.mem_map(r.begin, len as u64, unicorn_engine::Prot(r.perms)).map_err(|e| anyhow!("fork: mapping {:#x}: {e:?}", r.begin))?;

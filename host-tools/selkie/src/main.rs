@@ -185,7 +185,8 @@ fn run(cli: Cli) -> Result<()> {
             let rootfs = p.write_rootfs(Vec::new())?;
             let traps = (!p.traps.is_empty()).then_some("rootfs.traps");
             let app = p.app("rootfs.cpio", traps)?;
-            let report = selkie_emulator::run(&app, &rootfs, &p.traps, &selkie_emulator::Options::default())?;
+            let emu = selkie_emulator::Options { trace: std::env::var_os("SELKIE_TRACE").is_some(), ..Default::default() };
+            let report = selkie_emulator::run(&app, &rootfs, &p.traps, &emu)?;
             tracing::info!("{} ended: {:?} after {} syscalls", app.name, report.ending, report.syscalls);
             std::process::exit(report.status());
         }

@@ -3,6 +3,7 @@
 pub mod fs;
 pub mod mm;
 pub mod nr;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
@@ -124,6 +125,12 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         CLOCK_NANOSLEEP => return Some(time::clock_nanosleep(s, env, a)),
         TIMES => time::times(env, a),
         GETTIMEOFDAY => time::gettimeofday(env, a),
+        // poll
+        EVENTFD2 => poll::eventfd2(s, a),
+        EPOLL_CREATE1 => poll::epoll_create1(s, a),
+        EPOLL_CTL => poll::epoll_ctl(s, env, a),
+        EPOLL_PWAIT => return Some(poll::epoll_pwait(s, env, a, false)),
+        EPOLL_PWAIT2 => return Some(poll::epoll_pwait(s, env, a, true)),
         // signal
         KILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
         TKILL => return Some(signal::tgkill(s, None, a[0] as i32 as i64, a[1])),

@@ -36,6 +36,9 @@ syscalls! {
         NANOSLEEP = 101, CLOCK_GETTIME = 113, CLOCK_GETRES = 114, CLOCK_NANOSLEEP = 115,
         TIMES = 153, GETTIMEOFDAY = 169,
     }
+    poll {
+        EVENTFD2 = 19, EPOLL_CREATE1 = 20, EPOLL_CTL = 21, EPOLL_PWAIT = 22, EPOLL_PWAIT2 = 441,
+    }
     signal {
         KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
         RT_SIGPROCMASK = 135, RT_SIGPENDING = 136,
@@ -48,14 +51,12 @@ pub fn name(nr: u64) -> &'static str {
         return n;
     }
     match nr {
-        19 => "EVENTFD2",
         43 => "STATFS",
         44 => "FSTATFS",
         203 => "CONNECT",
         242 => "ACCEPT4",
         285 => "COPY_FILE_RANGE",
         437 => "OPENAT2",
-        20 => "EPOLL_CREATE1",
         198 => "SOCKET",
         435 => "CLONE3",
         283 => "MEMBARRIER",

@@ -1,0 +1,123 @@
+//! Readiness objects: eventfd and epoll instances, as fd objects.
+//!
+//! An epoll instance keeps its interest list (fd, events, data); `epoll_pwait` asks each
+//! listed fd's object for its [`poll`](crate::fd::FileObject::poll) state, level-triggered
+//! (`EPOLLET` and `EPOLLONESHOT` are accepted; ONESHOT disarms after one report). Waiting
+//! is the task table's I/O wait: retried whenever an I/O object changes.
+
+use crate::errno::*;
+use crate::fd::{Cx, FileObject};
+use crate::pipe::{bump, IoGen, POLLIN, POLLOUT};
+use crate::stat::Stat;
+use alloc::collections::BTreeMap;
+
+/// eventfd: a 64-bit counter.
+pub struct EventFd {
+    count: u64,
+    semaphore: bool,
+    gen: IoGen,
+}
+
+const EVENTFD_MAX: u64 = u64::MAX - 1;
+
+impl EventFd {
+    pub fn new(init: u64, semaphore: bool, gen: &IoGen) -> Self {
+        EventFd { count: init, semaphore, gen: gen.clone() }
+    }
+}
+
+fn anon_stat(ino: u64) -> Stat {
+    let mut st = Stat::default();
+    st.mode = 0o600; // anon_inode: no file type bits
+    st.ino = ino;
+    st.dev = 0x0d;
+    st.nlink = 1;
+    st.blksize = 4096;
+    st
+}
+
+impl<'a> FileObject<'a> for EventFd {
+    fn read(&mut self, _cx: &mut Cx<'_, 'a>, buf: &mut [u8]) -> SysResult<usize> {
+        if buf.len() < 8 {
+            return Err(EINVAL);
+        }
+        if self.count == 0 {
+            return Err(EBLOCK);
+        }
+        let v = if self.semaphore { 1 } else { self.count };
+        self.count -= v;
+        buf[..8].copy_from_slice(&v.to_le_bytes());
+        bump(&self.gen);
+        Ok(8)
+    }
+    fn write(&mut self, _cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {
+        if buf.len() < 8 {
+            return Err(EINVAL);
+        }
+        let v = u64::from_le_bytes(buf[..8].try_into().unwrap());
+        if v == u64::MAX {
+            return Err(EINVAL);
+        }
+        if self.count.checked_add(v).is_none_or(|c| c > EVENTFD_MAX) {
+            return Err(EBLOCK);
+        }
+        self.count += v;
+        bump(&self.gen);
+        Ok(8)
+    }
+    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        Ok(anon_stat(0x3_0000))
+    }
+    fn poll(&self, _cx: &Cx<'_, 'a>) -> u16 {
+        let mut r = 0;
+        if self.count > 0 {
+            r |= POLLIN;
+        }
+        if self.count < EVENTFD_MAX {
+            r |= POLLOUT;
+        }
+        r
+    }
+}
+
+pub const EPOLLIN: u32 = 0x1;
+pub const EPOLLOUT: u32 = 0x4;
+pub const EPOLLERR: u32 = 0x8;
+pub const EPOLLHUP: u32 = 0x10;
+pub const EPOLLRDHUP: u32 = 0x2000;
+pub const EPOLLONESHOT: u32 = 1 << 30;
+pub const EPOLLET: u32 = 1 << 31;
+
+/// One interest: what is asked for and the caller's data word.
+#[derive(Debug, Clone, Copy)]
+pub struct Interest {
+    pub events: u32,
+    pub data: u64,
+    /// ONESHOT reported: silent until re-armed by EPOLL_CTL_MOD.
+    pub disarmed: bool,
+}
+
+/// An epoll instance.
+#[derive(Default)]
+pub struct Epoll {
+    pub interest: BTreeMap<i32, Interest>,
+}
+
+impl<'a> FileObject<'a> for Epoll {
+    fn read(&mut self, _cx: &mut Cx<'_, 'a>, _buf: &mut [u8]) -> SysResult<usize> {
+        Err(EINVAL)
+    }
+    fn write(&mut self, _cx: &mut Cx<'_, 'a>, _buf: &[u8], _append: bool) -> SysResult<usize> {
+        Err(EINVAL)
+    }
+    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        Ok(anon_stat(0x3_0001))
+    }
+    fn poll(&self, _cx: &Cx<'_, 'a>) -> u16 {
+        // Readiness of an epoll fd itself (nested epoll) is not tracked.
+        0
+    }
+    fn as_epoll(&mut self) -> Option<&mut Epoll> {
+        Some(self)
+    }
+}
