@@ -10,14 +10,17 @@
 //!   `aarch64-linux-gnu-gcc`)
 //! - fetched on first use: `apt-get download busybox-static:arm64` (Debian's stripped static
 //!   glibc busybox for arm64; the amd64 `busybox-static` package is x86 and of no use here)
-//! - root, for `chroot` into the unpacked rootfs for the qemu reference
+//! - apt (bookworm-backports): `golang-1.22-go` for tests/apps/goapp
+//! - root, for `chroot` into the unpacked rootfs for the qemu reference, and for
+//!   registering qemu-aarch64-static with binfmt_misc (apps that execve other programs)
 
 use crate::tools::{have, workspace};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// How a C app is linked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +146,32 @@ pub fn populate(root: &Path, name: &str, binary: &Path) {
     fs::set_permissions(root.join("data/sub"), fs::Permissions::from_mode(0o750)).unwrap();
 }
 
+/// How the Linux reference runs an app.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Run as nobody (65534:65534) with RLIMIT_NPROC at this many tasks: a fork bomb or a
+    /// thread storm then ends with EAGAIN instead of filling the machine (root is exempt
+    /// from RLIMIT_NPROC, hence nobody).
+    pub nproc: Option<u32>,
+    /// Past this the run is killed and the test fails.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { nproc: None, timeout: Duration::from_secs(300) }
+    }
+}
+
 /// The Linux reference: runs `/NAME ARGS` under qemu-aarch64-static chrooted into `rootfs`
 /// (a copy of qemu is put at /.qemu-aarch64-static), with `env` only. Returns (stdout,
 /// status as a shell reports it), or `None` with one line printed when it cannot run.
 pub fn reference(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Option<(Vec<u8>, i32)> {
+    reference_with(rootfs, name, args, env, Limits::default())
+}
+
+/// As [`reference`], within `limits`.
+pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)], limits: Limits) -> Option<(Vec<u8>, i32)> {
     if !have("qemu-aarch64-static") || !have("chroot") {
         crate::tools::skip(&format!("qemu-aarch64-static missing (apt: qemu-user-static)"));
         return None;
@@ -154,9 +179,19 @@ pub fn reference(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)])
     let qemu = Command::new("sh").args(["-c", "command -v qemu-aarch64-static"]).output().ok()?;
     let qemu = String::from_utf8_lossy(&qemu.stdout).trim().to_string();
     fs::copy(&qemu, rootfs.join(".qemu-aarch64-static")).expect("copy qemu");
+    let script = match limits.nproc {
+        None => "ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"".to_string(),
+        Some(n) => {
+            if !have("prlimit") {
+                crate::tools::skip("prlimit missing (apt: util-linux)");
+                return None;
+            }
+            format!("ulimit -c 0; exec prlimit --nproc={n}:{n} chroot --userspec=65534:65534 \"$0\" /.qemu-aarch64-static \"$@\"")
+        }
+    };
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"")
+        .arg(script)
         .arg(rootfs)
         .arg(format!("/{name}"))
         .args(args)
@@ -165,11 +200,19 @@ pub fn reference(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &str)])
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("running the reference");
+    let run = crate::tools::output_within(&mut cmd, limits.timeout);
+    let out = run.output;
     if out.status.code() == Some(125) || String::from_utf8_lossy(&out.stderr).contains("chroot: cannot change root") {
         crate::tools::skip(&format!("chroot failed (needs root): {}", String::from_utf8_lossy(&out.stderr).trim()));
         return None;
     }
+    assert!(
+        !run.timed_out,
+        "the Linux reference /{name} {args:?} did not finish within {:?}; stdout so far:\n{}\nstderr:\n{}",
+        limits.timeout,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = fs::remove_file(rootfs.join(".qemu-aarch64-static"));
     Some((out.stdout, shell_status(&out.status)))
 }
@@ -205,4 +248,117 @@ pub fn busybox_arm64() -> Option<PathBuf> {
     check(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.path().join("x")));
     fs::copy(tmp.path().join("x/bin/busybox"), &out).ok()?;
     Some(out)
+}
+
+/// Builds tests/apps/goapp (Go, `GOARCH=arm64 CGO_ENABLED=0`, a static binary) with Debian's
+/// golang-1.22-go (bookworm-backports); `None` with one line printed when Go is missing.
+pub fn go_app() -> Option<PathBuf> {
+    let go = Path::new("/usr/lib/go-1.22/bin/go");
+    if !go.exists() {
+        crate::tools::skip("/usr/lib/go-1.22/bin/go missing (apt: golang-1.22-go from bookworm-backports)");
+        return None;
+    }
+    let dir = workspace().join("tests/apps/goapp");
+    let out = out_dir().join("goapp");
+    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let stale = fs::read_dir(&dir).expect("tests/apps/goapp").filter_map(|e| e.ok()).any(|e| newer(&e.path(), &out));
+    if !stale {
+        return Some(out);
+    }
+    let tmp = out.with_extension("tmp");
+    let cache = out_dir().join("go");
+    check(
+        Command::new(go)
+            .args(["build", "-trimpath", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(&dir)
+            .env("GOOS", "linux")
+            .env("GOARCH", "arm64")
+            .env("CGO_ENABLED", "0")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", cache.join("cache"))
+            .env("GOPATH", cache.join("path")),
+    );
+    fs::rename(&tmp, &out).expect("rename goapp");
+    Some(out)
+}
+
+/// Makes the kernel run aarch64 ELF binaries with qemu-aarch64-static (binfmt_misc, with
+/// the F flag so the interpreter is found inside a chroot), so that an app under the Linux
+/// reference can execve another aarch64 program. Mounts binfmt_misc when it is not, and
+/// registers an entry unless one that fits is there. Idempotent; `false` with one line
+/// printed when it cannot (not root, no binfmt_misc).
+pub fn binfmt_aarch64() -> bool {
+    static R: OnceLock<Result<(), String>> = OnceLock::new();
+    match R.get_or_init(register_binfmt) {
+        Ok(()) => true,
+        Err(why) => {
+            crate::tools::skip(&format!("cannot run aarch64 programs exec'd under the Linux reference: {why}"));
+            false
+        }
+    }
+}
+
+const AARCH64_MAGIC: &str = r"\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00";
+const AARCH64_MASK: &str = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+
+/// Whether an enabled binfmt_misc entry (its text as /proc shows it) runs aarch64 ELF
+/// executables with a fixed (F) interpreter.
+fn fits(entry: &str) -> bool {
+    let line = |k: &str| entry.lines().find_map(|l| l.strip_prefix(k)).unwrap_or("").trim().to_string();
+    entry.lines().next() == Some("enabled")
+        && line("flags:").contains('F')
+        && line("offset ") == "0"
+        && line("magic ") == "7f454c460201010000000000000000000200b700"
+}
+
+fn register_binfmt() -> Result<(), String> {
+    let dir = Path::new("/proc/sys/fs/binfmt_misc");
+    if !dir.join("register").exists() {
+        let out = Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc"]).arg(dir).output().map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t binfmt_misc failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    if fs::read_to_string(dir.join("status")).map_err(|e| format!("binfmt_misc/status: {e}"))?.trim() != "enabled" {
+        return Err("binfmt_misc is disabled (/proc/sys/fs/binfmt_misc/status)".into());
+    }
+    let entries = || -> Vec<(String, String)> {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name() != "register" && e.file_name() != "status")
+                    .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), fs::read_to_string(e.path()).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if entries().iter().any(|(_, text)| fits(text)) {
+        return Ok(());
+    }
+    // Debian's qemu-user-static names its entry qemu-aarch64, with a wrapper (its name
+    // ending in -binfmt-P) that takes the preserved argv[0] (the P flag).
+    let taken = entries().iter().any(|(name, _)| name == "qemu-aarch64");
+    let name = if taken { "selkie-qemu-aarch64" } else { "qemu-aarch64" };
+    let wrapper = Path::new("/usr/libexec/qemu-binfmt/aarch64-binfmt-P");
+    let (interp, flags) = if wrapper.exists() {
+        (wrapper.to_string_lossy().into_owned(), "PF")
+    } else {
+        let q = Command::new("sh").args(["-c", "command -v qemu-aarch64-static"]).output().map_err(|e| e.to_string())?;
+        let q = String::from_utf8_lossy(&q.stdout).trim().to_string();
+        if q.is_empty() {
+            return Err("qemu-aarch64-static missing (apt: qemu-user-static)".into());
+        }
+        (q, "F")
+    };
+    let line = format!(":{name}:M::{AARCH64_MAGIC}:{AARCH64_MASK}:{interp}:{flags}");
+    fs::write(dir.join("register"), line).map_err(|e| format!("registering with binfmt_misc: {e}"))?;
+    if entries().iter().any(|(n, text)| n == name && fits(text)) {
+        Ok(())
+    } else {
+        Err(format!("the {name} entry did not take"))
+    }
 }

@@ -5,5 +5,6 @@
 pub mod oci;
 pub mod registry;
 pub mod apps;
+pub mod compare;
 pub mod sel4;
 pub mod tools;

@@ -75,3 +75,71 @@ pub fn selkie(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// What [`output_within`] saw: the command's output, and whether it was killed at the
+/// deadline.
+pub struct Timed {
+    pub output: Output,
+    pub timed_out: bool,
+}
+
+/// Runs `cmd` in a process group of its own, collecting stdout and stderr, for at most
+/// `limit`: past it, the whole group is killed (children an app forked included) and
+/// `timed_out` is set. The output is read until every writer is gone, also after the
+/// command itself exited, but not past the deadline.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Timed {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    use std::time::Instant;
+    let mut child = cmd
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let pid = child.id();
+    let reader = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(v);
+        });
+        rx
+    };
+    let out_rx = reader(Box::new(child.stdout.take().unwrap()));
+    let err_rx = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let kill_group = || {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+    };
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("waiting for the command") {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            kill_group();
+            break child.wait().expect("waiting for the killed command");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let mut collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(100));
+        match rx.recv_timeout(left) {
+            Ok(v) => v,
+            Err(_) => {
+                // Something the command left behind still holds the pipe open.
+                timed_out = true;
+                kill_group();
+                rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap_or_default()
+            }
+        }
+    };
+    let stdout = collect(out_rx);
+    let stderr = collect(err_rx);
+    Timed { output: Output { status, stdout, stderr }, timed_out }
+}

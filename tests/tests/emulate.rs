@@ -2,50 +2,11 @@
 //! image's rootfs as umoci unpacks it) and under `selkie run --emulate` on the same OCI
 //! image: stdout and exit status must be identical.
 
-use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, shell_status, Link};
+use selkie_tests::apps::{busybox_arm64, c_app, populate, rust_app, Link};
+use selkie_tests::compare::{compare, compare_with};
 use selkie_tests::oci::OciImage;
 use selkie_tests::tools::{selkie_bin, skip_without};
-use std::path::Path;
 use std::process::Command;
-
-/// Builds an image holding `binary` as /NAME with the standard tree, Cmd `cmd` and
-/// HELLO=WORLD; runs both ways with `args` (empty: the image's Cmd); compares.
-fn compare(name: &str, binary: &Path, cmd: &[&str], args: &[&str]) -> (String, i32) {
-    compare_with(name, binary, cmd, args, &[])
-}
-
-/// As [`compare`], with extra `umoci config` flags (labels).
-fn compare_with(name: &str, binary: &Path, cmd: &[&str], args: &[&str], extra: &[&str]) -> (String, i32) {
-    let tmp = tempfile::tempdir().unwrap();
-    let img = OciImage::new(&tmp.path().join("layout"), name);
-    img.layer(|r| populate(r, name, binary));
-    let entry = format!("/{name}");
-    let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
-    for c in cmd {
-        cfg.extend(["--config.cmd", c]);
-    }
-    cfg.extend(extra);
-    img.config(&cfg);
-    let rootfs = img.umoci_unpack(&tmp.path().join("bundle"));
-    let ref_args: &[&str] = if args.is_empty() { cmd } else { args };
-    let Some((want, want_status)) = reference(&rootfs, name, ref_args, &[("HELLO", "WORLD")]) else {
-        return (String::new(), -1);
-    };
-    let out = Command::new(selkie_bin())
-        .args(["run", "--emulate", &img.reference(), "--"])
-        .args(args)
-        .output()
-        .expect("selkie run");
-    let got_status = shell_status(&out.status);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&want),
-        "{name}: stdout differs from qemu-aarch64-static (selkie stderr: {stderr})"
-    );
-    assert_eq!(got_status, want_status, "{name}: exit status differs (selkie stderr: {stderr})");
-    (String::from_utf8_lossy(&want).into_owned(), want_status)
-}
 
 const BIG_HEAP: [&str; 2] = ["--config.label", "org.selkie.app.heap_pages=32768"];
 
