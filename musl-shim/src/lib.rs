@@ -30,7 +30,7 @@ pub mod vfs;
 
 pub use errno::{Errno, SysResult};
 pub use mem::GuestMemory;
-pub use platform::{AddressSpace, Clock, ClockId, Console, Entropy, Platform, Prot, Timespec};
+pub use platform::{AddressSpace, Clock, ClockId, Console, Entropy, Platform, Prot, RewrittenText, Timespec};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;

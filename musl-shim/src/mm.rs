@@ -66,6 +66,9 @@ pub struct MemLayout {
 #[derive(Debug, Clone)]
 pub struct MemoryMap {
     regions: BTreeMap<u64, Region>,
+    /// Addresses of rewritten syscall instructions in mapped code: a trap is a syscall
+    /// only at one of these (the image's trap table, and those of executable file maps).
+    traps: alloc::collections::BTreeSet<u64>,
     pub layout: MemLayout,
     brk: u64,
     heap_used: u64,
@@ -73,7 +76,7 @@ pub struct MemoryMap {
 
 impl MemoryMap {
     pub fn new(layout: MemLayout) -> Self {
-        MemoryMap { regions: BTreeMap::new(), layout, brk: layout.brk_start, heap_used: 0 }
+        MemoryMap { regions: BTreeMap::new(), traps: alloc::collections::BTreeSet::new(), layout, brk: layout.brk_start, heap_used: 0 }
     }
 
     pub fn heap_used(&self) -> u64 {
@@ -112,9 +115,23 @@ impl MemoryMap {
         }
     }
 
+    /// Records trap addresses (rewritten syscalls) in mapped code.
+    pub fn add_traps(&mut self, traps: impl IntoIterator<Item = u64>) {
+        self.traps.extend(traps);
+    }
+
+    /// Whether a trap at `addr` is a syscall.
+    pub fn is_trap(&self, addr: u64) -> bool {
+        self.traps.contains(&addr)
+    }
+
     /// Removes `[start, end)` from the book, splitting regions; returns the removed pieces
-    /// (heap accounting is left to the caller).
+    /// (heap accounting is left to the caller). Traps in the range go with it.
     fn carve(&mut self, start: u64, end: u64) -> Vec<Region> {
+        let gone: Vec<u64> = self.traps.range(start..end).copied().collect();
+        for t in gone {
+            self.traps.remove(&t);
+        }
         let mut removed = Vec::new();
         let keys: Vec<u64> = self
             .regions

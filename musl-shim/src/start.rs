@@ -116,8 +116,11 @@ pub struct LoadPlan {
     pub phdr: u64,
     pub phent: u64,
     pub phnum: u64,
-    /// R_AARCH64_RELATIVE relocations: (link-time offset, addend).
+    /// R_AARCH64_RELATIVE relocations: (link-time offset, addend). Only a static-PIE's:
+    /// a dynamically linked program is relocated by its interpreter.
     pub relative: Vec<(u64, i64)>,
+    /// PT_INTERP: the dynamic linker to start the program through.
+    pub interp: Option<Vec<u8>>,
 }
 
 impl LoadPlan {
@@ -144,6 +147,7 @@ impl LoadPlan {
             phent: u64::from(hdr.e_phentsize(e)),
             phnum: phdrs.len() as u64,
             relative: Vec::new(),
+            interp: None,
         };
         let mut pt_phdr = None;
         let mut dynamic = None;
@@ -188,7 +192,14 @@ impl LoadPlan {
                     })
                 }
                 elf::PT_GNU_STACK => plan.exec_stack = flags.contains(elf::PF_X),
-                elf::PT_INTERP => return Err(LoadError::Dynamic),
+                elf::PT_INTERP => {
+                    let raw = ph.data(e, data).map_err(|_| LoadError::Malformed("PT_INTERP beyond the file"))?;
+                    let path = raw.split(|&c| c == 0).next().unwrap_or(&[]);
+                    if path.is_empty() {
+                        return Err(LoadError::Malformed("empty PT_INTERP"));
+                    }
+                    plan.interp = Some(path.to_vec());
+                }
                 elf::PT_PHDR => pt_phdr = Some(ph.p_vaddr(e)),
                 elf::PT_DYNAMIC => dynamic = ph.dynamic(e, data).map_err(bad)?,
                 _ => {}
@@ -208,7 +219,10 @@ impl LoadPlan {
                 .map(|s| s.vaddr + (phoff - s.offset))
                 .unwrap_or(plan.segments[0].vaddr + phoff),
         };
-        if let Some(dynamic) = dynamic {
+        // A program with an interpreter, or a shared object (the interpreter itself), is
+        // relocated by its own code; only a static-PIE is relocated here.
+        let self_relocating = plan.interp.is_some() || (pie && dynamic.is_some_and(|d| d.iter().any(|x| x.d_tag(e) == elf::DT_NEEDED || x.d_tag(e) == elf::DT_SONAME)));
+        if let Some(dynamic) = dynamic.filter(|_| !self_relocating) {
             let (mut rela, mut relasz, mut relaent) = (None, 0u64, 24u64);
             for d in dynamic {
                 match d.d_tag(e) {
@@ -337,7 +351,7 @@ pub struct StackInfo<'s> {
     pub auxv: &'s [(u64, u64)],
 }
 
-/// The auxv of an app loaded at `bias`.
+/// The auxv of an app loaded at `bias` (AT_BASE 0: no interpreter; see [`with_interp`]).
 pub fn auxv(plan: &LoadPlan, bias: u64, uid: u32, gid: u32, hwcap: u64) -> Vec<(u64, u64)> {
     alloc::vec![
         (AT_PHDR, plan.phdr.wrapping_add(bias)),
@@ -356,6 +370,28 @@ pub fn auxv(plan: &LoadPlan, bias: u64, uid: u32, gid: u32, hwcap: u64) -> Vec<(
         (AT_CLKTCK, 100),
         (AT_SECURE, 0),
     ]
+}
+
+/// Sets AT_BASE to where the interpreter was loaded.
+pub fn with_interp(mut auxv: Vec<(u64, u64)>, interp_base: u64) -> Vec<(u64, u64)> {
+    for (k, v) in auxv.iter_mut() {
+        if *k == AT_BASE {
+            *v = interp_base;
+        }
+    }
+    auxv
+}
+
+/// Where to load an interpreter planned by `plan`: its bias, placing it just below the
+/// top of the mmap area (as Linux puts ld.so near its mmap base).
+pub fn interp_bias(plan: &LoadPlan, layout: &MemLayout) -> Result<u64, LoadError> {
+    let (lo, hi) = plan.span();
+    let size = hi.checked_sub(lo).ok_or(LoadError::Layout("interpreter"))?;
+    let base = page_down(layout.mmap_top.checked_sub(size + 0x10_0000).ok_or(LoadError::Layout("interpreter"))?);
+    if base < layout.mmap_bottom {
+        return Err(LoadError::Layout("no room for the interpreter"));
+    }
+    Ok(base.wrapping_sub(lo))
 }
 
 /// Writes the initial stack below `top` and returns the stack pointer:

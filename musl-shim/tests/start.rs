@@ -111,8 +111,8 @@ fn rejects_what_it_cannot_start() {
     d[18] = 62; // EM_X86_64
     assert_eq!(LoadPlan::parse(&d), Err(LoadError::NotAarch64));
     let mut d = elf(false);
-    put(&mut d, 64 + 56 * 3, &3u32.to_le_bytes()); // GNU_STACK -> PT_INTERP
-    assert_eq!(LoadPlan::parse(&d), Err(LoadError::Dynamic));
+    put(&mut d, 64 + 56 * 3, &3u32.to_le_bytes()); // GNU_STACK -> an empty PT_INTERP
+    assert_eq!(LoadPlan::parse(&d), Err(LoadError::Malformed("empty PT_INTERP")));
     assert!(LoadPlan::parse(b"\x7fELF").is_err());
     let mut d = elf(false);
     put(&mut d, 64 + 32, &0x10_0000u64.to_le_bytes()); // filesz beyond the file

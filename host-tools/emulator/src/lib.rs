@@ -9,6 +9,7 @@
 mod host;
 mod regs;
 mod sched;
+mod text;
 
 use anyhow::{bail, Result};
 use musl_shim::mm::PAGE;

@@ -30,8 +30,6 @@ type Cpu = Unicorn<'static, Hooks>;
 /// One process: its CPU and memory, and what its loaded image traps on.
 struct Proc {
     uc: Cpu,
-    /// Absolute addresses of the image's rewritten `svc`s, sorted.
-    traps: Vec<u64>,
     /// Read-only image pages a syscall may not write into (shared text on seL4).
     protected: Vec<Range<u64>>,
     /// The thread whose registers are in `uc` now.
@@ -55,6 +53,8 @@ pub struct Machine<'r> {
     runq: VecDeque<Tid>,
     /// Trap tables of programs rewritten when exec'd, by path.
     trap_cache: HashMap<Vec<u8>, (Vec<u8>, Vec<u64>)>,
+    /// Rewritten copies of files mapped executable (libraries).
+    texts: crate::text::TextCache,
     /// The pack-time trap table of the entrypoint (its rootfs copy is already rewritten).
     entry_traps: Vec<u64>,
     syscalls: u64,
@@ -88,7 +88,6 @@ fn new_cpu() -> Result<Cpu> {
 /// What loading an image into a fresh CPU gave.
 struct Loaded {
     uc: Cpu,
-    traps: Vec<u64>,
     protected: Vec<Range<u64>>,
     sp: u64,
     pc: u64,
@@ -120,6 +119,7 @@ impl<'r> Machine<'r> {
             threads: BTreeMap::new(),
             runq: VecDeque::new(),
             trap_cache: HashMap::new(),
+            texts: Default::default(),
             entry_traps: traps.to_vec(),
             syscalls: 0,
             heap,
@@ -162,7 +162,8 @@ impl<'r> Machine<'r> {
         Ok(out)
     }
 
-    /// Loads `img` into a fresh CPU and the current process's fresh memory map.
+    /// Loads `img` into a fresh CPU and the current process's fresh memory map: the
+    /// program, and its interpreter when it has one (started first, with AT_BASE).
     fn load(&mut self, img: &ExecImage) -> Result<Loaded> {
         let shown = String::from_utf8_lossy(&img.path).into_owned();
         let (elf, traps) = self.program(&img.path)?;
@@ -173,25 +174,38 @@ impl<'r> Machine<'r> {
         let mut uc = new_cpu()?;
         let mut env = Env::new(&mut uc);
         start::load(&mut env, &mut self.shim.mm, &plan, &elf, bias).map_err(|e| anyhow!("{shown}: loading: {e}"))?;
+        self.shim.mm.add_traps(traps.iter().map(|t| t.wrapping_add(bias)));
+        let mut auxv = start::auxv(&plan, bias, self.shim.proc_.uid, self.shim.proc_.gid, start::HWCAP_A57);
+        let mut pc = plan.entry.wrapping_add(bias);
+        if let Some(interp) = &plan.interp {
+            let ishown = String::from_utf8_lossy(interp).into_owned();
+            drop(env);
+            let (ielf, itraps) = self.program(interp).with_context(|| format!("{shown}: its interpreter"))?;
+            env = Env::new(&mut uc);
+            let iplan = LoadPlan::parse(&ielf).map_err(|e| anyhow!("{ishown}: {e}"))?;
+            let ibias = start::interp_bias(&iplan, &layout).map_err(|e| anyhow!("{ishown}: {e}"))?;
+            start::load(&mut env, &mut self.shim.mm, &iplan, &ielf, ibias).map_err(|e| anyhow!("{ishown}: loading: {e}"))?;
+            self.shim.mm.add_traps(itraps.iter().map(|t| t.wrapping_add(ibias)));
+            let (lo, _) = iplan.span();
+            auxv = start::with_interp(auxv, lo.wrapping_add(ibias));
+            pc = iplan.entry.wrapping_add(ibias);
+        }
         let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack, plan.exec_stack).map_err(|e| anyhow!("{e}"))?;
         let mut random = [0u8; 16];
         musl_shim::Entropy::fill(&mut env, &mut random);
         let argv: Vec<&[u8]> = img.argv.iter().map(|s| s.as_slice()).collect();
         let envp: Vec<&[u8]> = img.envp.iter().map(|s| s.as_slice()).collect();
-        let auxv = start::auxv(&plan, bias, self.shim.proc_.uid, self.shim.proc_.gid, start::HWCAP_A57);
         let info = StackInfo { argv: &argv, envp: &envp, execfn: &img.execfn, random, auxv: &auxv };
         let sp = start::build_stack(&mut env, top, &info).map_err(|e| anyhow!("{shown}: stack: {e}"))?;
         drop(env);
-        let mut abs: Vec<u64> = traps.iter().map(|t| t.wrapping_add(bias)).collect();
-        abs.sort_unstable();
-        Ok(Loaded { uc, traps: abs, protected: shared_text(&plan, bias), sp, pc: plan.entry.wrapping_add(bias) })
+        Ok(Loaded { uc, protected: shared_text(&plan, bias), sp, pc })
     }
 
     /// Makes `l` process `pid`'s image, with thread `tid` about to start at its entry.
     fn install(&mut self, pid: Pid, tid: Tid, mut l: Loaded) -> Result<()> {
         l.uc.reg_write(RegisterARM64::SP, l.sp).map_err(|e| anyhow!("{e:?}"))?;
         l.uc.reg_write(RegisterARM64::PC, l.pc).map_err(|e| anyhow!("{e:?}"))?;
-        self.procs.insert(pid, Proc { uc: l.uc, traps: l.traps, protected: l.protected, loaded: Some(tid) });
+        self.procs.insert(pid, Proc { uc: l.uc, protected: l.protected, loaded: Some(tid) });
         self.threads.insert(tid, Thread { pid, regs: None, parked_at: None });
         self.runq.push_back(tid);
         Ok(())
@@ -346,7 +360,9 @@ impl<'r> Machine<'r> {
             let cur = p.uc.pc_read().unwrap_or(0);
             match event {
                 Some(Event::Interrupt { intno: host::EXCP_UDEF, pc: at }) => {
-                    let is_trap = read_insn(&p.uc, at) == Some(selkie_svc_rewrite::UDF_WORD) && p.traps.binary_search(&at).is_ok();
+                    let udf = read_insn(&p.uc, at) == Some(selkie_svc_rewrite::UDF_WORD);
+                    self.shim.switch_to(tid);
+                    let is_trap = udf && self.shim.mm.is_trap(at);
                     if !is_trap {
                         return self.fault(tid, at, at, FaultKind::Undefined);
                     }
@@ -403,7 +419,7 @@ impl<'r> Machine<'r> {
         let pid = self.threads[&tid].pid;
         self.shim.switch_to(tid);
         let p = self.procs.get_mut(&pid).unwrap();
-        let mut env = Env::for_syscall(&mut p.uc, &p.protected);
+        let mut env = Env::for_syscall(&mut p.uc, &p.protected, &self.texts);
         let nr = env.reg(RegisterARM64::X8);
         let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
         self.syscalls += 1;
@@ -480,8 +496,8 @@ impl<'r> Machine<'r> {
             if let Some(at) = sp.child_settid {
                 let _ = uc.mem_write(at, &sp.child.to_le_bytes());
             }
-            let (traps, protected) = (p.traps.clone(), p.protected.clone());
-            self.procs.insert(child_pid, Proc { uc, traps, protected, loaded: None });
+            let protected = p.protected.clone();
+            self.procs.insert(child_pid, Proc { uc, protected, loaded: None });
         }
         self.threads.insert(sp.child, Thread { pid: child_pid, regs: Some(regs), parked_at: None });
         self.runq.push_back(sp.child);

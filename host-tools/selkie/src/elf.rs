@@ -1,5 +1,6 @@
-//! Checks that an entrypoint can run on selkie (a static aarch64 ELF, static-PIE or not)
-//! and describes its loadable segments for the resource plan.
+//! Checks that an entrypoint can run on selkie (an aarch64 ELF executable: static,
+//! static-PIE, or dynamically linked with its interpreter in the image) and describes its
+//! loadable segments for the resource plan.
 
 use anyhow::{bail, Result};
 use object::elf;
@@ -26,6 +27,8 @@ pub struct ElfInfo {
     pub entry: u64,
     pub segments: Vec<Segment>,
     pub tls: bool,
+    /// PT_INTERP: the dynamic linker a dynamically linked program starts through.
+    pub interp: Option<String>,
 }
 
 fn machine_name(m: u16) -> String {
@@ -42,7 +45,7 @@ fn machine_name(m: u16) -> String {
     format!("{n} (e_machine {m})")
 }
 
-/// Checks `data` is a static aarch64 executable. `path` names it in errors.
+/// Checks `data` is an aarch64 executable. `path` names it in errors.
 pub fn check(path: &str, data: &[u8]) -> Result<ElfInfo> {
     if data.len() < 20 || &data[..4] != b"\x7fELF" {
         bail!("entrypoint {path} is not an ELF file");
@@ -65,6 +68,7 @@ pub fn check(path: &str, data: &[u8]) -> Result<ElfInfo> {
     }
     let mut segments = Vec::new();
     let mut tls = false;
+    let mut interp_path = None;
     for ph in file.elf_program_headers() {
         match ph.p_type(end) {
             elf::PT_INTERP => {
@@ -73,10 +77,10 @@ pub fn check(path: &str, data: &[u8]) -> Result<ElfInfo> {
                     .ok()
                     .map(|d| String::from_utf8_lossy(d).trim_end_matches('\0').to_string())
                     .unwrap_or_default();
-                bail!(
-                    "entrypoint {path} is dynamically linked (interpreter {interp}); selkie needs a static binary \
-                     (link with -static or -static-pie)"
-                );
+                if interp.is_empty() {
+                    bail!("entrypoint {path} has an empty PT_INTERP");
+                }
+                interp_path = Some(interp);
             }
             elf::PT_TLS => tls = true,
             elf::PT_LOAD => {
@@ -103,7 +107,7 @@ pub fn check(path: &str, data: &[u8]) -> Result<ElfInfo> {
     if segments.is_empty() {
         bail!("entrypoint {path} has no loadable segments");
     }
-    Ok(ElfInfo { pie: etype == elf::ET_DYN, entry: file.entry(), segments, tls })
+    Ok(ElfInfo { pie: etype == elf::ET_DYN, entry: file.entry(), segments, tls, interp: interp_path })
 }
 
 /// seL4 object sizes on aarch64 (bytes), for the untyped estimate.

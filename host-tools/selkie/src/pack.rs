@@ -98,6 +98,15 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
         None => read_entry(&image, src, BINARY_LIMIT).with_context(|| format!("reading {binary_path}"))?,
     };
     let elf = elf::check(&binary_path, &original).with_context(|| format!("image {reference}"))?;
+    if let Some(interp) = &elf.interp {
+        let found = scanned.tree.lookup(interp.trim_start_matches('/').as_bytes(), true).ok();
+        if !found.is_some_and(|id| matches!(scanned.tree.nodes[id].kind, Kind::File(_))) {
+            anyhow::bail!(
+                "image {reference}: entrypoint {binary_path} is dynamically linked and its interpreter {interp} is not in \
+                 the image (add the C library's loader, or link with -static)"
+            );
+        }
+    }
     let (binary, traps) = rewrite_syscalls(&binary_path, original)?;
 
     let passwd = file_content(&image, &mut scanned, "/etc/passwd")?;

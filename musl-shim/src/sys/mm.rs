@@ -64,18 +64,25 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         // Writes would have to reach the file: not supported.
         return Err(if f.writable() { ENODEV } else { EACCES });
     }
-    let data: alloc::vec::Vec<u8> = {
-        let c = cx(s, env);
-        let src = f.obj.map_source(&c)?;
-        let start = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
-        let end = start.saturating_add(len as usize).min(src.len());
-        src[start..end].to_vec()
+    let (data, traps): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>) = {
+        let src = f.obj.map_source(&cx(s, env))?.to_vec();
+        // Code gets the runner's rewritten copy, so its syscalls trap into us.
+        let text = if prot.x() { env.rewritten_text(&src) } else { None };
+        let bytes = text.as_ref().map(|t| &t.bytes[..]).unwrap_or(&src);
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(bytes.len());
+        let end = start.saturating_add(len as usize).min(bytes.len());
+        let traps = text
+            .as_ref()
+            .map(|t| t.offsets.iter().filter(|&&o| o >= start as u64 && o < end as u64).map(|&o| o - start as u64).collect())
+            .unwrap_or_default();
+        (bytes[start..end].to_vec(), traps)
     };
     drop(f);
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
     if !data.is_empty() {
         env.write(at, &data)?;
     }
+    s.mm.add_traps(traps.into_iter().map(|o| at + o));
     Ok(at)
 }
 
