@@ -1,53 +1,136 @@
-//! One app: its seL4 objects (CNode, VSpace, TCB, IPC buffer, badged fault endpoint), its
-//! Linux personality (a musl-shim [`Shim`]) and the platform the shim runs against.
+//! One app: its processes (each a VSpace with its frames and an untyped budget of its
+//! own, all charged to the app's account), its threads (each a TCB with a small CNode
+//! holding the fault endpoint badged for that thread alone), its Linux personality (a
+//! musl-shim [`Shim`] with tasks on) and the platform the shim runs against.
+//!
+//! The shim decides; this module carries it out (see host-tools/emulator/src/sched.rs for
+//! the emulator's counterpart): a blocked thread is simply not replied to, and a wake
+//! rewrites its pc and x0 with `TCB_WriteRegisters(resume)`, which restarts it.
 
 use crate::console;
-use crate::ut::{self, root_path, Budget};
-use crate::vm::{Global, Space};
+use crate::ut::{self, root_path, Budget, CHUNK_BITS};
+use crate::vm::{self, Global, Space};
+use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use musl_shim::errno::EFAULT;
-use musl_shim::mm::{RegionKind, PAGE};
+use musl_shim::mm::{MemoryMap, RegionKind, PAGE};
 use musl_shim::start::{self, LoadPlan, StackInfo};
-use musl_shim::{AddressSpace, Clock, ClockId, Config, Console, Entropy, GuestMemory, Prot, Shim, SysResult, Timespec};
+use musl_shim::task::{Event, Pid, Resume, Tid};
+use musl_shim::{AddressSpace, Clock, ClockId, Config, Console, Entropy, ExecImage, GuestMemory, Prot, Shim, Spawn, SysResult, Timespec};
 use sel4::cap;
 use sel4::CapTypeForObjectOfFixedSize as _;
 
-/// The fault endpoint's slot in every app's CNode.
-const APP_FAULT_EP: u64 = 1;
-/// An app's CNode: 4 slots (only the fault endpoint is used).
-const APP_CNODE_BITS: usize = 2;
-/// Where the app's IPC buffer lives: above the stack top, past a guard page.
-pub const IPC_BUFFER: u64 = start::STACK_TOP + PAGE;
-/// Untyped bytes for the TCB, VSpace, CNodes and page tables, besides the app's pages.
+/// The fault endpoint's slot in every thread's CNode.
+const FAULT_EP_SLOT: u64 = 1;
+/// A thread's CNode: 4 slots (only the fault endpoint is used).
+const THREAD_CNODE_BITS: usize = 2;
+/// Untyped bytes for VSpace, CNodes and page tables, besides the app's pages.
 const OBJECT_OVERHEAD: u64 = 256 * 1024;
+/// Chunks of a forked or exec'd process's budget (pid 1 takes 1 MiB chunks).
+const PROC_CHUNK_BITS: usize = 18;
+/// `svc #0`, and the `udf` it is rewritten to (host-tools/svc-rewrite).
+const SVC0: u32 = 0xd400_0001;
+const UDF_WORD: u32 = 0x5e1c;
+const CLONE_THREAD: u64 = 0x10000;
 
 /// Why an app could not be started.
 pub type StartError = String;
 
-pub struct App {
-    pub name: String,
-    pub shim: Shim<'static>,
+/// A thread's kernel objects: reused for the app's next thread when one ends.
+pub struct Unit {
+    /// The badge of its fault endpoint: names this thread in `Global::owners`.
+    pub badge: u64,
+    pub tcb: cap::Tcb,
+    cnode: cap::CNode,
+}
+
+/// Where a thread is, as far as we are concerned.
+pub enum Run {
+    /// Running, or waiting for our reply to its current fault.
+    Running,
+    /// Parked in the syscall at `at` (not replied to); `regs` (pc, sp, spsr, x0..x8) as it
+    /// trapped.
+    Blocked { at: u64, regs: sel4::UserContext },
+}
+
+pub struct Thread {
+    pub pid: Pid,
+    pub unit: Unit,
+    pub run: Run,
+}
+
+/// One process: its address space and what its image traps on.
+pub struct Proc {
     pub space: Space,
     pub budget: Budget,
-    pub tcb: cap::Tcb,
-    /// Our slots holding the app's TCB, VSpace and CNode caps (storage CNodes: `space`).
-    slots: Vec<usize>,
-    traps: Vec<u64>,
+    /// Our slot holding the VSpace cap (the object is in `budget`).
+    vspace_slot: usize,
+    /// Link-time addresses of the image's rewritten `svc`s, sorted.
+    traps: Rc<Vec<u64>>,
     bias: u64,
+    /// Pages the ELF's PT_LOADs cover.
+    pub image_pages: u64,
+}
+
+/// The entrypoint as packed: its rootfs bytes (already rewritten), the page-aligned copy
+/// in the bundle, and the pack-time trap table.
+struct Entry {
+    elf: &'static [u8],
+    exe: Option<&'static [u8]>,
+    frames: ImageFrames,
+    traps: Rc<Vec<u64>>,
+}
+
+/// Counters for the stats line.
+#[derive(Default, Clone, Copy)]
+pub struct AppStats {
+    pub threads_made: u64,
+    pub threads_peak: u64,
+    pub forks: u64,
+    pub frames_copied: u64,
+    pub execs: u64,
+    pub blocks: u64,
+    pub wakes: u64,
+}
+
+pub struct App {
+    pub id: usize,
+    pub name: String,
+    pub shim: Shim<'static>,
+    /// The app's own chunks: its threads' TCBs and CNodes. Its account is shared by
+    /// every process's budget.
+    budget: Budget,
+    pub procs: BTreeMap<Pid, Proc>,
+    pub threads: BTreeMap<Tid, Thread>,
+    spare: Vec<Unit>,
+    /// Our slots holding thread objects' caps (in `budget`).
+    unit_slots: Vec<usize>,
+    ep: cap::Endpoint,
+    prio: u64,
+    mcp: u64,
+    entry: Entry,
+    heap_bytes: u64,
+    stack_bytes: u64,
+    /// Trap tables of programs exec'd from the rootfs, found by scanning them.
+    trap_cache: BTreeMap<Vec<u8>, Rc<Vec<u64>>>,
     rng: u64,
     pub syscalls: u64,
-    /// Kernel entries spent on syscalls that returned to the app (trap to resume).
+    /// Syscalls that returned to the app at once, and the kernel entries they took (trap
+    /// to resume).
+    pub returned: u64,
     pub syscall_entries: u64,
     /// Most root-heap bytes this app's state may take (see `kernel::charged`).
     pub heap_quota: usize,
     pub done: bool,
-    /// Pages the ELF's PT_LOADs cover: for the measurement note.
-    pub image_pages: u64,
+    pub stats: AppStats,
+    /// pid 1's frames at its end, for the stats line.
+    first_space: Option<vm::VmStats>,
 }
 
-/// What the shim sees: the app's memory and our console, clock and entropy.
+/// What the shim sees: the current process's memory and our console, clock and entropy.
 pub struct Env<'a> {
     pub g: &'a mut Global,
     pub space: &'a mut Space,
@@ -103,10 +186,9 @@ impl Clock for Env<'_> {
             ClockId::Monotonic | ClockId::Cpu => Timespec::from_nanos(crate::time::monotonic_ns()),
         }
     }
-    fn sleep(&mut self, ns: u64) {
-        // Without the shim's tasks nothing else can run meanwhile: wait it out.
-        let end = crate::time::monotonic_ns().saturating_add(ns);
-        while crate::time::monotonic_ns() < end {}
+    fn sleep(&mut self, _ns: u64) {
+        // Never reached: with the shim's tasks on, a sleep parks the thread and the timer
+        // wakes it (busy-waiting here would stall every other app).
     }
 }
 
@@ -206,274 +288,629 @@ fn empty_config() -> Config {
     Config { uid: 0, gid: 0, cwd: String::from("/"), hostname: String::new(), layout, stack_size: 0 }
 }
 
-fn elf_of(shim: &Shim<'static>, path: &str) -> Result<&'static [u8], StartError> {
+/// The bytes of the regular file `path` of the rootfs (as packed: tmpfs files are not
+/// programs we can run).
+fn elf_of(shim: &Shim<'static>, path: &[u8]) -> Result<&'static [u8], StartError> {
     use musl_shim::vfs::{Data, Found, Kind, ROOT};
-    match shim.vfs.resolve(ROOT, path.as_bytes(), true) {
+    let shown = String::from_utf8_lossy(path);
+    match shim.vfs.resolve(ROOT, path, true) {
         Ok(Found::Node(ino)) => match &shim.vfs.node(ino).kind {
             Kind::File(Data::Image(b)) => Ok(b),
-            _ => Err(format!("{path} is not a regular file in the rootfs")),
+            Kind::File(_) => Err(format!("{shown} was written at run time; only the image's own files can be run")),
+            _ => Err(format!("{shown} is not a regular file in the rootfs")),
         },
-        _ => Err(format!("{path} is not in the rootfs")),
+        _ => Err(format!("{shown} is not in the rootfs")),
     }
 }
 
-impl App {
-    /// Creates the app's objects, loads its ELF and builds its stack; the TCB is left
-    /// suspended (see [`App::resume`]). On failure everything it got is given back.
-    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>, heap_quota: usize) -> Result<App, StartError> {
-        let mut budget = Budget::new(0);
-        let mut slots = Vec::new();
-        let r = Self::build(g, ep, id, a, heap_quota, &mut budget, &mut slots);
-        if r.is_err() {
-            g.evict_app(id);
-            let _ = budget.release(&mut g.pool);
-            for s in slots {
-                let _ = root_path(s).delete();
-                g.slots.free(s);
+/// The `svc #0` words of an ELF's executable segments (link-time addresses, sorted): what
+/// pack-time rewriting finds in a stripped binary, done when a program other than the
+/// entrypoint is exec'd. Without symbols, a data word in code equal to `svc #0` is taken
+/// for one too (see host-tools/svc-rewrite).
+fn scan_traps(plan: &LoadPlan, elf: &[u8]) -> Vec<u64> {
+    let mut traps = Vec::new();
+    for s in plan.segments.iter().filter(|s| s.prot.x()) {
+        let (Ok(off), Ok(len)) = (usize::try_from(s.offset), usize::try_from(s.filesz)) else { continue };
+        let Some(bytes) = off.checked_add(len).and_then(|end| elf.get(off..end)) else { continue };
+        let skip = ((4 - s.vaddr % 4) % 4) as usize;
+        for (i, w) in bytes.get(skip..).unwrap_or(&[]).chunks_exact(4).enumerate() {
+            if u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == SVC0 {
+                traps.push(s.vaddr + skip as u64 + 4 * i as u64);
             }
         }
-        r
     }
+    traps.sort_unstable();
+    traps.dedup();
+    traps
+}
 
-    fn build(
-        g: &mut Global,
-        ep: cap::Endpoint,
-        id: usize,
-        a: AppSpec<'_>,
-        heap_quota: usize,
-        budget: &mut Budget,
-        slots: &mut Vec<usize>,
-    ) -> Result<App, StartError> {
-        let ctx = |what: &str, e: ut::Error| format!("{what}: {e}");
-        let spec = a.spec;
-        let heap_bytes = u64::from(spec.heap_pages) * PAGE;
-        let stack_bytes = u64::from(spec.stack_pages).max(4) * PAGE;
+/// Untyped bytes one thread takes: its TCB and its CNode.
+fn thread_bytes() -> u64 {
+    let tcb = 1u64 << sel4::cap_type::Tcb::object_blueprint().physical_size_bits();
+    let cnode = 1u64 << sel4::ObjectBlueprint::CNode { size_bits: THREAD_CNODE_BITS }.physical_size_bits();
+    tcb + cnode
+}
 
-        let mut traps: Vec<u64> = a.traps.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        traps.sort_unstable();
-
-        // The shim first: it finds the ELF in the rootfs.
-        let probe = Shim::new(a.rootfs, empty_config());
-        let elf = elf_of(&probe, &a.binary)?;
-        drop(probe);
-        let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
-        let bias = plan.bias();
-        let layout = start::layout(&plan, heap_bytes, stack_bytes).map_err(|e| format!("{}: {e}", a.binary))?;
-        // Distinct pages the PT_LOADs cover (not the span: static musl leaves a gap).
-        let mut image_set = alloc::collections::BTreeSet::new();
-        for seg in &plan.segments {
-            let first = seg.vaddr / PAGE;
-            let last = (seg.vaddr + seg.memsz.max(1) - 1) / PAGE;
-            image_set.extend(first..=last);
-        }
-        let image_pages = image_set.len() as u64;
-        // Frames and tables, and a storage CNode slot (32 bytes) for each.
-        let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1;
-        let limit = (image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1) * PAGE
-            + spec.extra_untyped_bytes()
-            + OBJECT_OVERHEAD
-            + pages * 32;
-        budget.limit = limit;
-
-        // Kernel objects, in our CNode.
-        let mut obj = |g: &mut Global, budget: &mut Budget, bp: sel4::ObjectBlueprint, what: &str| -> Result<usize, StartError> {
-            let s = g.slots.alloc().map_err(|e| ctx(what, e))?;
-            slots.push(s);
-            budget
-                .retype(&mut g.pool, &mut g.slots, &bp, &ut::root_cnode().absolute_cptr_for_self(), s)
-                .map_err(|e| ctx(what, e))?;
-            Ok(s)
-        };
-        let vspace_slot = obj(g, budget, sel4::cap_type::VSpace::object_blueprint(), "VSpace")?;
-        let cnode_slot = obj(g, budget, sel4::ObjectBlueprint::CNode { size_bits: APP_CNODE_BITS }, "CNode")?;
-        let tcb_slot = obj(g, budget, sel4::cap_type::Tcb::object_blueprint(), "TCB")?;
-        let vspace = cap::VSpace::from_bits(vspace_slot as u64);
-        let cnode = cap::CNode::from_bits(cnode_slot as u64);
-        let tcb = cap::Tcb::from_bits(tcb_slot as u64);
-        let kerr = |what: &str, e: sel4::Error| format!("{what}: {e}");
-        sel4::init_thread::slot::ASID_POOL.cap().asid_pool_assign(vspace).map_err(|e| kerr("assigning an ASID", e))?;
-        // The fault endpoint, badged with the app's id. Write to send the fault, GrantReply
-        // so the kernel can give us the reply capability.
-        cnode
-            .absolute_cptr_from_bits_with_depth(APP_FAULT_EP, APP_CNODE_BITS)
-            .mint(&root_path(ep.bits() as usize), sel4::CapRights::new(true, false, false, true), id as u64 + 1)
-            .map_err(|e| kerr("minting the fault endpoint", e))?;
-        let mut space = Space::new(id, vspace);
-        // The Linux side: load the ELF, build the stack.
-        let mut shim = Shim::new(a.rootfs, Config {
-            uid: a.uid,
-            gid: a.gid,
-            cwd: a.cwd,
-            hostname: String::from("selkie"),
-            layout,
-            stack_size: stack_bytes,
-        });
-        shim.vfs.set_tmpfs_limit(heap_quota / 2);
-        shim.set_exe(&a.binary);
-        let mut rng = 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64;
-        // Storage CNodes made so far live in `space`: on failure their slots go back too.
-        let started = (|| -> Result<(), StartError> {
-            let cspace_data = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - APP_CNODE_BITS);
-            space
-                .map_special(g, budget, IPC_BUFFER, |frame| {
-                    tcb.tcb_configure(sel4::CPtr::from_bits(APP_FAULT_EP), cnode, cspace_data, vspace, IPC_BUFFER, frame)
-                })
-                .map_err(|e| ctx("configuring the TCB", e))?;
-            let prio = u64::from(spec.priority).min(254);
-            let mcp = u64::from(spec.max_priority).min(254).max(prio);
-            tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), mcp, prio).map_err(|e| kerr("setting priorities", e))?;
-
-            let (entry, sp) = {
-                // Read-only segments straight from the bundle when the entrypoint is there
-                // page-aligned; the rest is copied by musl-shim's loader.
-                let shared = match a.exe {
-                    Some(exe) if exe.as_ptr() as usize % PAGE as usize == 0 && exe == elf => shareable(&plan, exe.len()),
-                    _ => Vec::new(),
-                };
-                let mut copied = plan.clone();
-                copied.segments = plan.segments.iter().enumerate().filter(|(i, _)| !shared.contains(i)).map(|(_, s)| *s).collect();
-                for &i in &shared {
-                    let s = plan.segments[i];
-                    let start = (s.vaddr + bias) & !(PAGE - 1);
-                    let end = musl_shim::mm::page_up(s.vaddr + bias + s.memsz).unwrap_or(start);
-                    let file = a.exe.map_or(0, |e| e.as_ptr() as usize) as u64 + (s.offset & !(PAGE - 1));
-                    for k in 0..(end - start) / PAGE {
-                        let slot = a.frames.slot_of((file + k * PAGE) as usize).ok_or("the entrypoint lies outside our image")?;
-                        space.map_shared(g, budget, start + k * PAGE, slot, s.prot).map_err(|e| ctx("mapping a shared segment", e))?;
-                    }
-                    space.add_range(start, end, s.prot);
-                    shim.mm.record(start, end, s.prot, RegionKind::Image);
-                }
-                let mut env = Env { g, space: &mut space, budget, rng: &mut rng };
-                start::load(&mut env, &mut shim.mm, &copied, elf, bias).map_err(|e| format!("loading {}: {e}", a.binary))?;
-                let top = start::map_stack(&mut env, &mut shim.mm, stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
-                let auxv = start::auxv(&plan, bias, a.uid, a.gid, start::HWCAP_A57);
-                let mut random = [0u8; 16];
-                env.fill(&mut random);
-                let argv: Vec<&[u8]> = a.argv.iter().map(|v| v.as_slice()).collect();
-                let envp: Vec<&[u8]> = a.envp.iter().map(|v| v.as_slice()).collect();
-                let info = StackInfo { argv: &argv, envp: &envp, execfn: a.binary.as_bytes(), random, auxv: &auxv };
-                let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
-                (plan.entry.wrapping_add(bias), sp)
-            };
-            let mut regs = sel4::UserContext::default();
-            *regs.pc_mut() = entry;
-            *regs.sp_mut() = sp;
-            tcb.tcb_write_all_registers(false, &mut regs).map_err(|e| kerr("writing registers", e))?;
-            Ok(())
-        })();
-        if let Err(e) = started {
-            slots.extend(space.storage_slots.drain(..));
-            return Err(e);
-        }
-        Ok(App {
-            name: a.name,
-            shim,
-            space,
-            budget: core::mem::replace(budget, Budget::new(0)),
-            tcb,
-            slots: core::mem::take(slots),
-            traps,
-            bias,
-            rng,
-            syscalls: 0,
-            syscall_entries: 0,
-            heap_quota,
-            done: false,
-            image_pages,
-        })
-    }
-
-    pub fn resume(&self) -> sel4::Result<()> {
-        self.tcb.tcb_resume()
-    }
-
-    /// Whether `pc` is a rewritten `svc #0`.
-    pub fn is_trap(&self, pc: u64) -> bool {
-        self.traps.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
-    }
-
-    /// Runs a syscall through the shim.
-    pub fn syscall(&mut self, g: &mut Global, nr: u64, args: [u64; 6]) -> musl_shim::Action {
-        self.syscalls += 1;
-        let mut env = Env { g, space: &mut self.space, budget: &mut self.budget, rng: &mut self.rng };
-        self.shim.syscall(&mut env, nr, args)
-    }
-
-    /// Emulates an EL0 read of a CPU ID register (`mrs xN, MIDR_EL1` and the rest of the
-    /// ID space, op0=3 op1=0 CRn=0), as Linux does when AT_HWCAP has CPUID: glibc's startup
-    /// reads MIDR_EL1. Ok(false): the instruction at `pc` is something else.
-    pub fn emulate_id_register(&mut self, g: &mut Global, pc: u64) -> Result<bool, sel4::Error> {
-        let mut word = [0u8; 4];
-        if self.space.read(g, &mut self.budget, pc, &mut word).is_err() {
-            return Ok(false);
-        }
-        let Some((rt, value)) = id_register_read(u32::from_le_bytes(word)) else { return Ok(false) };
-        let count = 3 + rt as u64 + 1;
-        let mut regs = self.tcb.tcb_read_registers(false, count)?;
-        if rt != 31 {
-            *regs.gpr_mut(rt as usize) = value;
-        }
-        *regs.pc_mut() = pc + 4;
-        self.tcb.tcb_write_registers(false, count, &mut regs)?;
-        Ok(true)
-    }
-
-    pub fn fault_in(&mut self, g: &mut Global, addr: u64) -> ut::Result<bool> {
-        self.space.fault_in(g, &mut self.budget, addr)
-    }
-
-    /// Stops the app and gives back everything it had: its untyped chunks are revoked
-    /// (which deletes its TCB, VSpace, CNodes, frames and tables) and returned to the pool.
-    pub fn destroy(&mut self, g: &mut Global) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let _ = self.tcb.tcb_suspend();
-        let st = self.space.stats;
-        // Frames backing each kind of region now (the IPC buffer is "other").
-        let (mut image, mut stack, mut heap, mut other) = (0, 0, 0, 0);
-        for vpage in self.space.present() {
-            match self.shim.mm.lookup(vpage).map(|r| r.kind) {
-                Some(RegionKind::Image) => image += 1,
-                Some(RegionKind::Stack) => stack += 1,
-                Some(RegionKind::Brk | RegionKind::Anon | RegionKind::File) => heap += 1,
-                None => other += 1,
-            }
-        }
-        crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for those that returned; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes in {} chunks; root heap {} of {} bytes",
-            self.name,
-            self.syscalls,
-            self.syscall_entries,
-            st.frames_peak,
-            image,
-            st.shared_frames,
-            self.image_pages,
-            stack,
-            heap,
-            other,
-            st.tables,
-            st.lazy_faults,
-            self.budget.used,
-            self.budget.limit,
-            self.budget.chunks(),
-            crate::kernel::charged(self.space.app),
-            self.heap_quota
-        );
-        g.evict_app(self.space.app);
+impl Proc {
+    /// Revokes everything the process had and frees our slots for it.
+    fn destroy(mut self, g: &mut Global) {
+        g.evict_space(self.space.key);
         if let Err(e) = self.budget.release(&mut g.pool) {
-            log::error!("{}: revoking its memory: {e}", self.name);
+            log::error!("revoking a process's memory: {e}");
         }
-        // Our bookkeeping for it goes too (freed while charged to it, see main.rs).
-        self.shim = Shim::new(&[], empty_config());
         self.space.forget();
-        let storage = core::mem::take(&mut self.space.storage_slots);
-        for s in self.slots.drain(..).chain(storage) {
+        for s in core::mem::take(&mut self.space.storage_slots).into_iter().chain([self.vspace_slot]) {
             // Revocation emptied them; delete is a no-op on an empty slot.
             let _ = root_path(s).delete();
             g.slots.free(s);
         }
     }
+
+    /// Whether `pc` is a rewritten `svc #0` of the loaded image.
+    pub fn is_trap(&self, pc: u64) -> bool {
+        self.traps.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
+    }
+}
+
+impl App {
+    /// Creates the app's first process and thread, loads its ELF and builds its stack; the
+    /// thread is left suspended (see [`App::resume`]). On failure everything it got is
+    /// given back.
+    pub fn create(g: &mut Global, ep: cap::Endpoint, id: usize, a: AppSpec<'_>, heap_quota: usize) -> Result<App, StartError> {
+        let spec = a.spec;
+        let heap_bytes = u64::from(spec.heap_pages) * PAGE;
+        let stack_bytes = u64::from(spec.stack_pages).max(4) * PAGE;
+        let mut traps: Vec<u64> = a.traps.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        traps.sort_unstable();
+
+        let mut shim = Shim::new(a.rootfs, Config {
+            uid: a.uid,
+            gid: a.gid,
+            cwd: a.cwd,
+            hostname: String::from("selkie"),
+            layout: empty_config().layout,
+            stack_size: stack_bytes,
+        });
+        shim.vfs.set_tmpfs_limit(heap_quota / 2);
+        shim.set_exe(&a.binary);
+        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS);
+        let elf = elf_of(&shim, a.binary.as_bytes())?;
+        let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
+        let image_pages = image_pages(&plan);
+        // Frames and tables with a storage CNode slot (32 bytes) each, every thread the
+        // task limit allows, and the kernel objects.
+        let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1;
+        let limit = pages * PAGE
+            + pages * 32
+            + spec.extra_untyped_bytes()
+            + OBJECT_OVERHEAD
+            + u64::from(musl_shim::task::DEFAULT_MAX_TASKS) * thread_bytes();
+        let prio = u64::from(spec.priority).min(254);
+        let mut app = App {
+            id,
+            name: a.name,
+            shim,
+            budget: Budget::new(limit),
+            procs: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            spare: Vec::new(),
+            unit_slots: Vec::new(),
+            ep,
+            prio,
+            mcp: u64::from(spec.max_priority).min(254).max(prio),
+            entry: Entry { elf, exe: a.exe, frames: a.frames, traps: Rc::new(traps) },
+            heap_bytes,
+            stack_bytes,
+            trap_cache: BTreeMap::new(),
+            rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64,
+            syscalls: 0,
+            returned: 0,
+            syscall_entries: 0,
+            heap_quota,
+            done: false,
+            stats: AppStats::default(),
+            first_space: None,
+        };
+        let img = ExecImage {
+            path: a.binary.clone().into_bytes(),
+            execfn: a.binary.into_bytes(),
+            argv: a.argv,
+            envp: a.envp,
+        };
+        let r = (|| {
+            let (proc_, pc, sp) = app.load(g, musl_shim::PID, &img)?;
+            app.procs.insert(musl_shim::PID, proc_);
+            let unit = app.take_unit(g).map_err(|e| format!("the first thread: {e}"))?;
+            let mut regs = sel4::UserContext::default();
+            *regs.pc_mut() = pc;
+            *regs.sp_mut() = sp;
+            app.start_thread(g, musl_shim::PID, musl_shim::PID, unit, &mut regs, false).map_err(|e| format!("the first thread: {e}"))
+        })();
+        match r {
+            Ok(()) => Ok(app),
+            Err(e) => {
+                app.release(g);
+                Err(e)
+            }
+        }
+    }
+
+    /// Loads `img` into a new address space for process `pid` (the shim's current one,
+    /// whose memory map is reset for it); returns the process, the entry point and the
+    /// initial sp.
+    fn load(&mut self, g: &mut Global, pid: Pid, img: &ExecImage) -> Result<(Proc, u64, u64), StartError> {
+        let shown = String::from_utf8_lossy(&img.path).into_owned();
+        let elf = elf_of(&self.shim, &img.path)?;
+        let plan = LoadPlan::parse(elf).map_err(|e| format!("{shown}: {e}"))?;
+        let entrypoint = core::ptr::eq(elf, self.entry.elf);
+        // The entrypoint was rewritten when packed; any other program is rewritten now.
+        let (traps, patch) = if entrypoint {
+            (self.entry.traps.clone(), false)
+        } else if let Some(t) = self.trap_cache.get(&img.path) {
+            (t.clone(), true)
+        } else {
+            let t = Rc::new(scan_traps(&plan, elf));
+            self.trap_cache.insert(img.path.clone(), t.clone());
+            (t, true)
+        };
+        let bias = plan.bias();
+        let layout = start::layout(&plan, self.heap_bytes, self.stack_bytes).map_err(|e| format!("{shown}: {e}"))?;
+        let chunk_bits = if pid == musl_shim::PID { CHUNK_BITS } else { PROC_CHUNK_BITS };
+        let mut p = self.new_proc(g, chunk_bits).map_err(|e| format!("{shown}: a new address space: {e}"))?;
+        p.traps = traps;
+        p.bias = bias;
+        p.image_pages = image_pages(&plan);
+        self.shim.mm = MemoryMap::new(layout);
+        let (uid, gid) = (self.shim.proc_.uid, self.shim.proc_.gid);
+        let r = (|| -> Result<(u64, u64), StartError> {
+            let ctx = |what: &str, e: ut::Error| format!("{what}: {e}");
+            // Read-only segments straight from the bundle when the entrypoint is there
+            // page-aligned; the rest is copied by musl-shim's loader.
+            let shared = match self.entry.exe {
+                Some(exe) if entrypoint && exe.as_ptr() as usize % PAGE as usize == 0 && exe == elf => shareable(&plan, exe.len()),
+                _ => Vec::new(),
+            };
+            let mut copied = plan.clone();
+            copied.segments = plan.segments.iter().enumerate().filter(|(i, _)| !shared.contains(i)).map(|(_, s)| *s).collect();
+            for &i in &shared {
+                let s = plan.segments[i];
+                let start = (s.vaddr + bias) & !(PAGE - 1);
+                let end = musl_shim::mm::page_up(s.vaddr + bias + s.memsz).unwrap_or(start);
+                let file = self.entry.exe.map_or(0, |e| e.as_ptr() as usize) as u64 + (s.offset & !(PAGE - 1));
+                for k in 0..(end - start) / PAGE {
+                    let slot = self.entry.frames.slot_of((file + k * PAGE) as usize).ok_or("the entrypoint lies outside our image")?;
+                    p.space.map_shared(g, &mut p.budget, start + k * PAGE, slot, s.prot).map_err(|e| ctx("mapping a shared segment", e))?;
+                }
+                p.space.add_range(start, end, s.prot);
+                self.shim.mm.record(start, end, s.prot, RegionKind::Image);
+            }
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+            start::load(&mut env, &mut self.shim.mm, &copied, elf, bias).map_err(|e| format!("loading {shown}: {e}"))?;
+            if patch {
+                for &t in p.traps.iter() {
+                    env.write(t.wrapping_add(bias), &UDF_WORD.to_le_bytes()).map_err(|_| format!("{shown}: rewriting the svc at {t:#x}"))?;
+                }
+            }
+            let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
+            let auxv = start::auxv(&plan, bias, uid, gid, start::HWCAP_A57);
+            let mut random = [0u8; 16];
+            env.fill(&mut random);
+            let argv: Vec<&[u8]> = img.argv.iter().map(|v| v.as_slice()).collect();
+            let envp: Vec<&[u8]> = img.envp.iter().map(|v| v.as_slice()).collect();
+            let info = StackInfo { argv: &argv, envp: &envp, execfn: &img.execfn, random, auxv: &auxv };
+            let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
+            Ok((plan.entry.wrapping_add(bias), sp))
+        })();
+        match r {
+            Ok((pc, sp)) => Ok((p, pc, sp)),
+            Err(e) => {
+                p.destroy(g);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new empty address space whose budget (chunks of `2^chunk_bits`) is charged to
+    /// the app's account.
+    fn new_proc(&mut self, g: &mut Global, chunk_bits: usize) -> ut::Result<Proc> {
+        let mut budget = self.budget.sharing(chunk_bits);
+        let slot = g.slots.alloc()?;
+        let r = budget.retype(&mut g.pool, &mut g.slots, &sel4::cap_type::VSpace::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), slot);
+        let r = r.and_then(|()| {
+            vm::entries(2);
+            let vspace = cap::VSpace::from_bits(slot as u64);
+            sel4::init_thread::slot::ASID_POOL.cap().asid_pool_assign(vspace).map_err(ut::Error::from)?;
+            Ok(vspace)
+        });
+        match r {
+            Ok(vspace) => Ok(Proc {
+                space: Space::new(g.new_space_key(), vspace),
+                budget,
+                vspace_slot: slot,
+                traps: Rc::new(Vec::new()),
+                bias: 0,
+                image_pages: 0,
+            }),
+            Err(e) => {
+                let _ = budget.release(&mut g.pool);
+                let _ = root_path(slot).delete();
+                g.slots.free(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new thread's objects: a TCB, and a CNode holding our endpoint badged for it
+    /// alone (Write to send faults, GrantReply so the kernel can give us the reply cap).
+    fn new_unit(&mut self, g: &mut Global) -> ut::Result<Unit> {
+        let obj = |app: &mut App, g: &mut Global, bp: sel4::ObjectBlueprint| -> ut::Result<usize> {
+            let s = g.slots.alloc()?;
+            app.unit_slots.push(s);
+            app.budget.retype(&mut g.pool, &mut g.slots, &bp, &ut::root_cnode().absolute_cptr_for_self(), s)?;
+            vm::entries(1);
+            Ok(s)
+        };
+        let tcb = cap::Tcb::from_bits(obj(self, g, sel4::cap_type::Tcb::object_blueprint())? as u64);
+        let cnode = cap::CNode::from_bits(obj(self, g, sel4::ObjectBlueprint::CNode { size_bits: THREAD_CNODE_BITS })? as u64);
+        let badge = g.new_badge();
+        vm::entries(2);
+        cnode
+            .absolute_cptr_from_bits_with_depth(FAULT_EP_SLOT, THREAD_CNODE_BITS)
+            .mint(&root_path(self.ep.bits() as usize), sel4::CapRights::new(true, false, false, true), badge)?;
+        tcb.tcb_set_sched_params(sel4::init_thread::slot::TCB.cap(), self.mcp, self.prio)?;
+        Ok(Unit { badge, tcb, cnode })
+    }
+
+    /// A spare thread unit, or a new one.
+    fn take_unit(&mut self, g: &mut Global) -> ut::Result<Unit> {
+        match self.spare.pop() {
+            Some(u) => Ok(u),
+            None => self.new_unit(g),
+        }
+    }
+
+    /// Starts thread `tid` of process `pid` on `unit` with `regs` (all registers).
+    fn start_thread(&mut self, g: &mut Global, tid: Tid, pid: Pid, unit: Unit, regs: &mut sel4::UserContext, resume: bool) -> sel4::Result<()> {
+        let Some(p) = self.procs.get(&pid) else {
+            self.spare.push(unit);
+            return Err(sel4::Error::InvalidArgument);
+        };
+        let cspace = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - THREAD_CNODE_BITS);
+        vm::entries(2);
+        let r = unit
+            .tcb
+            .tcb_set_space(sel4::CPtr::from_bits(FAULT_EP_SLOT), unit.cnode, cspace, p.space.vspace)
+            .and_then(|()| unit.tcb.tcb_write_all_registers(resume, regs));
+        if let Err(e) = r {
+            self.spare.push(unit);
+            return Err(e);
+        }
+        g.owners.insert(unit.badge, (self.id, tid));
+        self.threads.insert(tid, Thread { pid, unit, run: Run::Running });
+        self.stats.threads_made += 1;
+        self.stats.threads_peak = self.stats.threads_peak.max(self.threads.len() as u64);
+        Ok(())
+    }
+
+    pub fn resume(&self) -> sel4::Result<()> {
+        for t in self.threads.values() {
+            vm::entries(1);
+            t.unit.tcb.tcb_resume()?;
+        }
+        Ok(())
+    }
+
+    pub fn tcb_of(&self, tid: Tid) -> Option<cap::Tcb> {
+        self.threads.get(&tid).map(|t| t.unit.tcb)
+    }
+
+    pub fn pid_of(&self, tid: Tid) -> Option<Pid> {
+        self.threads.get(&tid).map(|t| t.pid)
+    }
+
+    /// Whether `pc` is a rewritten `svc #0` in thread `tid`'s process.
+    pub fn is_trap(&self, tid: Tid, pc: u64) -> bool {
+        self.pid_of(tid).and_then(|p| self.procs.get(&p)).is_some_and(|p| p.is_trap(pc))
+    }
+
+    /// Runs a syscall of thread `tid` through the shim.
+    pub fn syscall(&mut self, g: &mut Global, tid: Tid, nr: u64, args: [u64; 6]) -> musl_shim::Action {
+        self.syscalls += 1;
+        let Some(pid) = self.pid_of(tid) else { return musl_shim::Action::Killed(9) };
+        let Some(p) = self.procs.get_mut(&pid) else { return musl_shim::Action::Killed(9) };
+        if !self.shim.switch_to(tid) {
+            return musl_shim::Action::Killed(9);
+        }
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+        self.shim.syscall(&mut env, nr, args)
+    }
+
+    /// Before the shim sees a clone: makes sure the child's objects can be had, so that
+    /// running out gives EAGAIN rather than a child the shim knows and we cannot start.
+    pub fn prepare_clone(&mut self, g: &mut Global, tid: Tid, flags: u64) -> bool {
+        if self.spare.is_empty() {
+            match self.new_unit(g) {
+                Ok(u) => self.spare.push(u),
+                Err(_) => return false,
+            }
+        }
+        if flags & CLONE_THREAD == 0 {
+            let cost = self.pid_of(tid).and_then(|p| self.procs.get(&p)).map_or(u64::MAX, |p| p.space.copy_cost());
+            // Plus a fresh chunk's worth of slack: budgets fill chunk by chunk.
+            if self.budget.left() < cost.saturating_add(1 << PROC_CHUNK_BITS) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Parks thread `tid` in its syscall at `at`.
+    pub fn block(&mut self, tid: Tid, at: u64, regs: sel4::UserContext) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.run = Run::Blocked { at, regs };
+            self.stats.blocks += 1;
+        }
+    }
+
+    /// Starts the child of a clone made by thread `tid` (parked at `at`): a copy of its
+    /// registers after the syscall with x0 = 0, in a copy of its memory for a new process.
+    pub fn spawn(&mut self, g: &mut Global, tid: Tid, at: u64, sp: &Spawn) -> Result<(), String> {
+        let (Some(pid), Some(tcb)) = (self.pid_of(tid), self.tcb_of(tid)) else { return Err(String::from("no such thread")) };
+        vm::entries(1);
+        let mut regs = tcb.tcb_read_all_registers(false).map_err(|e| format!("reading registers: {e}"))?;
+        *regs.pc_mut() = at + 4;
+        *regs.gpr_mut(0) = 0;
+        if sp.stack != 0 {
+            *regs.sp_mut() = sp.stack;
+        }
+        if let Some(tls) = sp.tls {
+            regs.inner_mut().tpidr_el0 = tls;
+        }
+        let child_pid = if sp.new_process { sp.child } else { pid };
+        if sp.new_process {
+            let mut child = self.new_proc(g, PROC_CHUNK_BITS).map_err(|e| format!("a new address space: {e}"))?;
+            let parent = self.procs.get_mut(&pid).ok_or("no parent process")?;
+            child.traps = parent.traps.clone();
+            child.bias = parent.bias;
+            child.image_pages = parent.image_pages;
+            match child.space.copy_of(g, &mut child.budget, &mut parent.space, &mut parent.budget) {
+                Ok(n) => {
+                    self.stats.forks += 1;
+                    self.stats.frames_copied += n;
+                }
+                Err(e) => {
+                    child.destroy(g);
+                    return Err(format!("copying the address space: {e}"));
+                }
+            }
+            if let Some(at) = sp.child_settid {
+                let _ = child.space.write(g, &mut child.budget, at, &sp.child.to_le_bytes());
+            }
+            self.procs.insert(child_pid, child);
+        }
+        let unit = self.take_unit(g).map_err(|e| format!("the child's thread: {e}"))?;
+        self.start_thread(g, sp.child, child_pid, unit, &mut regs, true).map_err(|e| format!("starting the child: {e}"))
+    }
+
+    /// The child of a clone could not be started: the shim learns that it ended at once.
+    pub fn spawn_failed(&mut self, g: &mut Global, parent: Tid, sp: &Spawn) {
+        if sp.new_process {
+            if self.shim.switch_to(sp.child) {
+                self.shim.kill_current(9);
+            }
+            self.drop_process(g, sp.child);
+        } else if let Some(pid) = self.shim.pid_of(sp.child) {
+            // The thread "exits" before running: the shim's exit path clears its tid.
+            if self.shim.switch_to(sp.child) {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+                    let _ = self.shim.syscall(&mut env, 93, [0; 6]);
+                }
+            }
+        }
+        self.shim.switch_to(parent);
+    }
+
+    /// execve of thread `tid`: the program goes into a new address space, the process's
+    /// other threads end, the old space is torn down, and `tid` goes on at the new entry
+    /// (its registers written; the caller replies).
+    pub fn exec(&mut self, g: &mut Global, tid: Tid, img: &ExecImage) -> Result<(), String> {
+        let (Some(pid), Some(tcb)) = (self.pid_of(tid), self.tcb_of(tid)) else { return Err(String::from("no such thread")) };
+        let (p, pc, sp) = self.load(g, pid, img)?;
+        let others: Vec<Tid> = self.threads.iter().filter(|(&t, th)| t != tid && th.pid == pid).map(|(&t, _)| t).collect();
+        for t in others {
+            self.retire_thread(g, t);
+        }
+        let cspace = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - THREAD_CNODE_BITS);
+        let cnode = self.threads.get(&tid).map(|t| t.unit.cnode).ok_or("no such thread")?;
+        vm::entries(2);
+        let mut regs = sel4::UserContext::default();
+        *regs.pc_mut() = pc;
+        *regs.sp_mut() = sp;
+        let r = tcb
+            .tcb_set_space(sel4::CPtr::from_bits(FAULT_EP_SLOT), cnode, cspace, p.space.vspace)
+            .and_then(|()| tcb.tcb_write_all_registers(false, &mut regs));
+        if let Err(e) = r {
+            p.destroy(g);
+            return Err(format!("switching the thread over: {e}"));
+        }
+        if let Some(old) = self.procs.insert(pid, p) {
+            old.destroy(g);
+        }
+        self.shim.set_exe(&String::from_utf8_lossy(&img.path));
+        self.stats.execs += 1;
+        Ok(())
+    }
+
+    /// Thread `tid` is gone: its TCB is stopped and kept for the next thread.
+    pub fn retire_thread(&mut self, g: &mut Global, tid: Tid) {
+        if let Some(t) = self.threads.remove(&tid) {
+            vm::entries(1);
+            let _ = t.unit.tcb.tcb_suspend();
+            g.owners.remove(&t.unit.badge);
+            self.spare.push(t.unit);
+        }
+    }
+
+    /// Process `pid` is gone: its threads stop, its memory is given back.
+    pub fn drop_process(&mut self, g: &mut Global, pid: Pid) {
+        let threads: Vec<Tid> = self.threads.iter().filter(|(_, t)| t.pid == pid).map(|(&t, _)| t).collect();
+        for t in threads {
+            self.retire_thread(g, t);
+        }
+        if let Some(p) = self.procs.remove(&pid) {
+            if pid == musl_shim::PID {
+                self.first_space = Some(p.space.stats);
+            }
+            p.destroy(g);
+        }
+    }
+
+    /// Carries out what the shim decided for threads other than the caller.
+    pub fn apply_events(&mut self, g: &mut Global) {
+        for ev in self.shim.take_events() {
+            match ev {
+                Event::Wake { tid, resume } => {
+                    let Some(t) = self.threads.get_mut(&tid) else { continue };
+                    let Run::Blocked { at, mut regs } = core::mem::replace(&mut t.run, Run::Running) else { continue };
+                    match resume {
+                        Resume::Value(v) => {
+                            *regs.gpr_mut(0) = v as u64;
+                            *regs.pc_mut() = at + 4;
+                        }
+                        Resume::Retry => *regs.pc_mut() = at,
+                    }
+                    // Restarting the thread drops the reply we never sent.
+                    vm::entries(1);
+                    self.stats.wakes += 1;
+                    if let Err(e) = t.unit.tcb.tcb_write_registers(true, 4, &mut regs) {
+                        log::error!("{}: waking thread {tid}: {e}", self.name);
+                    }
+                }
+                Event::ProcessGone { pid } => self.drop_process(g, pid),
+                Event::ThreadGone { tid } => self.retire_thread(g, tid),
+            }
+        }
+    }
+
+    /// Whether every thread is parked with nothing that could wake it: no deadline, and
+    /// no thread running to make a wake.
+    pub fn deadlocked(&self) -> bool {
+        !self.threads.is_empty() && self.threads.values().all(|t| matches!(t.run, Run::Blocked { .. })) && self.shim.next_deadline().is_none()
+    }
+
+    /// Emulates an EL0 read of a CPU ID register (`mrs xN, MIDR_EL1` and the rest of the
+    /// ID space, op0=3 op1=0 CRn=0), as Linux does when AT_HWCAP has CPUID: glibc's startup
+    /// reads MIDR_EL1. Ok(false): the instruction at `pc` is something else.
+    pub fn emulate_id_register(&mut self, g: &mut Global, tid: Tid, pc: u64) -> Result<bool, sel4::Error> {
+        let (Some(pid), Some(tcb)) = (self.pid_of(tid), self.tcb_of(tid)) else { return Ok(false) };
+        let Some(p) = self.procs.get_mut(&pid) else { return Ok(false) };
+        let mut word = [0u8; 4];
+        if p.space.read(g, &mut p.budget, pc, &mut word).is_err() {
+            return Ok(false);
+        }
+        let Some((rt, value)) = id_register_read(u32::from_le_bytes(word)) else { return Ok(false) };
+        let count = 3 + rt as u64 + 1;
+        let mut regs = tcb.tcb_read_registers(false, count)?;
+        if rt != 31 {
+            *regs.gpr_mut(rt as usize) = value;
+        }
+        *regs.pc_mut() = pc + 4;
+        tcb.tcb_write_registers(false, count, &mut regs)?;
+        Ok(true)
+    }
+
+    pub fn fault_in(&mut self, g: &mut Global, tid: Tid, addr: u64) -> ut::Result<bool> {
+        let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)) else { return Ok(false) };
+        p.space.fault_in(g, &mut p.budget, addr)
+    }
+
+    /// Stops the app and gives back everything it had, with a stats line.
+    pub fn destroy(&mut self, g: &mut Global) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        for t in self.threads.values() {
+            vm::entries(1);
+            let _ = t.unit.tcb.tcb_suspend();
+        }
+        let (mut image, mut stack, mut heap, mut other) = (0, 0, 0, 0);
+        let first = self.procs.get(&musl_shim::PID);
+        if let Some(p) = first {
+            // Frames backing each kind of region now (the shim's map is pid 1's when its
+            // end was the app's end).
+            for vpage in p.space.present() {
+                match self.shim.mm.lookup(vpage).map(|r| r.kind) {
+                    Some(RegionKind::Image) => image += 1,
+                    Some(RegionKind::Stack) => stack += 1,
+                    Some(RegionKind::Brk | RegionKind::Anon | RegionKind::File) => heap += 1,
+                    None => other += 1,
+                }
+            }
+        }
+        let st = first.map(|p| p.space.stats).or(self.first_space).unwrap_or_default();
+        let image_pages = first.map_or(0, |p| p.image_pages);
+        let a = self.stats;
+        crate::report!(
+            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes; threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames; {} execs",
+            self.name,
+            self.syscalls,
+            self.syscall_entries,
+            self.returned,
+            st.frames_peak,
+            image,
+            st.shared_frames,
+            image_pages,
+            stack,
+            heap,
+            other,
+            st.tables,
+            st.lazy_faults,
+            self.budget.used(),
+            self.budget.limit(),
+            crate::kernel::charged(self.id),
+            self.heap_quota,
+            a.threads_made,
+            a.threads_peak,
+            a.blocks,
+            a.wakes,
+            a.forks,
+            a.frames_copied,
+            a.execs
+        );
+        self.release(g);
+    }
+
+    /// Gives back every object and slot (the threads may still be running).
+    fn release(&mut self, g: &mut Global) {
+        for (_, t) in core::mem::take(&mut self.threads) {
+            g.owners.remove(&t.unit.badge);
+        }
+        self.spare.clear();
+        for (_, p) in core::mem::take(&mut self.procs) {
+            p.destroy(g);
+        }
+        if let Err(e) = self.budget.release(&mut g.pool) {
+            log::error!("{}: revoking its threads: {e}", self.name);
+        }
+        for s in self.unit_slots.drain(..) {
+            let _ = root_path(s).delete();
+            g.slots.free(s);
+        }
+        // Our bookkeeping for it goes too (freed while charged to it, see main.rs).
+        self.shim = Shim::new(&[], empty_config());
+        self.trap_cache.clear();
+    }
+}
+
+/// Distinct pages the PT_LOADs cover (not the span: static musl leaves a gap).
+fn image_pages(plan: &LoadPlan) -> u64 {
+    let mut set = alloc::collections::BTreeSet::new();
+    for seg in &plan.segments {
+        let first = seg.vaddr / PAGE;
+        let last = (seg.vaddr + seg.memsz.max(1) - 1) / PAGE;
+        set.extend(first..=last);
+    }
+    set.len() as u64
 }

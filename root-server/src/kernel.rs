@@ -191,6 +191,15 @@ pub fn window_write(i: usize, off: usize, bytes: &[u8]) {
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) }
 }
 
+/// Copies window page `src` to window page `dst` (both mapped, distinct).
+pub fn window_copy(src: usize, dst: usize) {
+    assert!(src != dst, "window copy onto itself");
+    let (from, to) = (window_check(src, 0, PAGE), window_check(dst, 0, PAGE));
+    // SAFETY: bounds checked above; both pages are mapped (an invariant of `vm::Alias`),
+    // distinct, and no Rust reference to WINDOW exists.
+    unsafe { ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, PAGE) }
+}
+
 /// Zeroes window page `i`.
 pub fn window_zero(i: usize) {
     let at = window_check(i, 0, PAGE);

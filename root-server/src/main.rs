@@ -119,6 +119,13 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
         .map_err(|e| format!("endpoint: {e}"))?;
     let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
+    let timer = match Timer::new(&mut g, first_chunk) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::error!("no timer, sleeps and timeouts never end: {e}");
+            None
+        }
+    };
 
     let frames = app::ImageFrames { first: frames.range().start, start: image_start, count: frames.range().len() };
     let mut apps: Vec<App> = Vec::new();
@@ -167,7 +174,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     }
     let total = manifest.apps.len();
     let mut stats = Stats::default();
-    serve(&mut g, ep, &mut apps, &mut stats);
+    serve(&mut g, ep, &mut apps, &mut stats, timer);
     let exited = stats.exited;
     let killed = stats.killed;
     report!(
@@ -190,6 +197,58 @@ struct Stats {
     killed: usize,
 }
 
+/// The badge of the timer's notification, bound to our TCB: a Recv on the endpoint
+/// returns it when the timer fires (threads' badges are small counters).
+const TIMER_BADGE: u64 = 1 << 63;
+
+/// The EL1 physical timer, programmed by us at EL0, its interrupt delivered to the
+/// notification bound to our TCB.
+struct Timer {
+    irq: sel4::cap::IrqHandler,
+    /// The deadline (monotonic ns) the timer is set for.
+    armed: Option<u64>,
+    fired: u64,
+}
+
+impl Timer {
+    fn new(g: &mut Global, untyped: usize) -> Result<Timer, String> {
+        let here = ut::root_cnode().absolute_cptr_for_self();
+        let err = |what: &str, e: sel4::Error| format!("{what}: {e}");
+        let ntfn_slot = g.slots.alloc().map_err(|e| format!("{e}"))?;
+        sel4::cap::Untyped::from_bits(untyped as u64)
+            .untyped_retype(&sel4::cap_type::Notification::object_blueprint(), &here, ntfn_slot, 1)
+            .map_err(|e| err("the timer's notification", e))?;
+        let badged = g.slots.alloc().map_err(|e| format!("{e}"))?;
+        ut::root_path(badged).mint(&ut::root_path(ntfn_slot), sel4::CapRights::all(), TIMER_BADGE).map_err(|e| err("badging it", e))?;
+        let irq_slot = g.slots.alloc().map_err(|e| format!("{e}"))?;
+        sel4::init_thread::slot::IRQ_CONTROL
+            .cap()
+            .irq_control_get(time::TIMER_IRQ, &ut::root_path(irq_slot))
+            .map_err(|e| err("IRQControl_Get of the EL1 physical timer's PPI", e))?;
+        let irq = sel4::cap::IrqHandler::from_bits(irq_slot as u64);
+        kernel::timer_stop();
+        irq.irq_handler_set_notification(sel4::cap::Notification::from_bits(badged as u64)).map_err(|e| err("IRQHandler_SetNotification", e))?;
+        sel4::init_thread::slot::TCB
+            .cap()
+            .tcb_bind_notification(sel4::cap::Notification::from_bits(ntfn_slot as u64))
+            .map_err(|e| err("binding the notification to our TCB", e))?;
+        irq.irq_handler_ack().map_err(|e| err("acknowledging the timer's interrupt", e))?;
+        Ok(Timer { irq, armed: None, fired: 0 })
+    }
+
+    /// Sets the timer for the earliest deadline (monotonic ns), or stops it.
+    fn program(&mut self, deadline: Option<u64>) {
+        if deadline == self.armed {
+            return;
+        }
+        match deadline {
+            Some(d) => kernel::timer_arm(time::ticks_at(d)),
+            None => kernel::timer_stop(),
+        }
+        self.armed = deadline;
+    }
+}
+
 /// Copies of the fault message's first words (the IPC buffer is reused by every call).
 fn message() -> [u64; 14] {
     let mut m = [0u64; 14];
@@ -209,61 +268,142 @@ const LABEL_VCPU_FAULT: u64 = 7;
 
 /// What to do after handling one message.
 enum Next {
+    /// Reply to the thread that sent it (its registers are written).
     Reply,
+    /// Leave it waiting (blocked, or gone) and take the next message.
     Wait,
 }
 
-fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats) {
-    let mut running = apps.iter().filter(|a| !a.done).count();
-    if running == 0 {
-        return;
-    }
-    let (mut info, mut badge) = ep.recv(());
+fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Option<Timer>) {
+    let mut next = Next::Wait;
     loop {
-        let next = handle(g, apps, stats, info.label(), info.length(), badge);
-        running = apps.iter().filter(|a| !a.done).count();
-        if running == 0 {
+        if apps.iter().all(|a| a.done) {
             return;
         }
-        (info, badge) = match next {
+        let (info, badge) = match next {
             Next::Reply => ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, 0), ()),
             Next::Wait => ep.recv(()),
         };
+        if badge & TIMER_BADGE != 0 {
+            // The interrupt's delivery; the Recv it ended is counted with its message.
+            vm::entries(1);
+            next = Next::Wait;
+            settle(g, apps, stats, timer.as_mut());
+            if let Some(t) = timer.as_mut() {
+                t.fired += 1;
+                vm::entries(1);
+                if let Err(e) = t.irq.irq_handler_ack() {
+                    log::error!("acknowledging the timer: {e}");
+                }
+            }
+            continue;
+        }
+        next = handle(g, apps, stats, info.label(), info.length(), badge);
+        settle(g, apps, stats, timer.as_mut());
     }
 }
 
-const SIGILL: u32 = 4;
-const SIGTRAP: u32 = 5;
-const SIGKILL: u32 = 9;
-const SIGSEGV: u32 = 11;
-const SIGSYS: u32 = 31;
+/// After each message: wakes threads whose deadline passed, carries out every app's
+/// events, ends apps whose first process ended or whose threads can never wake, and
+/// sets the timer for the next deadline.
+fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mut Timer>) {
+    let now = time::monotonic_ns();
+    let mut next: Option<u64> = None;
+    for app in apps.iter_mut().filter(|a| !a.done) {
+        kernel::charge_to(Some(app.id));
+        if app.shim.next_deadline().is_some_and(|d| d <= now) {
+            app.shim.expire(now);
+        }
+        app.apply_events(g);
+        if app.shim.app_ended().is_some() {
+            finish(g, app, stats);
+        } else if app.deadlocked() {
+            report!("{} killed by signal 9 (every thread is blocked forever, {} threads)", app.name, app.threads.len());
+            app.destroy(g);
+            stats.killed += 1;
+        }
+        kernel::charge_to(None);
+        if !app.done {
+            next = match (next, app.shim.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    if let Some(t) = timer {
+        t.program(next);
+    }
+}
 
-/// Ends an app after a fault: `[selkie] <app> killed by signal N (<kind>), pc .., fault address ..`.
-fn kill(g: &mut Global, app: &mut App, stats: &mut Stats, sig: u32, kind: &str, pc: u64, addr: u64) -> Next {
-    report!("{} killed by signal {sig} ({kind}), pc {pc:#x}, fault address {addr:#x}", app.name);
+/// The app's first process has ended: so has the app.
+fn finish(g: &mut Global, app: &mut App, stats: &mut Stats) {
+    match app.shim.app_ended() {
+        Some(musl_shim::task::Ended::Killed(sig)) => {
+            report!("{} killed by signal {sig}", app.name);
+            stats.killed += 1;
+        }
+        Some(musl_shim::task::Ended::Exited(status)) => {
+            report!("{} exited with status {status}", app.name);
+            stats.exited += 1;
+        }
+        None => return,
+    }
+    app.destroy(g);
+}
+
+const SIGILL: i32 = 4;
+const SIGTRAP: i32 = 5;
+const SIGKILL: i32 = 9;
+const SIGSEGV: i32 = 11;
+const SIGSYS: i32 = 31;
+
+/// A fault ends thread `tid`'s process with signal `sig`:
+/// `[selkie] <app> killed by signal N (<kind>), pc .., fault address ..` when it is the
+/// app's first process (the app ends), else `[selkie] <app>: process P killed by ...` and
+/// the app's other processes go on.
+fn fault(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, sig: i32, kind: &str, pc: u64, addr: u64) -> Next {
+    let pid = app.pid_of(tid).unwrap_or(musl_shim::PID);
+    if pid == musl_shim::PID {
+        report!("{} killed by signal {sig} ({kind}), pc {pc:#x}, fault address {addr:#x}", app.name);
+        app.destroy(g);
+        stats.killed += 1;
+        return Next::Wait;
+    }
+    report!("{}: process {pid} killed by signal {sig} ({kind}), pc {pc:#x}, fault address {addr:#x}", app.name);
+    if app.shim.switch_to(tid) {
+        app.shim.kill_current(sig);
+    }
+    app.drop_process(g, pid);
+    Next::Wait
+}
+
+/// Kills the whole app (whatever thread was at fault).
+fn kill_app(g: &mut Global, app: &mut App, stats: &mut Stats, sig: i32, kind: &str) {
+    report!("{} killed by signal {sig} ({kind}), pc 0x0, fault address 0x0", app.name);
     app.destroy(g);
     stats.killed += 1;
-    Next::Wait
 }
 
 fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: usize, badge: u64) -> Next {
     let m = message();
     // The app's trap and our next ReplyRecv (or Recv).
     vm::entries(2);
-    // Badges are manifest ids + 1; apps that failed to start are not in `apps`.
-    let Some(app) = badge.checked_sub(1).and_then(|id| apps.iter_mut().find(|a| a.space.app as u64 == id)) else {
+    // Each thread's fault endpoint carries its own badge.
+    let Some(&(id, tid)) = g.owners.get(&badge) else {
         log::error!("message with unknown badge {badge:#x} (label {label}) dropped");
+        return Next::Wait;
+    };
+    let Some(app) = apps.iter_mut().find(|a| a.id == id) else {
         return Next::Wait;
     };
     if app.done {
         return Next::Wait;
     }
-    let id = app.space.app;
     kernel::charge_to(Some(id));
-    let next = handle_app(g, app, stats, label, len, &m);
+    let next = handle_app(g, app, stats, tid, label, len, &m);
     if !app.done && kernel::charged(id) > app.heap_quota {
         let what = format!("root heap quota exceeded: {} of {} bytes", kernel::charged(id), app.heap_quota);
-        kill(g, app, stats, SIGKILL, &what, 0, 0);
+        kill_app(g, app, stats, SIGKILL, &what);
         kernel::charge_to(None);
         return Next::Wait;
     }
@@ -271,84 +411,130 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
     next
 }
 
-fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, label: u64, len: usize, m: &[u64; 14]) -> Next {
+fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label: u64, len: usize, m: &[u64; 14]) -> Next {
     match label {
         LABEL_USER_EXCEPTION => {
             let pc = m[0];
-            if !app.is_trap(pc) {
-                return match app.emulate_id_register(g, pc) {
+            if !app.is_trap(tid, pc) {
+                return match app.emulate_id_register(g, tid, pc) {
                     Ok(true) => Next::Reply,
-                    _ => kill(g, app, stats, SIGILL, "undefined instruction", pc, pc),
+                    _ => fault(g, app, stats, tid, SIGILL, "undefined instruction", pc, pc),
                 };
             }
-            syscall(g, app, stats, pc)
+            syscall(g, app, stats, tid, pc)
         }
         LABEL_VM_FAULT => {
             let (pc, addr, prefetch) = (m[0], m[1], m[2]);
-            match app.fault_in(g, addr) {
+            match app.fault_in(g, tid, addr) {
                 Ok(true) => Next::Reply,
                 Ok(false) => {
                     let kind = if prefetch != 0 { "instruction fetch fault" } else { "data fault" };
-                    kill(g, app, stats, SIGSEGV, kind, pc, addr)
+                    fault(g, app, stats, tid, SIGSEGV, kind, pc, addr)
                 }
-                Err(e) => kill(g, app, stats, SIGKILL, &format!("out of memory mapping a page: {e}"), pc, addr),
+                Err(e) => fault(g, app, stats, tid, SIGKILL, &format!("out of memory mapping a page: {e}"), pc, addr),
             }
         }
         LABEL_VCPU_FAULT => {
             let hsr = m[0];
-            let pc = app.tcb.tcb_read_registers(false, 1).map(|r| *r.pc()).unwrap_or(0);
+            let pc = app.tcb_of(tid).and_then(|t| t.tcb_read_registers(false, 1).ok()).map(|r| *r.pc()).unwrap_or(0);
             let (sig, kind) = match hsr >> 26 {
                 0x3c => (SIGTRAP, format!("breakpoint brk #{:#x}, HSR {hsr:#x}", hsr & 0xffff)),
                 0x07 => (SIGILL, format!("FP/SIMD trap, HSR {hsr:#x}")),
                 ec => (SIGILL, format!("trap EC {ec:#x}, HSR {hsr:#x}")),
             };
-            kill(g, app, stats, sig, &kind, pc, 0)
+            fault(g, app, stats, tid, sig, &kind, pc, 0)
         }
         LABEL_UNKNOWN_SYSCALL => {
             let (pc, x7) = (m[8], m[7]);
-            kill(g, app, stats, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
+            fault(g, app, stats, tid, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
         }
-        LABEL_CAP_FAULT => kill(g, app, stats, SIGSEGV, "capability fault", m[0], m[1]),
-        0 => kill(g, app, stats, SIGSYS, &format!("sent an seL4 message of {len} words"), 0, 0),
-        l => kill(g, app, stats, SIGKILL, &format!("fault label {l}"), m[0], 0),
+        LABEL_CAP_FAULT => fault(g, app, stats, tid, SIGSEGV, "capability fault", m[0], m[1]),
+        0 => fault(g, app, stats, tid, SIGSYS, &format!("sent an seL4 message of {len} words"), 0, 0),
+        l => fault(g, app, stats, tid, SIGKILL, &format!("fault label {l}"), m[0], 0),
     }
 }
 
-fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, pc: u64) -> Next {
+const NR_CLONE: u64 = 220;
+const EAGAIN: i64 = 11;
+
+fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) -> Next {
     let before = vm::entries_so_far() - 2;
-    vm::entries(2);
+    let Some(tcb) = app.tcb_of(tid) else { return Next::Wait };
+    vm::entries(1);
     // pc, sp, spsr, x0..x8
-    let mut regs = match app.tcb.tcb_read_registers(false, 12) {
+    let mut regs = match tcb.tcb_read_registers(false, 12) {
         Ok(r) => r,
-        Err(e) => return kill(g, app, stats, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
+        Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
     };
     let nr = *regs.gpr(8);
     let args = [0, 1, 2, 3, 4, 5].map(|i| *regs.gpr(i));
-    match app.syscall(g, nr, args) {
-        musl_shim::Action::Return(v) => {
-            *regs.gpr_mut(0) = v as u64;
-            *regs.pc_mut() = pc + 4;
-            // pc, sp, spsr, x0
-            if let Err(e) = app.tcb.tcb_write_registers(false, 4, &mut regs) {
-                return kill(g, app, stats, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
+    // Returns `v` to the thread: x0 and pc + 4, then our reply restarts it.
+    let mut ret = |g: &mut Global, app: &mut App, stats: &mut Stats, v: i64| {
+        *regs.gpr_mut(0) = v as u64;
+        *regs.pc_mut() = pc + 4;
+        vm::entries(1);
+        // pc, sp, spsr, x0
+        if let Err(e) = tcb.tcb_write_registers(false, 4, &mut regs) {
+            return fault(g, app, stats, tid, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
+        }
+        app.syscall_entries += vm::entries_so_far() - before;
+        app.returned += 1;
+        Next::Reply
+    };
+    if nr == NR_CLONE && !app.prepare_clone(g, tid, args[0]) {
+        app.syscalls += 1;
+        return ret(g, app, stats, -EAGAIN);
+    }
+    match app.syscall(g, tid, nr, args) {
+        musl_shim::Action::Return(v) => ret(g, app, stats, v),
+        musl_shim::Action::Block => {
+            app.block(tid, pc, regs.clone());
+            Next::Wait
+        }
+        musl_shim::Action::ThreadExit => {
+            app.retire_thread(g, tid);
+            Next::Wait
+        }
+        musl_shim::Action::Exit(_) | musl_shim::Action::Killed(_) => {
+            if app.shim.app_ended().is_some() {
+                finish(g, app, stats);
+            } else if let Some(pid) = app.pid_of(tid) {
+                app.drop_process(g, pid);
             }
-            app.syscall_entries += vm::entries_so_far() - before;
-            Next::Reply
-        }
-        musl_shim::Action::Exit(status) => {
-            report!("{} exited with status {status}", app.name);
-            app.destroy(g);
-            stats.exited += 1;
             Next::Wait
         }
-        musl_shim::Action::Killed(sig) => {
-            report!("{} killed by signal {sig}", app.name);
-            app.destroy(g);
-            stats.killed += 1;
-            Next::Wait
-        }
-        // The shim's tasks are not enabled here (one thread per app, nothing blocks), so
-        // it never asks for these; if it ever did, only this app pays.
-        other => kill(g, app, stats, SIGKILL, &format!("unsupported shim action {other:?}"), pc, 0),
+        musl_shim::Action::Spawned(sp) => match app.spawn(g, tid, pc, &sp) {
+            Ok(()) if sp.parent_blocks => {
+                app.block(tid, pc, regs.clone());
+                Next::Wait
+            }
+            Ok(()) => ret(g, app, stats, i64::from(sp.child)),
+            Err(e) => {
+                report!("{}: clone: the child could not be started: {e}", app.name);
+                app.spawn_failed(g, tid, &sp);
+                if sp.parent_blocks {
+                    // The child's end woke the vforking parent (an event).
+                    app.block(tid, pc, regs.clone());
+                    return Next::Wait;
+                }
+                ret(g, app, stats, i64::from(sp.child))
+            }
+        },
+        musl_shim::Action::Exec(img) => match app.exec(g, tid, &img) {
+            Ok(()) => Next::Reply,
+            Err(e) => {
+                // Past execve's point of no return: Linux kills the process too.
+                report!("{}: execve {}: {e}", app.name, String::from_utf8_lossy(&img.path));
+                if app.shim.switch_to(tid) {
+                    app.shim.kill_current(SIGKILL);
+                }
+                if app.shim.app_ended().is_some() {
+                    finish(g, app, stats);
+                } else if let Some(pid) = app.pid_of(tid) {
+                    app.drop_process(g, pid);
+                }
+                Next::Wait
+            }
+        },
     }
 }

@@ -7,9 +7,11 @@
 //! - [`Budget`]: one app's chunks and the bytes it may still retype.
 
 use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
 use core::ops::Range;
 use sel4::cap;
@@ -174,12 +176,23 @@ impl Pool {
     }
 }
 
-/// One app's untyped memory: the chunks it owns and what it may still use.
+/// What an app may retype in all: shared by the budgets of its processes.
+#[derive(Debug)]
+pub struct Account {
+    limit: Cell<u64>,
+    used: Cell<u64>,
+}
+
+/// Untyped memory of one app or one of its processes: the chunks it owns, charged to the
+/// app's [`Account`]. Releasing a budget destroys everything retyped from it.
 pub struct Budget {
     /// (slot, size_bits, bytes used) of each chunk; the last one is filled first.
     chunks: Vec<(usize, usize, usize)>,
-    pub limit: u64,
-    pub used: u64,
+    account: Rc<Account>,
+    /// Bytes retyped from this budget's chunks (charged to the account).
+    mine: u64,
+    /// Size of the chunks small objects are retyped from.
+    chunk_bits: usize,
 }
 
 fn align_up(x: usize, a: usize) -> usize {
@@ -187,29 +200,52 @@ fn align_up(x: usize, a: usize) -> usize {
 }
 
 impl Budget {
+    /// A budget with an account of its own.
     pub fn new(limit: u64) -> Budget {
-        Budget { chunks: Vec::new(), limit, used: 0 }
+        Budget { chunks: Vec::new(), account: Rc::new(Account { limit: Cell::new(limit), used: Cell::new(0) }), mine: 0, chunk_bits: CHUNK_BITS }
     }
 
-    /// Retypes one object into `dst` at `offset`, charged to this app. Objects larger
+    /// Another budget with its own chunks of `2^chunk_bits` bytes, charged to the same
+    /// account (a process of the same app).
+    pub fn sharing(&self, chunk_bits: usize) -> Budget {
+        Budget { chunks: Vec::new(), account: self.account.clone(), mine: 0, chunk_bits: chunk_bits.clamp(12, CHUNK_BITS) }
+    }
+
+    /// The account's limit (every budget sharing it).
+    pub fn limit(&self) -> u64 {
+        self.account.limit.get()
+    }
+
+    /// Bytes retyped by every budget sharing the account.
+    pub fn used(&self) -> u64 {
+        self.account.used.get()
+    }
+
+    /// Bytes the account may still retype.
+    pub fn left(&self) -> u64 {
+        self.limit().saturating_sub(self.used())
+    }
+
+    /// Retypes one object into `dst` at `offset`, charged to the account. Objects larger
     /// than a chunk get an untyped of their own.
     pub fn retype(&mut self, pool: &mut Pool, slots: &mut Slots, bp: &sel4::ObjectBlueprint, dst: &sel4::AbsoluteCPtr, offset: usize) -> Result<()> {
         let bits = bp.physical_size_bits();
         let size = 1usize << bits;
-        if self.used + size as u64 > self.limit {
-            return Err(Error::Budget { want: size as u64, left: self.limit.saturating_sub(self.used) });
+        if self.used() + size as u64 > self.limit() {
+            return Err(Error::Budget { want: size as u64, left: self.left() });
         }
-        let c = if bits > CHUNK_BITS {
+        let cb = self.chunk_bits;
+        let c = if bits > cb {
             let c = pool.chunk(slots, bits)?;
             // Keep the current small chunk last.
             let at = self.chunks.len().saturating_sub(1);
             self.chunks.insert(at, (c, bits, size));
             c
         } else {
-            let fits = matches!(self.chunks.last(), Some(&(_, b, used)) if b == CHUNK_BITS && align_up(used, size) + size <= 1 << CHUNK_BITS);
+            let fits = matches!(self.chunks.last(), Some(&(_, b, used)) if b == cb && align_up(used, size) + size <= 1 << cb);
             if !fits {
-                let c = pool.chunk(slots, CHUNK_BITS)?;
-                self.chunks.push((c, CHUNK_BITS, 0));
+                let c = pool.chunk(slots, cb)?;
+                self.chunks.push((c, cb, 0));
             }
             let (c, _, used) = self.chunks.last_mut().expect("a chunk was just ensured");
             *used = align_up(*used, size) + size;
@@ -218,11 +254,12 @@ impl Budget {
         if let Err(e) = cap::Untyped::from_bits(c as u64).untyped_retype(bp, dst, offset, 1) {
             return Err(e.into());
         }
-        self.used += size as u64;
+        self.mine += size as u64;
+        self.account.used.set(self.used() + size as u64);
         Ok(())
     }
 
-    /// Destroys everything retyped for this app and returns the chunks to the pool.
+    /// Destroys everything retyped from this budget and returns its chunks to the pool.
     pub fn release(&mut self, pool: &mut Pool) -> Result<()> {
         let mut first_err = None;
         for (c, bits, _) in self.chunks.drain(..) {
@@ -233,12 +270,9 @@ impl Budget {
                 }
             }
         }
-        self.used = 0;
+        self.account.used.set(self.used().saturating_sub(self.mine));
+        self.mine = 0;
         first_err.map_or(Ok(()), Err)
-    }
-
-    pub fn chunks(&self) -> usize {
-        self.chunks.len()
     }
 }
 

@@ -43,7 +43,13 @@ pub struct Global {
     alias: [Option<(usize, u64)>; WINDOW_PAGES],
     alias_slot: [usize; WINDOW_PAGES],
     victim: usize,
+    /// A window page the next alias must not evict (the source of a page copy).
+    pin: Option<usize>,
     pub alias_misses: u64,
+    /// Fault-endpoint badges of the apps' threads: badge -> (app id, thread id).
+    pub owners: BTreeMap<u64, (usize, u32)>,
+    next_badge: u64,
+    next_key: usize,
 }
 
 impl Global {
@@ -53,7 +59,32 @@ impl Global {
         for s in &mut alias_slot {
             *s = slots.alloc()?;
         }
-        Ok(Global { slots, pool, scratch, alias: [None; WINDOW_PAGES], alias_slot, victim: 0, alias_misses: 0 })
+        Ok(Global {
+            slots,
+            pool,
+            scratch,
+            alias: [None; WINDOW_PAGES],
+            alias_slot,
+            victim: 0,
+            pin: None,
+            alias_misses: 0,
+            owners: BTreeMap::new(),
+            next_badge: 1,
+            next_key: 0,
+        })
+    }
+
+    /// A badge never handed out before (thread badges are never reused, so a stale one
+    /// cannot name a new thread).
+    pub fn new_badge(&mut self) -> u64 {
+        self.next_badge += 1;
+        self.next_badge - 1
+    }
+
+    /// A key for a new address space (what the alias window's entries are tagged with).
+    pub fn new_space_key(&mut self) -> usize {
+        self.next_key += 1;
+        self.next_key - 1
     }
 
     fn scratch_path(&self) -> sel4::AbsoluteCPtr {
@@ -69,18 +100,18 @@ impl Global {
         }
     }
 
-    /// Forgets every alias of `app` (before its memory is revoked).
-    pub fn evict_app(&mut self, app: usize) {
+    /// Forgets every alias of space `key` (before its memory is revoked).
+    pub fn evict_space(&mut self, key: usize) {
         for i in 0..WINDOW_PAGES {
-            if matches!(self.alias[i], Some((a, _)) if a == app) {
+            if matches!(self.alias[i], Some((a, _)) if a == key) {
                 self.evict(i);
             }
         }
     }
 
-    fn evict_page(&mut self, app: usize, vpage: u64) {
+    fn evict_page(&mut self, key: usize, vpage: u64) {
         for i in 0..WINDOW_PAGES {
-            if self.alias[i] == Some((app, vpage)) {
+            if self.alias[i] == Some((key, vpage)) {
                 self.evict(i);
             }
         }
@@ -111,9 +142,10 @@ pub struct VmStats {
     pub shared_frames: u64,
 }
 
-/// One app's address space.
+/// One process's address space.
 pub struct Space {
-    pub app: usize,
+    /// Unique among live spaces: tags the alias window's entries.
+    pub key: usize,
     pub vspace: cap::VSpace,
     /// Storage CNodes, each of 2^STORAGE_BITS slots, and the slots of ours holding them.
     storage: Vec<cap::CNode>,
@@ -140,9 +172,9 @@ fn rights_attrs(prot: Prot) -> (sel4::CapRights, sel4::VmAttributes) {
 
 impl Space {
     /// `vspace` is assigned to an ASID already.
-    pub fn new(app: usize, vspace: cap::VSpace) -> Space {
+    pub fn new(key: usize, vspace: cap::VSpace) -> Space {
         Space {
-            app,
+            key,
             vspace,
             storage: Vec::new(),
             storage_slots: Vec::new(),
@@ -302,16 +334,9 @@ impl Space {
         }
     }
 
-    /// Maps a frame at a fixed address outside the app's Linux memory map (the IPC buffer)
-    /// and runs `f` on its cap.
-    pub fn map_special<T>(&mut self, g: &mut Global, b: &mut Budget, vpage: u64, f: impl FnOnce(cap::Granule) -> sel4::Result<T>) -> Result<T> {
-        let page = self.map_new(g, b, vpage, Prot::RW)?;
-        self.with_cap(g, page.idx, |c| f(c.cast()))
-    }
-
     /// Window page aliasing app page `vpage`, backing it first when it is valid.
     fn alias(&mut self, g: &mut Global, b: &mut Budget, vpage: u64) -> Result<usize> {
-        if let Some(i) = g.alias.iter().position(|a| *a == Some((self.app, vpage))) {
+        if let Some(i) = g.alias.iter().position(|a| *a == Some((self.key, vpage))) {
             return Ok(i);
         }
         let page = match self.pages.get(&vpage) {
@@ -323,8 +348,11 @@ impl Space {
         };
         g.alias_misses += 1;
         entries(2);
-        let i = g.victim;
-        g.victim = (g.victim + 1) % WINDOW_PAGES;
+        let mut i = g.victim;
+        if g.pin == Some(i) {
+            i = (i + 1) % WINDOW_PAGES;
+        }
+        g.victim = (i + 1) % WINDOW_PAGES;
         g.evict(i);
         root_path(g.alias_slot[i]).copy(&self.storage_path(page.idx), sel4::CapRights::read_write())?;
         let copy = cap::Granule::from_bits(g.alias_slot[i] as u64);
@@ -337,7 +365,7 @@ impl Space {
             let _ = root_path(g.alias_slot[i]).delete();
             return Err(e.into());
         }
-        g.alias[i] = Some((self.app, vpage));
+        g.alias[i] = Some((self.key, vpage));
         Ok(i)
     }
 
@@ -396,7 +424,7 @@ impl Space {
         let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
         for vpage in vpages {
             let page = self.pages.remove(&vpage).expect("listed above");
-            g.evict_page(self.app, vpage);
+            g.evict_page(self.key, vpage);
             if page.mapped {
                 self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
             }
@@ -452,6 +480,14 @@ impl Space {
         Ok(())
     }
 
+    /// Untyped bytes a copy of this space would take at most (frames, tables, storage
+    /// CNodes, the VSpace).
+    pub fn copy_cost(&self) -> u64 {
+        let private = self.pages.values().filter(|p| !p.shared).count() as u64;
+        let caps = self.pages.len() as u64 + self.tables.len() as u64;
+        (private + self.tables.len() as u64 + 1) * PAGE_U64 + (caps / (1 << STORAGE_BITS) + 1) * (32 << STORAGE_BITS)
+    }
+
     /// Addresses of the pages backed by a frame now.
     pub fn present(&self) -> impl Iterator<Item = u64> + '_ {
         self.pages.keys().copied()
@@ -485,5 +521,46 @@ impl Space {
         self.pages.insert(vpage, Page { idx, prot, mapped: true, shared: true });
         self.stats.shared_frames += 1;
         Ok(())
+    }
+
+    /// Makes this fresh space a copy of `parent` (fork): the same valid ranges, a copy of
+    /// every private frame, the read-only frames shared with the bundle mapped again.
+    /// Returns how many frames were copied.
+    pub fn copy_of(&mut self, g: &mut Global, b: &mut Budget, parent: &mut Space, pb: &mut Budget) -> Result<u64> {
+        self.ranges = parent.ranges.clone();
+        let pages: Vec<(u64, Page)> = parent.pages.iter().map(|(&k, &p)| (k, p)).collect();
+        let mut copied = 0;
+        for (vpage, p) in pages {
+            if p.shared {
+                self.ensure_tables(g, b, vpage)?;
+                let idx = self.alloc_idx(g, b)?;
+                entries(1);
+                if let Err(e) = self.storage_path(idx).copy(&parent.storage_path(p.idx), sel4::CapRights::read_only()) {
+                    self.free_idx.push(idx);
+                    return Err(e.into());
+                }
+                self.pages.insert(vpage, Page { idx, ..p });
+                let vspace = self.vspace;
+                let (rights, attrs) = rights_attrs(Prot(p.prot.0 & !Prot::WRITE));
+                self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+                if p.prot.x() {
+                    kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
+                }
+                self.stats.shared_frames += 1;
+                continue;
+            }
+            self.map_new(g, b, vpage, p.prot)?;
+            let src = parent.alias(g, pb, vpage)?;
+            g.pin = Some(src);
+            let dst = self.alias(g, b, vpage);
+            g.pin = None;
+            let dst = dst?;
+            kernel::window_copy(src, dst);
+            if p.mapped && p.prot.x() {
+                kernel::unify_instruction(self.vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
+            }
+            copied += 1;
+        }
+        Ok(copied)
     }
 }

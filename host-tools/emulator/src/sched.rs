@@ -55,7 +55,8 @@ pub struct Machine<'r> {
     trap_cache: HashMap<Vec<u8>, (Vec<u8>, Vec<u64>)>,
     /// Rewritten copies of files mapped executable (libraries).
     texts: crate::text::TextCache,
-    /// The pack-time trap table of the entrypoint (its rootfs copy is already rewritten).
+    /// The pack-time trap table of the entrypoint (its rootfs copy is already rewritten;
+    /// every other ELF is rewritten here on first use).
     entry_traps: Vec<u64>,
     syscalls: u64,
     heap: u64,
@@ -152,11 +153,14 @@ impl<'r> Machine<'r> {
             Kind::File(d) => d.bytes().to_vec(),
             _ => anyhow::bail!("{shown} in the rootfs is not a regular file"),
         };
-        let out = match selkie_svc_rewrite::rewrite(&bytes) {
-            Ok(r) => (r.bytes, r.traps),
-            // The entrypoint's rootfs copy was rewritten at pack time.
-            Err(selkie_svc_rewrite::Error::AlreadyRewritten(_)) if shown == self.app.binary => (bytes, self.entry_traps.clone()),
-            Err(e) => anyhow::bail!("{shown}: {e}"),
+        let out = if shown == self.app.binary {
+            // The entrypoint was rewritten at pack time; its trap table came with it.
+            (bytes, self.entry_traps.clone())
+        } else {
+            match selkie_svc_rewrite::rewrite(&bytes) {
+                Ok(r) => (r.bytes, r.traps),
+                Err(e) => anyhow::bail!("{shown}: {e}"),
+            }
         };
         self.trap_cache.insert(path.to_vec(), out.clone());
         Ok(out)
