@@ -37,6 +37,8 @@ pub const MAX_HEAP_PAGES: u32 = 262_144;
 pub const MAX_STACK_PAGES: u32 = 16_384;
 /// Highest seL4 priority.
 pub const MAX_PRIORITY: u8 = 255;
+/// Highest `max_threads` and `max_processes` a manifest may ask for.
+pub const MAX_TASKS: u32 = 4096;
 
 /// Defaults used when an image's labels say nothing.
 pub mod defaults {
@@ -52,6 +54,10 @@ pub mod defaults {
     pub const PRIORITY: u8 = 100;
     /// Highest priority the app may give a thread it controls.
     pub const MAX_PRIORITY: u8 = 100;
+    /// Threads alive at once, across the app's processes.
+    pub const MAX_THREADS: u32 = 256;
+    /// Processes alive at once.
+    pub const MAX_PROCESSES: u32 = 64;
 }
 
 /// The whole manifest: the format version and the apps in boot order.
@@ -98,8 +104,22 @@ pub struct Spec<S> {
     pub ut_large_pages: u32,
     pub priority: u8,
     pub max_priority: u8,
+    /// Most threads alive at once across the app's processes (RLIMIT_NPROC-like).
+    #[serde(default = "default_max_threads")]
+    pub max_threads: u32,
+    /// Most processes alive at once (fork beyond it fails with EAGAIN).
+    #[serde(default = "default_max_processes")]
+    pub max_processes: u32,
     pub publishes: Vec<S, MAX_CHANNELS>,
     pub consumes: Vec<S, MAX_CHANNELS>,
+}
+
+fn default_max_threads() -> u32 {
+    defaults::MAX_THREADS
+}
+
+fn default_max_processes() -> u32 {
+    defaults::MAX_PROCESSES
 }
 
 impl<S> Spec<S> {
@@ -327,6 +347,11 @@ impl<S: ManifestStr> App<S> {
         check_range(s.ut_large_pages.into(), "ut_large_pages", 4096)?;
         if s.priority > s.max_priority {
             return Err(Error::PriorityAboveMax);
+        }
+        check_range(s.max_threads.into(), "max_threads", MAX_TASKS.into())?;
+        check_range(s.max_processes.into(), "max_processes", MAX_TASKS.into())?;
+        if s.max_threads == 0 || s.max_processes == 0 {
+            return Err(Error::Empty { what: "max_threads and max_processes" });
         }
         for c in s.publishes.iter().chain(s.consumes.iter()) {
             check_name(c, "channel name")?;

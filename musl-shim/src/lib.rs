@@ -187,6 +187,13 @@ impl<'a> Shim<'a> {
         self.tasks.max_tasks = max_tasks;
     }
 
+    /// The manifest's caps: threads alive at once across the app, and processes. Past
+    /// either, clone fails with EAGAIN in this app alone.
+    pub fn set_task_limits(&mut self, max_threads: u32, max_processes: u32) {
+        self.tasks.max_threads = max_threads;
+        self.tasks.max_processes = max_processes;
+    }
+
     /// The thread whose syscalls are serviced.
     pub fn current(&self) -> task::Tid {
         self.tasks.cur

@@ -128,6 +128,10 @@ pub struct Tasks<'a> {
     next_id: u32,
     next_pipe: u64,
     pub max_tasks: u32,
+    /// Threads alive at once across the app (the manifest's max_threads).
+    pub max_threads: u32,
+    /// Processes alive at once (max_processes).
+    pub max_processes: u32,
     pub cur: Tid,
 }
 
@@ -145,6 +149,8 @@ impl<'a> Tasks<'a> {
             next_id: 2,
             next_pipe: 0,
             max_tasks: DEFAULT_MAX_TASKS,
+            max_threads: DEFAULT_MAX_TASKS,
+            max_processes: DEFAULT_MAX_TASKS,
             cur: crate::PID,
         };
         t.procs.insert(
@@ -165,6 +171,10 @@ impl<'a> Tasks<'a> {
 
     pub fn pid_of(&self, tid: Tid) -> Option<Pid> {
         self.threads.get(&tid).map(|t| t.pid)
+    }
+
+    pub fn live_processes(&self) -> u32 {
+        self.procs.values().filter(|p| p.ended.is_none()).count() as u32
     }
 
     /// Live threads plus live processes (what the task limit counts).

@@ -59,6 +59,8 @@ fn main() {
             ut_large_pages: 0,
             priority: 100,
             max_priority: 100,
+            max_threads: 64,
+            max_processes: 16,
             publishes: Default::default(),
             consumes: Default::default(),
         },

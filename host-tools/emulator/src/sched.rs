@@ -111,7 +111,8 @@ impl<'r> Machine<'r> {
             },
         );
         shim.set_exe(&app.binary);
-        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS);
+        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS.max(app.spec.max_threads + app.spec.max_processes));
+        shim.set_task_limits(app.spec.max_threads, app.spec.max_processes);
         let mut m = Machine {
             app,
             opts,

@@ -18,6 +18,8 @@ pub const LABELS: &[(&str, &[&str])] = &[
     ("ut_large_pages", &["org.selkie.app.ut_large_pages", "com.koskit.app.spec.ut_large_page"]),
     ("priority", &["org.selkie.app.priority", "com.koskit.app.spec.priority"]),
     ("max_priority", &["org.selkie.app.max_priority", "com.koskit.app.spec.max_priority"]),
+    ("max_threads", &["org.selkie.app.max_threads"]),
+    ("max_processes", &["org.selkie.app.max_processes"]),
     ("publishes", &["org.selkie.app.publishes", "com.koskit.app.spec.publishes"]),
     ("consumes", &["org.selkie.app.consumes", "com.koskit.app.spec.consumes"]),
 ];
@@ -94,6 +96,8 @@ pub fn spec_from_labels(labels: &HashMap<String, String>) -> Result<Spec<String>
             let p: u8 = number(labels, "priority", defaults::PRIORITY)?;
             number(labels, "max_priority", p.max(defaults::MAX_PRIORITY))?
         },
+        max_threads: number(labels, "max_threads", defaults::MAX_THREADS)?,
+        max_processes: number(labels, "max_processes", defaults::MAX_PROCESSES)?,
         publishes: list(labels, "publishes")?,
         consumes: list(labels, "consumes")?,
     })

@@ -313,8 +313,9 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
         // A process sharing the fd table or cwd with its parent: not supported.
         return Err(EINVAL);
     }
-    if s.tasks.live() >= s.tasks.max_tasks {
-        log::warn!("clone: task limit {} reached", s.tasks.max_tasks);
+    let t = &s.tasks;
+    if t.live() >= t.max_tasks || t.threads.len() as u32 >= t.max_threads || (!thread && t.live_processes() >= t.max_processes) {
+        log::info!("clone: limit reached ({} threads, {} processes)", t.threads.len(), t.live_processes());
         return Err(EAGAIN);
     }
     let pid = s.proc_.pid;
