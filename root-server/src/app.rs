@@ -29,6 +29,8 @@ const FAULT_EP_SLOT: u64 = 1;
 const THREAD_CNODE_BITS: usize = 2;
 /// Untyped bytes for VSpace, CNodes and page tables, besides the app's pages.
 const OBJECT_OVERHEAD: u64 = 256 * 1024;
+/// Untyped bytes for one more process's VSpace, page tables and storage CNode.
+const PROC_OVERHEAD: u64 = 64 * 1024;
 /// Chunks of a forked or exec'd process's budget (pid 1 takes 1 MiB chunks).
 const PROC_CHUNK_BITS: usize = 18;
 /// `svc #0`, and the `udf` it is rewritten to (host-tools/svc-rewrite).
@@ -373,18 +375,21 @@ impl App {
         });
         shim.vfs.set_tmpfs_limit(heap_quota / 2);
         shim.set_exe(&a.binary);
-        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS);
+        shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS.max(spec.max_threads + spec.max_processes));
+        shim.set_task_limits(spec.max_threads, spec.max_processes);
         let elf = elf_of(&shim, a.binary.as_bytes())?;
         let plan = LoadPlan::parse(elf).map_err(|e| format!("{}: {e}", a.binary))?;
         let image_pages = image_pages(&plan);
         // Frames and tables with a storage CNode slot (32 bytes) each, every thread the
-        // task limit allows, and the kernel objects.
+        // manifest allows, the kernel objects of every process it allows (their frames
+        // come out of the same heap and stack allowance), and the app's extra budget.
         let pages = image_pages + stack_bytes / PAGE + u64::from(spec.heap_pages) + 1;
         let limit = pages * PAGE
             + pages * 32
             + spec.extra_untyped_bytes()
             + OBJECT_OVERHEAD
-            + u64::from(musl_shim::task::DEFAULT_MAX_TASKS) * thread_bytes();
+            + u64::from(spec.max_threads) * thread_bytes()
+            + u64::from(spec.max_processes) * PROC_OVERHEAD;
         let prio = u64::from(spec.priority).min(254);
         let mut app = App {
             id,

@@ -9,6 +9,7 @@ use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, sh
 use selkie_tests::oci::OciImage;
 use selkie_tests::sel4::{self, Console};
 use selkie_tests::tools::{selkie_bin, skip_without};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -46,8 +47,22 @@ fn image_of(dir: &Path, name: &str, source: &str, bin: &Path, cmd: &[&str], extr
 
 /// As [`image_of`]; `emulator`: also require the emulator to agree with Linux.
 fn image_checked(dir: &Path, name: &str, source: &str, bin: &Path, cmd: &[&str], extra: &[&str], emulator: bool) -> Option<Expect> {
+    image_with(dir, name, source, bin, cmd, extra, &[], emulator)
+}
+
+/// As [`image_checked`], with more executables in the image (absolute path, binary).
+#[allow(clippy::too_many_arguments)]
+fn image_with(dir: &Path, name: &str, source: &str, bin: &Path, cmd: &[&str], extra: &[&str], files: &[(&str, &Path)], emulator: bool) -> Option<Expect> {
     let img = OciImage::new(&dir.join(format!("{name}-layout")), name);
-    img.layer(|r| populate(r, source, bin));
+    img.layer(|r| {
+        populate(r, source, bin);
+        for (path, file) in files {
+            let to = r.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(file, &to).expect("copy a program into the image");
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    });
     let entry = format!("/{source}");
     let mut cfg = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
     for c in cmd {
@@ -313,4 +328,101 @@ fn a_syscall_writing_into_shared_text_gets_efault() {
     };
     assert!(e.stdout.contains("read into text: -1 errno 14"), "{}", e.stdout);
     assert!(c.reports().iter().any(|l| l.contains("shared with the bundle") && !l.contains("(0 shared")), "{:?}", c.reports());
+}
+
+/// The root server's `stats <app>:` line.
+fn stats_line<'c>(c: &'c Console, name: &str) -> &'c str {
+    let prefix = format!("[selkie] stats {name}: ");
+    c.reports().into_iter().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no stats line for {name}: {:?}", c.reports()))
+}
+
+/// The number in a stats line just before `what` (e.g. "threads 13 made": `what` = " made").
+fn stat(line: &str, what: &str) -> u64 {
+    let at = line.find(what).unwrap_or_else(|| panic!("no {what:?} in {line}"));
+    line[..at].rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no number before {what:?} in {line}"))
+}
+
+#[test]
+fn threads_boot_like_linux() {
+    // pthreads on seL4: a TCB per thread in the process's VSpace; mutexes, condition
+    // variables, a barrier, __thread, join values and a detached thread.
+    let Some((e, c)) = alone("threads", &[], &[]) else { return };
+    assert_eq!(e.status, 3);
+    let stats = stats_line(&c, "threads");
+    assert!(stat(stats, " made,") >= 13, "{stats}");
+    assert!(stat(stats, " blocked,") > 0 && stat(stats, " woken;") > 0, "{stats}");
+}
+
+#[test]
+fn sleepers_and_static_pie_threads_share_one_image() {
+    // sleeper's nanosleeps, timed waits and a sleeping thread are woken by the timer while
+    // the other app's threads run; static-PIE threads check TLS after relocation, and
+    // pingpong hands a token between two threads blocked in futex_wait.
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sleeper) = app(tmp.path(), "sleeper", &[], &[]) else { return };
+    let Some(pie) = c_app("threads", Link::StaticPie) else { return };
+    let Some(threads) = image_of(tmp.path(), "threads-pie", "threads", &pie, &[], &[]) else { return };
+    let Some(ping) = app(tmp.path(), "pingpong", &[], &[]) else { return };
+    assert!(!sleeper.stdout.contains("FAILED"), "{}", sleeper.stdout);
+    let c = boot(tmp.path(), &[&sleeper, &threads, &ping]);
+    for e in [&sleeper, &threads, &ping] {
+        assert!(c.has_in_order(&e.stdout), "{}'s output is not on the console in order:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(e.status), "{}: {:?}", e.name, c.reports());
+    }
+    assert_eq!(c.app_output().lines().count(), sleeper.stdout.lines().count() + threads.stdout.lines().count() + ping.stdout.lines().count(), "{}", c.text);
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 3 apps done: 3 exited")), "{:?}", c.reports());
+    let stats = stats_line(&c, "pingpong");
+    assert!(stat(stats, " blocked,") >= 1000, "the token should pass between blocked threads: {stats}");
+}
+
+/// Whether the Linux reference can run an aarch64 program its app execs (binfmt_misc
+/// with a fixed interpreter; tests/tests/processes.rs registers one).
+fn linux_runs_exec() -> bool {
+    std::fs::read_dir("/proc/sys/fs/binfmt_misc").is_ok_and(|d| {
+        d.filter_map(|e| e.ok()).filter_map(|e| std::fs::read_to_string(e.path()).ok()).any(|t| {
+            t.starts_with("enabled")
+                && t.lines().any(|l| l.starts_with("flags:") && l.contains('F'))
+                && t.lines().any(|l| l == "magic 7f454c460201010000000000000000000200b700")
+        })
+    })
+}
+
+#[test]
+fn fork_exec_wait_and_pipes_boot_like_linux() {
+    // fork (the address space copied frame by frame), wait4/waitpid, kill, abort, a pipe
+    // bigger than its buffer, execve of another program of the image (its svc rewritten
+    // when loaded), vfork.
+    let Some((e, c)) = alone_with("procs", |dir| {
+        let procs = c_app("procs", Link::Static)?;
+        let echoer = c_app("echoer", Link::Static)?;
+        let files = [("/echoer", echoer.as_path())];
+        if linux_runs_exec() {
+            image_with(dir, "procs", "procs", &procs, &[], &[], &files, true)
+        } else {
+            // Without binfmt_misc the reference cannot exec /echoer: the emulator (which
+            // tests/tests/processes.rs holds to Linux) is the reference then.
+            println!("SKIP: no binfmt_misc entry for aarch64: seL4 is compared with the emulator only");
+            let img = OciImage::new(&dir.join("procs-layout"), "procs");
+            img.layer(|r| {
+                populate(r, "procs", &procs);
+                std::fs::copy(&echoer, r.join("echoer")).unwrap();
+                std::fs::set_permissions(r.join("echoer"), std::fs::Permissions::from_mode(0o755)).unwrap();
+            });
+            img.config(&["--config.entrypoint", "/procs", "--config.env", "HELLO=WORLD"]);
+            let emu = Command::new(selkie_bin()).args(["run", "--emulate", &img.reference()]).output().expect("selkie run --emulate");
+            let stdout = String::from_utf8(emu.stdout).expect("test apps print text");
+            Some(Expect { name: "procs".into(), image: img.reference(), stdout, status: shell_status(&emu.status) })
+        }
+    }) else {
+        return;
+    };
+    assert_eq!(e.status, 5, "{}", e.stdout);
+    for line in ["child 3: killed by signal 9 (SIGKILL)", "exec'd child: exited with 9", "vfork child: exited with 11"] {
+        assert!(c.text.lines().any(|l| l == line), "missing {line:?}:\n{}", c.text);
+    }
+    let stats = stats_line(&c, "procs");
+    assert!(stat(stats, " forks") >= 7 && stat(stats, " execs") >= 1, "{stats}");
 }
