@@ -93,6 +93,8 @@ pub struct AppStats {
     pub threads_peak: u64,
     pub forks: u64,
     pub frames_copied: u64,
+    /// Kernel entries the forks took (address space copy, child thread).
+    pub fork_entries: u64,
     pub execs: u64,
     pub blocks: u64,
     pub wakes: u64,
@@ -661,6 +663,15 @@ impl App {
     /// registers after the syscall with x0 = 0, in a copy of its memory for a new process.
     pub fn spawn(&mut self, g: &mut Global, tid: Tid, at: u64, sp: &Spawn) -> Result<(), String> {
         let (Some(pid), Some(tcb)) = (self.pid_of(tid), self.tcb_of(tid)) else { return Err(String::from("no such thread")) };
+        let before = vm::entries_so_far();
+        let r = self.spawn_inner(g, pid, tcb, at, sp);
+        if sp.new_process {
+            self.stats.fork_entries += vm::entries_so_far() - before;
+        }
+        r
+    }
+
+    fn spawn_inner(&mut self, g: &mut Global, pid: Pid, tcb: cap::Tcb, at: u64, sp: &Spawn) -> Result<(), String> {
         vm::entries(1);
         let mut regs = tcb.tcb_read_all_registers(false).map_err(|e| format!("reading registers: {e}"))?;
         *regs.pc_mut() = at + 4;
@@ -858,7 +869,7 @@ impl App {
         let image_pages = first.map_or(0, |p| p.image_pages);
         let a = self.stats;
         crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes; threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames; {} execs",
+            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes; threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs",
             self.name,
             self.syscalls,
             self.syscall_entries,
@@ -882,6 +893,7 @@ impl App {
             a.wakes,
             a.forks,
             a.frames_copied,
+            a.fork_entries,
             a.execs
         );
         self.release(g);

@@ -39,30 +39,36 @@ static long long now_ns(void) {
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
+#define REPS 10
+
 int main(int argc, char **argv) {
     int timed = argc > 1 && strcmp(argv[1], "--time") == 0;
-    long long t0 = now_ns();
-    long ok = 0;
-    for (int i = 0; i < SYSCALLS; i++) ok += syscall(SYS_getppid) >= 0;
-    long long t1 = now_ns();
-
     pthread_t t;
     pthread_create(&t, 0, partner, 0);
-    long long t2 = now_ns();
-    for (int i = 0; i < ROUNDS; i++) {
-        atomic_store(&word, 1);
-        futex(&word, FUTEX_WAKE, 1);
-        while (atomic_load(&word) == 1) futex(&word, FUTEX_WAIT, 1);
+    /* Alternating batches; the fastest batch of each kind is taken, so that other load
+     * on the machine (QEMU shares its host) counts as little as possible. */
+    long ok = 0;
+    long long best_sys = -1, best_round = -1;
+    for (int r = 0; r < REPS; r++) {
+        long long t0 = now_ns();
+        for (int i = 0; i < SYSCALLS / REPS; i++) ok += syscall(SYS_getppid) >= 0;
+        long long t1 = now_ns();
+        for (int i = 0; i < ROUNDS / REPS; i++) {
+            atomic_store(&word, 1);
+            futex(&word, FUTEX_WAKE, 1);
+            while (atomic_load(&word) == 1) futex(&word, FUTEX_WAIT, 1);
+        }
+        long long t2 = now_ns();
+        long long sys = (t1 - t0) / (SYSCALLS / REPS), round = (t2 - t1) / (ROUNDS / REPS);
+        if (best_sys < 0 || sys < best_sys) best_sys = sys;
+        if (best_round < 0 || round < best_round) best_round = round;
     }
-    long long t3 = now_ns();
     pthread_join(t, 0);
     printf("pingpong: %d rounds, partner saw %ld\n", ROUNDS, partner_rounds);
     printf("getppid: %d calls, %ld succeeded\n", SYSCALLS, ok);
     if (timed) {
-        long long sys = (t1 - t0) / SYSCALLS, round = (t3 - t2) / ROUNDS;
-        printf("time: syscall round trip %lld ns, ping-pong round %lld ns (2 switches)\n", sys, round);
-        printf("time: one switch between futex-blocked threads = %lld.%02lld syscall round trips\n",
-               round * 50 / sys / 100, round * 50 / sys % 100);
+        printf("time: syscall round trip %lld ns, ping-pong round %lld ns (2 switches, 4 futex calls)\n", best_sys, best_round);
+        printf("time: one ping-pong round = %lld.%02lld syscall round trips\n", best_round / best_sys, best_round * 100 / best_sys % 100);
     }
     return 0;
 }
