@@ -122,14 +122,19 @@ pub fn rust_app() -> Option<PathBuf> {
 /// Lays out the test rootfs under `root`: the app at `/NAME`, /foo.txt, /bar.txt, and a
 /// /data tree with symlinks (relative, absolute, dangling, looping, escaping) and a hardlink.
 pub fn populate(root: &Path, name: &str, binary: &Path) {
+    fs::copy(binary, root.join(name)).expect("copy app");
+    fs::set_permissions(root.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+    populate_tree(root);
+}
+
+/// The standard tree of [`populate`] without an app: /foo.txt, /bar.txt and /data.
+pub fn populate_tree(root: &Path) {
     let w = |p: &str, s: &str, mode: u32| {
         let path = root.join(p);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, s).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
     };
-    fs::copy(binary, root.join(name)).expect("copy app");
-    fs::set_permissions(root.join(name), fs::Permissions::from_mode(0o755)).unwrap();
     w("foo.txt", "foo\n", 0o644);
     w("bar.txt", "bar\n", 0o644);
     w("data/a.txt", "alpha\n", 0o644);

@@ -2,7 +2,7 @@
 //! the image's rootfs as umoci unpacks it) and under `selkie run --emulate` on the same OCI
 //! image; stdout and exit status must be identical.
 
-use crate::apps::{populate, reference_with, shell_status, Limits};
+use crate::apps::{populate, populate_tree, reference_with, shell_status, Limits};
 use crate::oci::OciImage;
 use crate::tools::{output_within, selkie_bin};
 use std::os::unix::fs::symlink;
@@ -28,7 +28,11 @@ pub fn compare_with(name: &str, binary: &Path, cmd: &[&str], args: &[&str], extr
 /// One app, its image and how it is run.
 pub struct Case {
     name: String,
-    binary: PathBuf,
+    /// The app copied to /NAME (the entrypoint), or none: the entrypoint is in the debs.
+    binary: Option<PathBuf>,
+    entrypoint: String,
+    debs: Vec<PathBuf>,
+    writes: Vec<(String, Vec<u8>, u32)>,
     cmd: Vec<String>,
     args: Vec<String>,
     config: Vec<String>,
@@ -60,7 +64,10 @@ impl Case {
     pub fn new(name: &str, binary: &Path) -> Case {
         Case {
             name: name.into(),
-            binary: binary.into(),
+            binary: Some(binary.into()),
+            entrypoint: format!("/{name}"),
+            debs: vec![],
+            writes: vec![],
             cmd: vec![],
             args: vec![],
             config: vec![],
@@ -69,6 +76,30 @@ impl Case {
             limits: Limits::default(),
             timeout: Duration::from_secs(120),
         }
+    }
+
+    /// An image made of Debian packages (`debs`, from [`crate::debian::debs`], extracted in
+    /// order) and the standard tree (see [`populate_tree`]), entrypoint `entrypoint`
+    /// (absolute, inside the debs or added with [`Case::write`] or [`Case::symlink`]).
+    pub fn debian(name: &str, entrypoint: &str, debs: &[PathBuf]) -> Case {
+        Case {
+            binary: None,
+            entrypoint: entrypoint.into(),
+            debs: debs.to_vec(),
+            ..Case::new(name, Path::new(""))
+        }
+    }
+
+    /// A file with `contents` in the image, at `path` (absolute), with `mode`.
+    pub fn write(mut self, path: &str, contents: &[u8], mode: u32) -> Case {
+        self.writes.push((path.into(), contents.to_vec(), mode));
+        self
+    }
+
+    /// How long `selkie run --emulate` may take (default 120 s).
+    pub fn timeout(mut self, limit: Duration) -> Case {
+        self.timeout = limit;
+        self
     }
 
     /// The image's Cmd.
@@ -113,7 +144,18 @@ impl Case {
         let dir = tempfile::tempdir().unwrap();
         let image = OciImage::new(&dir.path().join("layout"), &self.name);
         image.layer(|r| {
-            populate(r, &self.name, &self.binary);
+            crate::debian::extract(&self.debs, r);
+            match &self.binary {
+                Some(bin) => populate(r, &self.name, bin),
+                None => populate_tree(r),
+            }
+            for (path, contents, mode) in &self.writes {
+                use std::os::unix::fs::PermissionsExt;
+                let to = r.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::write(&to, contents).expect("write a file into the image");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
             for (path, bin) in &self.files {
                 let to = r.join(path.trim_start_matches('/'));
                 std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -127,8 +169,7 @@ impl Case {
                 symlink(target, at).expect("symlink in the image");
             }
         });
-        let entry = format!("/{}", self.name);
-        let mut cfg: Vec<&str> = vec!["--config.entrypoint", &entry, "--config.env", "HELLO=WORLD"];
+        let mut cfg: Vec<&str> = vec!["--config.entrypoint", &self.entrypoint, "--config.env", "HELLO=WORLD"];
         for c in &self.cmd {
             cfg.extend(["--config.cmd", c]);
         }
@@ -136,7 +177,7 @@ impl Case {
         image.config(&cfg);
         let rootfs = image.umoci_unpack(&dir.path().join("bundle"));
         let ref_args: Vec<&str> = if self.args.is_empty() { &self.cmd } else { &self.args }.iter().map(|s| s.as_str()).collect();
-        let (out, status) = reference_with(&rootfs, &self.name, &ref_args, &[("HELLO", "WORLD")], self.limits)?;
+        let (out, status) = reference_with(&rootfs, self.entrypoint.trim_start_matches('/'), &ref_args, &[("HELLO", "WORLD")], self.limits)?;
         let stdout = String::from_utf8_lossy(&out).into_owned();
         // Captured by the test harness: shown when the test fails.
         println!("--- the Linux reference for {} {ref_args:?}: status {status}, stdout:\n{stdout}---", self.name);

@@ -6,5 +6,6 @@ pub mod oci;
 pub mod registry;
 pub mod apps;
 pub mod compare;
+pub mod debian;
 pub mod sel4;
 pub mod tools;
