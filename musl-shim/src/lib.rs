@@ -20,6 +20,7 @@ pub mod mem;
 pub mod mm;
 pub mod pipe;
 pub mod platform;
+pub mod sigframe;
 pub mod poll;
 pub mod start;
 pub mod stat;
@@ -58,6 +59,9 @@ pub enum Action {
     Spawned(Spawn),
     /// execve: replace the process's image with this program (see [`ExecImage`]).
     Exec(ExecImage),
+    /// rt_sigreturn: the runner hands the thread's registers to [`Shim::sigreturn`] and
+    /// resumes it with what the frame held.
+    SigReturn,
 }
 
 /// A thread or process made by clone. The child starts as a copy of the caller's
@@ -82,7 +86,8 @@ pub struct Spawn {
 /// [`Shim::mm`] for the new one's layout, loads it and builds its stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecImage {
-    /// Absolute path of the ELF to load, symlinks resolved (an interpreter for `#!`).
+    /// Absolute path of the ELF to load (an interpreter for `#!`); symlinks in it are the
+    /// runner's to follow.
     pub path: alloc::vec::Vec<u8>,
     /// The path the program was asked by (AT_EXECFN).
     pub execfn: alloc::vec::Vec<u8>,

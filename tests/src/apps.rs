@@ -205,6 +205,10 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // RLIMIT_NPROC counts every process of user nobody: two limited references running at
+    // once (tests run in parallel) would eat each other's allowance.
+    static NOBODY: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = limits.nproc.map(|_| NOBODY.lock().unwrap_or_else(|e| e.into_inner()));
     let run = crate::tools::output_within(&mut cmd, limits.timeout);
     let out = run.output;
     if out.status.code() == Some(125) || String::from_utf8_lossy(&out.stderr).contains("chroot: cannot change root") {

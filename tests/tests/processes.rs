@@ -223,3 +223,27 @@ fn bombs_do_not_stop_a_healthy_app_on_sel4() {
     assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 3 apps done: 3 exited")), "{:?}", c.reports());
 }
 
+
+#[test]
+fn signal_handlers_match_linux() {
+    if !tools() {
+        return;
+    }
+    // Handlers with siginfo, an alternate stack, masks and sigpending, SA_RESETHAND,
+    // SIGCHLD, EINTR versus SA_RESTART on a blocked read, then SIGTERM by default.
+    let Some(bin) = c_app("signals", Link::Static) else { return };
+    let Some(o) = Case::new("signals", &bin).compare() else { return };
+    assert_eq!(o.status, 128 + 15, "{}", o.stdout);
+    lines(
+        &o.stdout,
+        &[
+            "raise: handler ran 1 time(s), siginfo ok: yes, fp kept: yes",
+            "kill: handler ran 1 time(s), on the alternate stack: yes",
+            "blocked: pending yes, handler ran 1 time(s)",
+            "unblocked: handler ran 2 time(s)",
+            "SIGCHLD: 3 of 3",
+            "read without SA_RESTART: EINTR, handler ran 1 time(s)",
+            "read with SA_RESTART: 1 byte(s) 'y', handler ran 2 time(s)",
+        ],
+    );
+}

@@ -31,6 +31,29 @@ fn q_reg(i: usize) -> i32 {
 }
 
 impl Regs {
+    /// The registers as the shim's signal frames hold them.
+    pub fn to_user(&self) -> musl_shim::sigframe::UserRegs {
+        musl_shim::sigframe::UserRegs {
+            x: self.x,
+            sp: self.sp,
+            pc: self.pc,
+            pstate: self.nzcv,
+            fpsr: self.fpsr as u32,
+            fpcr: self.fpcr as u32,
+            v: *self.q,
+        }
+    }
+
+    pub fn set_user(&mut self, u: &musl_shim::sigframe::UserRegs) {
+        self.x = u.x;
+        self.sp = u.sp;
+        self.pc = u.pc;
+        self.nzcv = u.pstate & 0xf000_0000;
+        self.fpsr = u64::from(u.fpsr);
+        self.fpcr = u64::from(u.fpcr);
+        *self.q = u.v;
+    }
+
     pub fn save<D>(uc: &Unicorn<'_, D>) -> Result<Regs> {
         let r = |id: i32| uc.reg_read(id).map_err(|e| anyhow!("reading register {id}: {e:?}"));
         let mut x = [0u64; 31];

@@ -13,6 +13,7 @@ use musl_shim::mm::{MemoryMap, PAGE};
 use musl_shim::start::{self, LoadPlan, StackInfo};
 use musl_shim::task::{Ended, Event as TaskEvent, Pid, Resume, Tid};
 use musl_shim::vfs::{Found, Kind, ROOT};
+use musl_shim::sigframe::{self, Delivery, SIGTRAMP};
 use musl_shim::{Action, ClockId, Config, ExecImage, Shim, Spawn};
 use selkie_manifest::App;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -81,6 +82,10 @@ fn new_cpu() -> Result<Cpu> {
     uc.mem_map(CLREX_PAGE, PAGE, unicorn_engine::Prot::EXEC | unicorn_engine::Prot::READ)
         .map_err(|e| anyhow!("clrex page: {e:?}"))?;
     uc.mem_write(CLREX_PAGE, &CLREX.to_le_bytes()).map_err(|e| anyhow!("clrex page: {e:?}"))?;
+    // The signal trampoline (a handler's return address without SA_RESTORER).
+    uc.mem_map(SIGTRAMP, PAGE, unicorn_engine::Prot::EXEC | unicorn_engine::Prot::READ)
+        .map_err(|e| anyhow!("sigtramp page: {e:?}"))?;
+    uc.mem_write(SIGTRAMP, &sigframe::sigtramp_code()).map_err(|e| anyhow!("sigtramp page: {e:?}"))?;
     // FP/SIMD on (CPACR_EL1.FPEN = 0b11).
     uc.reg_write(RegisterARM64::CPACR_EL1, 3 << 20).map_err(|e| anyhow!("{e:?}"))?;
     Ok(uc)
@@ -195,6 +200,7 @@ impl<'r> Machine<'r> {
             auxv = start::with_interp(auxv, lo.wrapping_add(ibias));
             pc = iplan.entry.wrapping_add(ibias);
         }
+        self.shim.mm.add_traps([SIGTRAMP + 4]);
         let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack, plan.exec_stack).map_err(|e| anyhow!("{e}"))?;
         let mut random = [0u8; 16];
         musl_shim::Entropy::fill(&mut env, &mut random);
@@ -354,6 +360,10 @@ impl<'r> Machine<'r> {
     fn run_slice(&mut self, tid: Tid) -> Result<()> {
         self.load_thread(tid)?;
         let pid = self.threads[&tid].pid;
+        self.shim.switch_to(tid);
+        if self.shim.signal_ready() && !self.take_signals(tid)? {
+            return Ok(());
+        }
         let started = Instant::now();
         loop {
             let others = !self.runq.is_empty() || self.shim.next_deadline().is_some();
@@ -441,6 +451,28 @@ impl<'r> Machine<'r> {
         match action {
             Action::Return(v) => {
                 set(p, at + 4, v as u64)?;
+                if self.shim.signal_ready() && !self.take_signals(tid)? {
+                    return Ok(Go::Stop);
+                }
+                Ok(Go::On)
+            }
+            Action::SigReturn => {
+                let mut regs = Regs::save(&p.uc)?;
+                let mut u = regs.to_user();
+                let mut env = Env::new(&mut p.uc);
+                if self.shim.sigreturn(&mut env, &mut u).is_err() {
+                    drop(env);
+                    eprintln!("[selkie] {}: rt_sigreturn with a bad frame at sp {:#x}: SIGSEGV", self.app.name, u.sp);
+                    self.shim.kill_current(11);
+                    self.drop_process(pid);
+                    return Ok(Go::Stop);
+                }
+                drop(env);
+                regs.set_user(&u);
+                regs.restore(&mut p.uc)?;
+                if self.shim.signal_ready() && !self.take_signals(tid)? {
+                    return Ok(Go::Stop);
+                }
                 Ok(Go::On)
             }
             Action::Exit(_) | Action::Killed(_) => {
@@ -477,6 +509,31 @@ impl<'r> Machine<'r> {
                         Ok(Go::Stop)
                     }
                 }
+            }
+        }
+    }
+
+    /// Delivers the current thread's pending signals (it is loaded in its CPU); false
+    /// when one ended its process.
+    fn take_signals(&mut self, tid: Tid) -> Result<bool> {
+        let pid = self.threads[&tid].pid;
+        let p = self.procs.get_mut(&pid).unwrap();
+        let mut regs = Regs::save(&p.uc)?;
+        let mut u = regs.to_user();
+        let mut env = Env::new(&mut p.uc);
+        let d = self.shim.deliver_signal(&mut env, &mut u);
+        drop(env);
+        match d {
+            Delivery::None => Ok(true),
+            Delivery::Handler(_) => {
+                regs.set_user(&u);
+                regs.restore(&mut p.uc)?;
+                Ok(true)
+            }
+            Delivery::Killed(sig) => {
+                self.shim.kill_current(sig);
+                self.drop_process(pid);
+                Ok(false)
             }
         }
     }
@@ -542,7 +599,7 @@ fn copy_memory(from: &Cpu, to: &mut Cpu) -> Result<()> {
     let regions = from.mem_regions().map_err(|e| anyhow!("mem_regions: {e:?}"))?;
     let mut buf = Vec::new();
     for r in regions {
-        if r.begin == CLREX_PAGE {
+        if r.begin == CLREX_PAGE || r.begin == SIGTRAMP {
             continue;
         }
         let len = (r.end - r.begin + 1) as usize;

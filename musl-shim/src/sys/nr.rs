@@ -41,7 +41,7 @@ syscalls! {
     }
     signal {
         KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
-        RT_SIGPROCMASK = 135, RT_SIGPENDING = 136,
+        RT_SIGPROCMASK = 135, RT_SIGPENDING = 136, RT_SIGRETURN = 139,
     }
 }
 

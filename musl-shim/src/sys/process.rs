@@ -440,11 +440,18 @@ pub fn end_process(s: &mut Shim<'_>, pid: Pid, how: Ended) {
         }
         return;
     }
-    if parent_ignores_sigchld(s, parent) {
-        s.tasks.procs.remove(&pid);
-    }
+    // A parent waiting in wait4 finds the zombie (woken first), as on Linux, rather than
+    // seeing its SIGCHLD interrupt the wait.
     s.tasks.wake_child_waiters(parent);
     s.tasks.wake_child_waiters(crate::PID);
+    if parent_ignores_sigchld(s, parent) {
+        s.tasks.procs.remove(&pid);
+    } else if s.tasks.procs.get(&parent).is_some_and(|p| p.ended.is_none()) {
+        let sig = s.tasks.procs.get(&pid).map(|p| u64::from(p.exit_signal)).unwrap_or(17);
+        if (1..=64).contains(&sig) {
+            super::signal::notify(s, parent, sig);
+        }
+    }
 }
 
 fn parent_ignores_sigchld(s: &Shim<'_>, parent: Pid) -> bool {
@@ -633,8 +640,18 @@ fn exec_prepare<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
                 log::warn!("execve {}: {e}", alloc::string::String::from_utf8_lossy(&path));
                 ENOEXEC
             })?;
-            let resolved = s.vfs.path_of(ino);
-            return Ok(ExecImage { path: resolved, execfn, argv, envp });
+            // The path as given, made absolute (the runner follows its symlinks again).
+            let abs = if path.first() == Some(&b'/') {
+                path.clone()
+            } else {
+                let mut a = s.vfs.path_of(s.cwd);
+                if a.last() != Some(&b'/') {
+                    a.push(b'/');
+                }
+                a.extend_from_slice(&path);
+                a
+            };
+            return Ok(ExecImage { path: abs, execfn, argv, envp });
         }
         let Some(line) = data.strip_prefix(b"#!") else { return Err(ENOEXEC) };
         let line = &line[..line.iter().position(|&c| c == b'\n').unwrap_or(line.len()).min(255)];

@@ -1,6 +1,8 @@
-//! Signal syscalls: actions and masks are recorded and default actions apply (a fatal
-//! signal ends its process, at once or, when blocked, once the mask lets it through);
-//! handlers are not run yet.
+//! Signal syscalls: actions, masks and pending signals. A default fatal signal ends its
+//! process (at once, or once the mask lets it through); a caught one stays pending on its
+//! process until a thread that does not block it returns from a syscall, when the runner
+//! has [`crate::sigframe`] build the handler's frame. A caught signal for another process
+//! interrupts one of its waiting threads (EINTR, or a restart with SA_RESTART).
 
 use super::Outcome;
 use crate::errno::*;
@@ -14,10 +16,8 @@ pub const SIGSTOP: u64 = 19;
 pub const SIGPIPE: u64 = 13;
 const SIG_IGN: u64 = 1;
 
-/// Signals whose default action is to do nothing (or stop/continue, which we ignore).
-fn default_ignored(sig: u64) -> bool {
-    matches!(sig, 17 | 18 | 20 | 21 | 22 | 23 | 28)
-}
+use crate::sigframe::{default_ignored, SA_RESTART};
+use crate::task::{Resume, Wait};
 
 /// kill(pid, sig): one process, the caller's group (0), every other process (-1) or
 /// group -pid. Without tasks there is only the caller.
@@ -95,11 +95,9 @@ pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
     if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
         return Outcome::Killed(sig as i32);
     }
-    if blocked && handler == 0 && !default_ignored(sig) {
+    if (blocked && handler == 0 && !default_ignored(sig)) || handler > SIG_IGN {
+        // Delivered when this thread returns from the syscall (or once unblocked).
         s.proc_.pending |= 1 << (sig - 1);
-    }
-    if handler > SIG_IGN && !blocked {
-        log::warn!("signal {} has a handler, but signals are not delivered yet: dropped", sig);
     }
     Outcome::Ret(Ok(0))
 }
@@ -115,7 +113,33 @@ fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
     } else if blocked && handler == 0 && !default_ignored(sig) {
         p.proc_.pending |= bit;
     } else if handler > SIG_IGN {
-        log::warn!("signal {} to {} has a handler, but signals are not delivered yet: dropped", sig, pid);
+        p.proc_.pending |= bit;
+        if !blocked {
+            let restart = p.proc_.sigactions[(sig - 1) as usize][1] & SA_RESTART != 0;
+            interrupt_one(s, pid, restart);
+        }
+    }
+}
+
+/// Wakes one waiting thread of process `pid` so that it takes a signal: its syscall
+/// returns EINTR, or runs again after the handler (SA_RESTART; not for sleeps).
+pub fn interrupt_one(s: &mut Shim<'_>, pid: u32, restart: bool) {
+    let waiting = s.tasks.threads.iter().find(|(_, t)| t.pid == pid && t.wait.is_some()).map(|(&k, t)| (k, t.wait));
+    if let Some((tid, wait)) = waiting {
+        let resume = match wait {
+            Some(Wait::Io) | Some(Wait::Child) if restart => Resume::Retry,
+            _ => Resume::Value(EINTR.ret()),
+        };
+        s.tasks.wake(tid, resume);
+    }
+}
+
+/// A signal from the app's machinery (SIGCHLD at a child's exit) to process `pid`.
+pub fn notify(s: &mut Shim<'_>, pid: u32, sig: u64) {
+    if pid == s.proc_.pid {
+        let _ = kill_self(s, sig);
+    } else {
+        signal_other(s, pid, sig);
     }
 }
 
@@ -154,11 +178,12 @@ pub fn rt_sigprocmask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -
     if let Err(e) = set_mask(s, env, a) {
         return Outcome::Ret(Err(e));
     }
+    // A pending default-fatal signal the new mask lets through ends the process now;
+    // caught ones are delivered when this syscall returns.
     let ready = s.proc_.pending & !s.proc_.sigmask;
-    if ready != 0 {
-        let sig = u64::from(ready.trailing_zeros()) + 1;
-        s.proc_.pending &= !(1 << (sig - 1));
-        if s.proc_.sigactions[(sig - 1) as usize][0] == 0 {
+    for sig in 1..=64u64 {
+        if ready & (1 << (sig - 1)) != 0 && s.proc_.sigactions[(sig - 1) as usize][0] == 0 && !default_ignored(sig) {
+            s.proc_.pending &= !(1 << (sig - 1));
             return Outcome::Killed(sig as i32);
         }
     }
@@ -185,11 +210,11 @@ fn set_mask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     Ok(0)
 }
 
-pub fn rt_sigpending<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+pub fn rt_sigpending<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     if a[1] != 8 {
         return Err(EINVAL);
     }
-    env.write_u64(a[0], 0)?;
+    env.write_u64(a[0], s.proc_.pending & s.proc_.sigmask)?;
     Ok(0)
 }
 
