@@ -212,6 +212,12 @@ pub fn run_sequence(data: &[u8]) {
     for (path, at) in FUZZ_PATHS {
         let _ = p.mem.write(at, path.as_bytes());
     }
+    // Odd first byte: threads, processes and blocking on, as the runners have them.
+    let tasks = data.first().is_some_and(|b| b & 1 == 1);
+    if tasks {
+        shim.enable_tasks(16);
+        shim.set_task_limits(8, 4);
+    }
     let (head, mut rest) = data.split_at(data.len().min(256));
     let _ = p.mem.write(FUZZ_SCRATCH, head);
     let mut take = |n: usize| -> u64 {
@@ -238,9 +244,30 @@ pub fn run_sequence(data: &[u8]) {
                 _ => take(8),
             };
         }
-        match shim.syscall(&mut p, nr, args) {
-            Action::Exit(_) | Action::Killed(_) => break,
-            _ => {}
+        let action = shim.syscall(&mut p, nr, args);
+        if !tasks {
+            if matches!(action, Action::Exit(_) | Action::Killed(_)) {
+                break;
+            }
+        } else {
+            // Run like a runner would: a new image gets a fresh map, blocked and ended
+            // threads stop, and the next syscall comes from some thread still runnable.
+            if let Action::Exec(_) = action {
+                shim.mm = crate::mm::MemoryMap::new(layout);
+            }
+            let now = crate::Clock::now(&mut p, crate::ClockId::Monotonic).as_nanos();
+            shim.expire(now.saturating_add(take(2) << 20));
+            let _ = shim.take_events();
+            if shim.app_ended().is_some() {
+                break;
+            }
+            let runnable: alloc::vec::Vec<u32> =
+                shim.tasks.threads.iter().filter(|(_, t)| t.wait.is_none()).map(|(&k, _)| k).collect();
+            if runnable.is_empty() {
+                break;
+            }
+            let next = runnable[take(1) as usize % runnable.len()];
+            assert!(shim.switch_to(next), "a runnable thread could not be switched to");
         }
         assert!(shim.mm.heap_used() <= layout.heap_limit, "heap accounting exceeded its bound");
     }
