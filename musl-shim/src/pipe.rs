@@ -56,13 +56,7 @@ pub struct PipeWriter {
 }
 
 fn fifo_stat(ino: u64) -> Stat {
-    let mut st = Stat::default();
-    st.mode = S_IFIFO | 0o600;
-    st.ino = ino;
-    st.dev = 0x0c;
-    st.nlink = 1;
-    st.blksize = 4096;
-    st
+    Stat::synthetic(S_IFIFO | 0o600, ino, 0x0c)
 }
 
 impl<'a> FileObject<'a> for PipeReader {

@@ -27,13 +27,8 @@ impl EventFd {
 }
 
 fn anon_stat(ino: u64) -> Stat {
-    let mut st = Stat::default();
-    st.mode = 0o600; // anon_inode: no file type bits
-    st.ino = ino;
-    st.dev = 0x0d;
-    st.nlink = 1;
-    st.blksize = 4096;
-    st
+    // anon_inode: no file type bits.
+    Stat::synthetic(0o600, ino, 0x0d)
 }
 
 impl<'a> FileObject<'a> for EventFd {

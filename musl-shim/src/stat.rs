@@ -25,6 +25,12 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// The stat of an object with no node behind it (a pipe, an eventfd): one link,
+    /// 4 KiB blocks, owned by root.
+    pub fn synthetic(mode: u32, ino: u64, dev: u64) -> Stat {
+        Stat { mode, ino, dev, nlink: 1, blksize: 4096, ..Stat::default() }
+    }
+
     pub fn of_node(vfs: &Vfs<'_>, ino: Ino) -> Stat {
         let n = vfs.node(ino);
         let size = n.size();
