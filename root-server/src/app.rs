@@ -33,9 +33,7 @@ const OBJECT_OVERHEAD: u64 = 256 * 1024;
 const PROC_OVERHEAD: u64 = 64 * 1024;
 /// Chunks of a forked or exec'd process's budget (pid 1 takes 1 MiB chunks).
 const PROC_CHUNK_BITS: usize = 18;
-/// `svc #0`, and the `udf` it is rewritten to (host-tools/svc-rewrite).
-const SVC0: u32 = 0xd400_0001;
-const UDF_WORD: u32 = 0x5e1c;
+use crate::text::{self, TextCache, UDF_WORD};
 const CLONE_THREAD: u64 = 0x10000;
 
 /// Why an app could not be started.
@@ -70,9 +68,6 @@ pub struct Proc {
     pub budget: Budget,
     /// Our slot holding the VSpace cap (the object is in `budget`).
     vspace_slot: usize,
-    /// Link-time addresses of the image's rewritten `svc`s, sorted.
-    traps: Rc<Vec<u64>>,
-    bias: u64,
     /// Pages the ELF's PT_LOADs cover.
     pub image_pages: u64,
 }
@@ -118,8 +113,11 @@ pub struct App {
     entry: Entry,
     heap_bytes: u64,
     stack_bytes: u64,
-    /// Trap tables of programs exec'd from the rootfs, found by scanning them.
-    trap_cache: BTreeMap<Vec<u8>, Rc<Vec<u64>>>,
+    /// Trap tables (link-time addresses) of ELFs loaded from the rootfs other than the
+    /// entrypoint (exec'd programs, interpreters), found by scanning them; by file address.
+    trap_cache: BTreeMap<usize, Rc<Vec<u64>>>,
+    /// The `svc`s of files mapped executable (shared libraries).
+    pub texts: TextCache,
     rng: u64,
     pub syscalls: u64,
     /// Syscalls that returned to the app at once, and the kernel entries they took (trap
@@ -140,6 +138,7 @@ pub struct Env<'a> {
     pub space: &'a mut Space,
     pub budget: &'a mut Budget,
     pub rng: &'a mut u64,
+    pub texts: &'a mut TextCache,
 }
 
 impl GuestMemory for Env<'_> {
@@ -168,6 +167,9 @@ impl AddressSpace for Env<'_> {
     fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
         let (s, e) = range(start, len)?;
         self.space.protect(self.g, s, e, prot).map_err(|_| musl_shim::errno::ENOMEM)
+    }
+    fn rewritten_text(&mut self, file: &[u8]) -> Option<Rc<musl_shim::RewrittenText>> {
+        self.texts.rewritten(file)
     }
 }
 
@@ -307,25 +309,13 @@ fn elf_of(shim: &Shim<'static>, path: &[u8]) -> Result<&'static [u8], StartError
     }
 }
 
-/// The `svc #0` words of an ELF's executable segments (link-time addresses, sorted): what
-/// pack-time rewriting finds in a stripped binary, done when a program other than the
-/// entrypoint is exec'd. Without symbols, a data word in code equal to `svc #0` is taken
-/// for one too (see host-tools/svc-rewrite).
-fn scan_traps(plan: &LoadPlan, elf: &[u8]) -> Vec<u64> {
-    let mut traps = Vec::new();
-    for s in plan.segments.iter().filter(|s| s.prot.x()) {
-        let (Ok(off), Ok(len)) = (usize::try_from(s.offset), usize::try_from(s.filesz)) else { continue };
-        let Some(bytes) = off.checked_add(len).and_then(|end| elf.get(off..end)) else { continue };
-        let skip = ((4 - s.vaddr % 4) % 4) as usize;
-        for (i, w) in bytes.get(skip..).unwrap_or(&[]).chunks_exact(4).enumerate() {
-            if u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == SVC0 {
-                traps.push(s.vaddr + skip as u64 + 4 * i as u64);
-            }
-        }
+/// Writes the trapping `udf` over each `svc #0` at `traps` (link-time) + `bias`; Err: the
+/// address that could not be written.
+fn patch_traps(env: &mut Env<'_>, traps: &[u64], bias: u64) -> Result<(), u64> {
+    for &t in traps {
+        env.write(t.wrapping_add(bias), &UDF_WORD.to_le_bytes()).map_err(|_| t)?;
     }
-    traps.sort_unstable();
-    traps.dedup();
-    traps
+    Ok(())
 }
 
 /// Untyped bytes one thread takes: its TCB and its CNode.
@@ -348,11 +338,6 @@ impl Proc {
             let _ = root_path(s).delete();
             g.slots.free(s);
         }
-    }
-
-    /// Whether `pc` is a rewritten `svc #0` of the loaded image.
-    pub fn is_trap(&self, pc: u64) -> bool {
-        self.traps.binary_search(&pc.wrapping_sub(self.bias)).is_ok()
     }
 }
 
@@ -409,6 +394,7 @@ impl App {
             heap_bytes,
             stack_bytes,
             trap_cache: BTreeMap::new(),
+            texts: TextCache::default(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64,
             syscalls: 0,
             returned: 0,
@@ -451,21 +437,27 @@ impl App {
         let plan = LoadPlan::parse(elf).map_err(|e| format!("{shown}: {e}"))?;
         let entrypoint = core::ptr::eq(elf, self.entry.elf);
         // The entrypoint was rewritten when packed; any other program is rewritten now.
-        let (traps, patch) = if entrypoint {
-            (self.entry.traps.clone(), false)
-        } else if let Some(t) = self.trap_cache.get(&img.path) {
-            (t.clone(), true)
-        } else {
-            let t = Rc::new(scan_traps(&plan, elf));
-            self.trap_cache.insert(img.path.clone(), t.clone());
-            (t, true)
-        };
+        let (traps, patch) = if entrypoint { (self.entry.traps.clone(), false) } else { (self.traps_of(elf, &plan), true) };
         let bias = plan.bias();
         let layout = start::layout(&plan, self.heap_bytes, self.stack_bytes).map_err(|e| format!("{shown}: {e}"))?;
+        // A dynamic program starts in its interpreter (ld.so), loaded from the rootfs under
+        // the mmap area's top and rewritten like an exec'd program.
+        let interp = match &plan.interp {
+            Some(path) => {
+                let ishown = String::from_utf8_lossy(path).into_owned();
+                let ielf = elf_of(&self.shim, path).map_err(|e| format!("{shown}: its interpreter: {e}"))?;
+                let iplan = LoadPlan::parse(ielf).map_err(|e| format!("{ishown}: {e}"))?;
+                if iplan.interp.is_some() {
+                    return Err(format!("{ishown}: an interpreter with an interpreter"));
+                }
+                let ibias = start::interp_bias(&iplan, &layout).map_err(|e| format!("{ishown}: {e}"))?;
+                let itraps = self.traps_of(ielf, &iplan);
+                Some((ishown, ielf, iplan, ibias, itraps))
+            }
+            None => None,
+        };
         let chunk_bits = if pid == musl_shim::PID { CHUNK_BITS } else { PROC_CHUNK_BITS };
         let mut p = self.new_proc(g, chunk_bits).map_err(|e| format!("{shown}: a new address space: {e}"))?;
-        p.traps = traps;
-        p.bias = bias;
         p.image_pages = image_pages(&plan);
         self.shim.mm = MemoryMap::new(layout);
         let (uid, gid) = (self.shim.proc_.uid, self.shim.proc_.gid);
@@ -491,22 +483,29 @@ impl App {
                 p.space.add_range(start, end, s.prot);
                 self.shim.mm.record(start, end, s.prot, RegionKind::Image);
             }
-            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
             start::load(&mut env, &mut self.shim.mm, &copied, elf, bias).map_err(|e| format!("loading {shown}: {e}"))?;
             if patch {
-                for &t in p.traps.iter() {
-                    env.write(t.wrapping_add(bias), &UDF_WORD.to_le_bytes()).map_err(|_| format!("{shown}: rewriting the svc at {t:#x}"))?;
-                }
+                patch_traps(&mut env, &traps, bias).map_err(|t| format!("{shown}: rewriting the svc at {t:#x}"))?;
+            }
+            self.shim.mm.add_traps(traps.iter().map(|t| t.wrapping_add(bias)));
+            let mut auxv = start::auxv(&plan, bias, uid, gid, start::HWCAP_A57);
+            let mut pc = plan.entry.wrapping_add(bias);
+            if let Some((ishown, ielf, iplan, ibias, itraps)) = &interp {
+                start::load(&mut env, &mut self.shim.mm, iplan, ielf, *ibias).map_err(|e| format!("loading {ishown}: {e}"))?;
+                patch_traps(&mut env, itraps, *ibias).map_err(|t| format!("{ishown}: rewriting the svc at {t:#x}"))?;
+                self.shim.mm.add_traps(itraps.iter().map(|t| t.wrapping_add(*ibias)));
+                auxv = start::with_interp(auxv, iplan.span().0.wrapping_add(*ibias));
+                pc = iplan.entry.wrapping_add(*ibias);
             }
             let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
-            let auxv = start::auxv(&plan, bias, uid, gid, start::HWCAP_A57);
             let mut random = [0u8; 16];
             env.fill(&mut random);
             let argv: Vec<&[u8]> = img.argv.iter().map(|v| v.as_slice()).collect();
             let envp: Vec<&[u8]> = img.envp.iter().map(|v| v.as_slice()).collect();
             let info = StackInfo { argv: &argv, envp: &envp, execfn: &img.execfn, random, auxv: &auxv };
             let sp = start::build_stack(&mut env, top, &info).map_err(|e| format!("stack: {e}"))?;
-            Ok((plan.entry.wrapping_add(bias), sp))
+            Ok((pc, sp))
         })();
         match r {
             Ok((pc, sp)) => Ok((p, pc, sp)),
@@ -515,6 +514,18 @@ impl App {
                 Err(e)
             }
         }
+    }
+
+    /// The `svc #0` words (link-time addresses) of an ELF of the rootfs that was not
+    /// rewritten at pack time, scanned on its first load.
+    fn traps_of(&mut self, elf: &'static [u8], plan: &LoadPlan) -> Rc<Vec<u64>> {
+        let key = elf.as_ptr() as usize;
+        if let Some(t) = self.trap_cache.get(&key) {
+            return t.clone();
+        }
+        let t = Rc::new(text::find_svcs(plan, elf).into_iter().map(|(_, va)| va).collect::<Vec<u64>>());
+        self.trap_cache.insert(key, t.clone());
+        t
     }
 
     /// A new empty address space whose budget (chunks of `2^chunk_bits`) is charged to
@@ -534,8 +545,6 @@ impl App {
                 space: Space::new(g.new_space_key(), vspace),
                 budget,
                 vspace_slot: slot,
-                traps: Rc::new(Vec::new()),
-                bias: 0,
                 image_pages: 0,
             }),
             Err(e) => {
@@ -615,9 +624,11 @@ impl App {
         self.threads.get(&tid).map(|t| t.pid)
     }
 
-    /// Whether `pc` is a rewritten `svc #0` in thread `tid`'s process.
-    pub fn is_trap(&self, tid: Tid, pc: u64) -> bool {
-        self.pid_of(tid).and_then(|p| self.procs.get(&p)).is_some_and(|p| p.is_trap(pc))
+    /// Whether `pc` is a rewritten `svc #0` in thread `tid`'s process (the shim's
+    /// per-process trap set: its image's, its interpreter's, and those of the files it
+    /// mapped executable).
+    pub fn is_trap(&mut self, tid: Tid, pc: u64) -> bool {
+        self.shim.switch_to(tid) && self.shim.mm.is_trap(pc)
     }
 
     /// Runs a syscall of thread `tid` through the shim.
@@ -628,7 +639,7 @@ impl App {
         if !self.shim.switch_to(tid) {
             return musl_shim::Action::Killed(9);
         }
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
         self.shim.syscall(&mut env, nr, args)
     }
 
@@ -686,8 +697,6 @@ impl App {
         if sp.new_process {
             let mut child = self.new_proc(g, PROC_CHUNK_BITS).map_err(|e| format!("a new address space: {e}"))?;
             let parent = self.procs.get_mut(&pid).ok_or("no parent process")?;
-            child.traps = parent.traps.clone();
-            child.bias = parent.bias;
             child.image_pages = parent.image_pages;
             match child.space.copy_of(g, &mut child.budget, &mut parent.space, &mut parent.budget) {
                 Ok(n) => {
@@ -719,7 +728,7 @@ impl App {
             // The thread "exits" before running: the shim's exit path clears its tid.
             if self.shim.switch_to(sp.child) {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
                     let _ = self.shim.syscall(&mut env, 93, [0; 6]);
                 }
             }
@@ -869,7 +878,7 @@ impl App {
         let image_pages = first.map_or(0, |p| p.image_pages);
         let a = self.stats;
         crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes; threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs",
+            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes (peak {}); threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs; {} executable file maps rewritten ({} files scanned)",
             self.name,
             self.syscalls,
             self.syscall_entries,
@@ -887,6 +896,7 @@ impl App {
             self.budget.limit(),
             crate::kernel::charged(self.id),
             self.heap_quota,
+            crate::kernel::charged_peak(self.id),
             a.threads_made,
             a.threads_peak,
             a.blocks,
@@ -894,7 +904,9 @@ impl App {
             a.forks,
             a.frames_copied,
             a.fork_entries,
-            a.execs
+            a.execs,
+            self.texts.served,
+            self.texts.scanned
         );
         self.release(g);
     }
@@ -918,6 +930,7 @@ impl App {
         // Our bookkeeping for it goes too (freed while charged to it, see main.rs).
         self.shim = Shim::new(&[], empty_config());
         self.trap_cache.clear();
+        self.texts = TextCache::default();
     }
 }
 

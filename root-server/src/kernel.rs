@@ -238,6 +238,8 @@ struct Accounted {
     ready: AtomicBool,
     current: AtomicUsize,
     charged: [AtomicUsize; ACCOUNTS],
+    /// The most each account held at once.
+    peak: [AtomicUsize; ACCOUNTS],
     used: AtomicUsize,
 }
 
@@ -247,12 +249,17 @@ static ALLOCATOR: Accounted = Accounted {
     ready: AtomicBool::new(false),
     current: AtomicUsize::new(ROOT),
     charged: [const { AtomicUsize::new(0) }; ACCOUNTS],
+    peak: [const { AtomicUsize::new(0) }; ACCOUNTS],
     used: AtomicUsize::new(0),
 };
 
 impl Accounted {
     fn account(&self) -> Option<&AtomicUsize> {
         self.charged.get(self.current.load(Ordering::Relaxed))
+    }
+
+    fn peak(&self) -> Option<&AtomicUsize> {
+        self.peak.get(self.current.load(Ordering::Relaxed))
     }
 }
 
@@ -269,7 +276,10 @@ unsafe impl GlobalAlloc for Accounted {
             Ok(p) => {
                 self.used.fetch_add(layout.size(), Ordering::Relaxed);
                 if let Some(a) = self.account() {
-                    a.fetch_add(layout.size(), Ordering::Relaxed);
+                    let now = a.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+                    if let Some(p) = self.peak() {
+                        p.fetch_max(now, Ordering::Relaxed);
+                    }
                 }
                 p.as_ptr()
             }
@@ -297,6 +307,11 @@ pub fn charge_to(id: Option<usize>) {
 /// Heap bytes app `id` holds now (approximately: frees count against whoever is current).
 pub fn charged(id: usize) -> usize {
     ALLOCATOR.charged.get(id).map_or(0, |a| a.load(Ordering::Relaxed))
+}
+
+/// The most heap bytes app `id` held at once.
+pub fn charged_peak(id: usize) -> usize {
+    ALLOCATOR.peak.get(id).map_or(0, |a| a.load(Ordering::Relaxed))
 }
 
 /// Heap bytes in use by everyone.

@@ -14,6 +14,7 @@ extern crate alloc;
 mod app;
 mod console;
 mod kernel;
+mod text;
 mod time;
 mod ut;
 mod vm;

@@ -228,15 +228,6 @@ pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out
         format!("reading the root server {} (build it with root-server/build.sh, or pass --root-server)", boot.root_server.display())
     })?;
     let prepared = pack::prepare_all(refs, opts)?;
-    if let Some(p) = prepared.iter().find(|p| p.elf.interp.is_some()) {
-        bail!(
-            "image {}: entrypoint {} is dynamically linked (interpreter {}); the seL4 root server starts static \
-             programs only for now (`selkie run --emulate` runs it)",
-            p.image.reference,
-            p.binary_path,
-            p.elf.interp.as_deref().unwrap_or("")
-        );
-    }
     let b = bundle(&prepared)?;
     let elf = embed(&root, &b).with_context(|| format!("embedding the bundle into {}", boot.root_server.display()))?;
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

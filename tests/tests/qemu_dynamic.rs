@@ -1,0 +1,196 @@
+//! Dynamically linked Debian arm64 programs (glibc, started through
+//! /lib/ld-linux-aarch64.so.1 from the image) booted on seL4 under QEMU: the same images and
+//! scripts as tests/tests/dynamic.rs, whose Linux reference (qemu-aarch64-static chrooted
+//! into the rootfs) gives the expected stdout and status. The console carries stderr too,
+//! so a test names the stderr lines it expects besides the reference's stdout.
+//! Skipped, with one line, without SEL4_PREFIX, rust-sel4 or the Debian packages.
+
+use selkie_tests::apps::binfmt_aarch64;
+use selkie_tests::compare::{Case, Outcome};
+use selkie_tests::debian::debs;
+use selkie_tests::sel4::{self, Console};
+use selkie_tests::tools::skip_without;
+
+/// Most heap the manifest allows (1 GiB): python's allocator wants room.
+const HUGE_HEAP: [&str; 2] = ["--config.label", "org.selkie.app.heap_pages=262144"];
+
+/// Busybox applets the scripts run as external programs (symlinks to /bin/busybox).
+const APPLETS: [&str; 10] = ["tr", "wc", "cat", "seq", "sort", "head", "tail", "ls", "uniq", "expr"];
+
+fn tools() -> bool {
+    !skip_without(&["umoci", "qemu-aarch64-static", "apt-get", "dpkg-deb"]) && sel4::available()
+}
+
+fn with_applets(mut case: Case) -> Case {
+    for applet in APPLETS {
+        case = case.symlink(&format!("/bin/{applet}"), "busybox");
+    }
+    case
+}
+
+/// Builds the case's image, runs the Linux reference, packs the image alone for seL4 and
+/// boots it; the console must show the reference's stdout exactly, apart from lines that
+/// start with one of `stderr` (what the app wrote to stderr), and the app's status.
+fn boot_like_linux(case: Case, name: &str, timeout_s: u32, stderr: &[&str]) -> Option<(Outcome, Console)> {
+    let built = case.build()?;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image.elf");
+    sel4::pack(&[built.image.reference()], &image);
+    let started = std::time::Instant::now();
+    let c = sel4::boot(&image, timeout_s);
+    println!("--- booted in {:?}; reports:\n{}", started.elapsed(), c.reports().join("\n"));
+    assert!(c.finished, "{name}: no final line within {timeout_s} s:\n{}", c.text);
+    let out = c.app_output();
+    let (errs, kept): (Vec<&str>, Vec<&str>) = out.lines().partition(|l| stderr.iter().any(|p| l.starts_with(p)));
+    let kept: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(kept, built.want.stdout, "{name}: seL4 console differs from Linux; reports: {:?}", c.reports());
+    assert!(errs.len() <= stderr.len(), "{name}: more stderr lines than expected: {errs:?}");
+    assert_eq!(c.status(name), Some(built.want.status), "{name}: status differs from Linux; reports: {:?}", c.reports());
+    assert!(c.reports().last().is_some_and(|l| l.starts_with("[selkie] all 1 apps done")), "{:?}", c.reports());
+    Some((built.want, c))
+}
+
+fn lines(out: &str, want: &[&str]) {
+    for l in want {
+        assert!(out.lines().any(|x| x == *l), "missing {l:?} in:\n{out}");
+    }
+}
+
+// The scripts are tests/tests/dynamic.rs's.
+
+const DASH_SCRIPT: &str = r#"#!/bin/sh
+# dash, with busybox applets as the external programs.
+square() {
+    echo $(( $1 * $1 ))
+}
+classify() {
+    case "$1" in
+        [0-9]*) echo "$1: number" ;;
+        *.txt) echo "$1: text file" ;;
+        -*) echo "$1: option" ;;
+        *) echo "$1: word" ;;
+    esac
+}
+echo "args: $# [$*]"
+total=0
+for i in 1 2 3 4 5; do
+    total=$((total + $(square $i)))
+done
+echo "sum of squares 1..5: $total"
+for w in 42 notes.txt -v dash "$@"; do
+    classify "$w"
+done
+echo "hello from dash" | tr a-z A-Z
+seq 1 20 | sort -r | head -3
+echo "lines: $(seq 1 100 | wc -l)"
+echo "bytes: $(cat /foo.txt /bar.txt | wc -c)"
+printf '%s\n' pear apple fig apple | sort | uniq | tr '\n' ' '
+echo
+n=0
+while [ $n -lt 3 ]; do
+    n=$(expr $n + 1)
+    echo "while $n"
+done
+last=$(ls /data | sort | tail -1)
+echo "last in /data: $last"
+# (stderr is not compared; the image has no /dev/null for the reference's chroot)
+if cat /nonexistent; then echo "cat: found"; else echo "cat failed: $?"; fi
+echo "script says: $(/data/run.sh)"
+seq 1 5 | while read x; do printf '%s,' "$x"; done
+echo
+exit 6
+"#;
+
+#[test]
+fn debian_dash_script_boots_on_sel4_like_linux() {
+    if !tools() || !binfmt_aarch64() {
+        return;
+    }
+    let Some(debs) = debs(&["libc6", "dash", "busybox"]) else { return };
+    let case = Case::debian("dash", "/bin/sh", &debs).write("/test.sh", DASH_SCRIPT.as_bytes(), 0o755).cmd(&["/test.sh", "first", "x.txt"]);
+    let Some((o, c)) = boot_like_linux(with_applets(case), "dash", 600, &["cat: can't open '/nonexistent'"]) else { return };
+    assert_eq!(o.status, 6, "{}", o.stdout);
+    lines(
+        &c.app_output(),
+        &[
+            "args: 2 [first x.txt]",
+            "sum of squares 1..5: 55",
+            "42: number",
+            "notes.txt: text file",
+            "-v: option",
+            "first: word",
+            "x.txt: text file",
+            "HELLO FROM DASH",
+            "9",
+            "8",
+            "7",
+            "lines: 100",
+            "bytes: 8",
+            "apple fig pear ",
+            "while 3",
+            "last in /data: sub",
+            "cat failed: 1",
+            "script says: run",
+            "1,2,3,4,5,",
+        ],
+    );
+}
+
+const BUSYBOX_SCRIPT: &str = "seq 1 200 | sort -r | head -3; \
+     echo abc | tr a-z A-Z | wc -c; \
+     echo \"etc entries: $(ls /etc | wc -l)\"; \
+     echo \"libs: $(ls /lib/aarch64-linux-gnu | wc -l)\"; \
+     ls /data | sort -r | head -2; \
+     for f in /foo.txt /bar.txt; do cat $f | tr a-z A-Z; done; \
+     s=0; for i in $(seq 1 10); do s=$((s + i)); done; echo sum $s; \
+     exit 4";
+
+#[test]
+fn debian_dynamic_busybox_pipelines_boot_on_sel4_like_linux() {
+    if !tools() || !binfmt_aarch64() {
+        return;
+    }
+    let Some(debs) = debs(&["libc6", "busybox"]) else { return };
+    let case = Case::debian("busybox", "/bin/busybox", &debs).symlink("/bin/sh", "busybox").cmd(&["sh", "-c", BUSYBOX_SCRIPT]);
+    let Some((o, c)) = boot_like_linux(with_applets(case), "busybox", 600, &[]) else { return };
+    assert_eq!(o.status, 4, "{}", o.stdout);
+    lines(&c.app_output(), &["99", "98", "97", "4", "sub", "run.sh", "FOO", "BAR", "sum 55"]);
+}
+
+const PYTHON: &str = r#"
+import os, sys, json
+print("data:", sorted(os.listdir("/data")))
+print("sum of squares 1..100:", sum(i * i for i in range(1, 101)))
+cubes = {str(k): k ** 3 for k in range(6)}
+print(json.dumps(cubes, sort_keys=True))
+print(json.dumps({"b": [1, 2.5, None, True], "a": "x\u00e9"}, sort_keys=True))
+with open("/data/link-a") as f:
+    print("link-a:", f.read().strip())
+print("foo:", open("/foo.txt").read().strip(), "HELLO:", os.environ.get("HELLO"))
+print("words:", " ".join(sorted(set("the quick brown fox jumps over the lazy dog".split()))))
+sys.exit(7)
+"#;
+
+#[test]
+fn debian_python3_11_boots_on_sel4_like_linux() {
+    if !tools() {
+        return;
+    }
+    let packages = ["libc6", "zlib1g", "libexpat1", "libssl3", "libpython3.11-minimal", "libpython3.11-stdlib", "python3.11-minimal"];
+    let Some(debs) = debs(&packages) else { return };
+    let case = Case::debian("python3.11", "/usr/bin/python3.11", &debs).cmd(&["-c", PYTHON]).config(&HUGE_HEAP);
+    let Some((o, c)) = boot_like_linux(case, "python3.11", 900, &[]) else { return };
+    assert_eq!(o.status, 7, "{}", o.stdout);
+    lines(
+        &c.app_output(),
+        &[
+            "data: ['a.txt', 'abs-sub', 'dangling', 'hard.txt', 'link-a', 'loop1', 'loop2', 'run.sh', 'sub']",
+            "sum of squares 1..100: 338350",
+            r#"{"0": 0, "1": 1, "2": 8, "3": 27, "4": 64, "5": 125}"#,
+            r#"{"a": "x\u00e9", "b": [1, 2.5, null, true]}"#,
+            "link-a: alpha",
+            "foo: foo HELLO: WORLD",
+            "words: brown dog fox jumps lazy over quick the",
+        ],
+    );
+}
