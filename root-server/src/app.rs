@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use musl_shim::errno::EFAULT;
 use musl_shim::mm::{MemoryMap, RegionKind, PAGE};
 use musl_shim::start::{self, LoadPlan, StackInfo};
+use musl_shim::sigframe::{self, Delivery, UserRegs, SIGTRAMP};
 use musl_shim::task::{Event, Pid, Resume, Tid};
 use musl_shim::{AddressSpace, Clock, ClockId, Config, Console, Entropy, ExecImage, GuestMemory, Prot, Shim, Spawn, SysResult, Timespec};
 use sel4::cap;
@@ -309,6 +310,27 @@ fn elf_of(shim: &Shim<'static>, path: &[u8]) -> Result<&'static [u8], StartError
     }
 }
 
+/// A thread's registers as the shim's signal frames hold them; FP/SIMD as zeros (seL4
+/// cannot read them from another thread).
+fn user_regs(r: &sel4::UserContext) -> UserRegs {
+    let mut x = [0u64; 31];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = *r.gpr(i);
+    }
+    UserRegs { x, sp: *r.sp(), pc: *r.pc(), pstate: *r.spsr(), fpsr: 0, fpcr: 0, v: [[0; 16]; 32] }
+}
+
+/// Puts the shim's registers back: x0..x30, sp, pc and the condition flags (the rest of
+/// SPSR stays ours; FP/SIMD is not touched).
+fn set_user_regs(r: &mut sel4::UserContext, u: &UserRegs) {
+    for (i, v) in u.x.iter().enumerate() {
+        *r.gpr_mut(i) = *v;
+    }
+    *r.sp_mut() = u.sp;
+    *r.pc_mut() = u.pc;
+    *r.spsr_mut() = (*r.spsr() & !0xf000_0000) | (u.pstate & 0xf000_0000);
+}
+
 /// Writes the trapping `udf` over each `svc #0` at `traps` (link-time) + `bias`; Err: the
 /// address that could not be written.
 fn patch_traps(env: &mut Env<'_>, traps: &[u64], bias: u64) -> Result<(), u64> {
@@ -483,6 +505,15 @@ impl App {
                 p.space.add_range(start, end, s.prot);
                 self.shim.mm.record(start, end, s.prot, RegionKind::Image);
             }
+            // The signal trampoline: a handler's return address without SA_RESTORER.
+            let tramp = self.entry.frames.slot_of(crate::kernel::sigtramp_addr()).ok_or("the signal trampoline lies outside our image")?;
+            if crate::kernel::SIGTRAMP_PAGE.0[..8] != sigframe::sigtramp_code() {
+                return Err(String::from("the signal trampoline differs from musl-shim's"));
+            }
+            let rx = Prot(Prot::READ | Prot::EXEC);
+            p.space.map_shared(g, &mut p.budget, SIGTRAMP, tramp, rx).map_err(|e| ctx("mapping the signal trampoline", e))?;
+            p.space.add_range(SIGTRAMP, SIGTRAMP + PAGE, rx);
+            self.shim.mm.add_traps([SIGTRAMP + 4]);
             let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
             start::load(&mut env, &mut self.shim.mm, &copied, elf, bias).map_err(|e| format!("loading {shown}: {e}"))?;
             if patch {
@@ -643,6 +674,54 @@ impl App {
         self.shim.syscall(&mut env, nr, args)
     }
 
+    /// Takes the current thread's (`tid`'s) due signal into `regs`, all its registers as
+    /// they are to resume: a handler's frame is written on its stack and `regs` enter the
+    /// handler. seL4 gives us no other thread's FP/SIMD registers, so the frame's FP record
+    /// holds zeros (a handler reading it sees zeros); delivery happens only where a syscall
+    /// returns, where the caller-saved vector registers are dead and the callee-saved ones
+    /// are kept by the handler itself.
+    pub fn take_signal(&mut self, g: &mut Global, tid: Tid, regs: &mut sel4::UserContext) -> Delivery {
+        let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)) else { return Delivery::Killed(9) };
+        if !self.shim.switch_to(tid) {
+            return Delivery::Killed(9);
+        }
+        let mut u = user_regs(regs);
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+        let d = self.shim.deliver_signal(&mut env, &mut u);
+        if let Delivery::Handler(_) = d {
+            set_user_regs(regs, &u);
+        }
+        d
+    }
+
+    /// `rt_sigreturn` of thread `tid`: `regs` (all of them, as it trapped) get what the
+    /// frame at its sp holds, FP/SIMD left alone. Err: the frame could not be read.
+    pub fn sigreturn(&mut self, g: &mut Global, tid: Tid, regs: &mut sel4::UserContext) -> Result<(), ()> {
+        let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)) else { return Err(()) };
+        if !self.shim.switch_to(tid) {
+            return Err(());
+        }
+        let mut u = user_regs(regs);
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+        self.shim.sigreturn(&mut env, &mut u)?;
+        set_user_regs(regs, &u);
+        Ok(())
+    }
+
+    /// A signal's default action ended the current process (thread `tid`'s).
+    pub fn killed_by_signal(&mut self, g: &mut Global, tid: Tid, sig: i32) {
+        let pid = self.pid_of(tid);
+        if self.shim.switch_to(tid) {
+            self.shim.kill_current(sig);
+        }
+        // The app's end (pid 1) is the caller's to report; the rest goes now.
+        if self.shim.app_ended().is_none() {
+            if let Some(pid) = pid {
+                self.drop_process(g, pid);
+            }
+        }
+    }
+
     /// Before the shim sees a clone: makes sure the child's objects can be had, so that
     /// running out gives EAGAIN rather than a child the shim knows and we cannot start.
     pub fn prepare_clone(&mut self, g: &mut Global, tid: Tid, flags: u64) -> bool {
@@ -791,9 +870,44 @@ impl App {
         }
     }
 
-    /// Carries out what the shim decided for threads other than the caller.
+    /// Wakes thread `tid` (blocked, `woken` its pc, sp, spsr and x0..x8 to resume with)
+    /// into the handler of its due signal, or ends its process by the signal.
+    fn wake_into_signal(&mut self, g: &mut Global, tid: Tid, tcb: cap::Tcb, woken: &sel4::UserContext) {
+        vm::entries(1);
+        let mut regs = match tcb.tcb_read_all_registers(false) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("{}: reading thread {tid}'s registers: {e}", self.name);
+                return self.killed_by_signal(g, tid, 9);
+            }
+        };
+        *regs.pc_mut() = *woken.pc();
+        *regs.gpr_mut(0) = *woken.gpr(0);
+        match self.take_signal(g, tid, &mut regs) {
+            Delivery::Killed(sig) => self.killed_by_signal(g, tid, sig),
+            Delivery::None | Delivery::Handler(_) => {
+                vm::entries(1);
+                if let Err(e) = tcb.tcb_write_all_registers(true, &mut regs) {
+                    log::error!("{}: waking thread {tid}: {e}", self.name);
+                }
+            }
+        }
+    }
+
+    /// Carries out what the shim decided for threads other than the caller (and what
+    /// doing so made it decide: a signal ending a process wakes its parent).
     pub fn apply_events(&mut self, g: &mut Global) {
-        for ev in self.shim.take_events() {
+        loop {
+            let events = self.shim.take_events();
+            if events.is_empty() || self.done {
+                return;
+            }
+            self.apply(g, events);
+        }
+    }
+
+    fn apply(&mut self, g: &mut Global, events: Vec<Event>) {
+        for ev in events {
             match ev {
                 Event::Wake { tid, resume } => {
                     let Some(t) = self.threads.get_mut(&tid) else { continue };
@@ -805,10 +919,16 @@ impl App {
                         }
                         Resume::Retry => *regs.pc_mut() = at,
                     }
+                    let tcb = t.unit.tcb;
+                    self.stats.wakes += 1;
+                    if self.shim.switch_to(tid) && self.shim.signal_ready() {
+                        // A signal is due as the thread resumes: its handler runs first.
+                        self.wake_into_signal(g, tid, tcb, &regs);
+                        continue;
+                    }
                     // Restarting the thread drops the reply we never sent.
                     vm::entries(1);
-                    self.stats.wakes += 1;
-                    if let Err(e) = t.unit.tcb.tcb_write_registers(true, 4, &mut regs) {
+                    if let Err(e) = tcb.tcb_write_registers(true, 4, &mut regs) {
                         log::error!("{}: waking thread {tid}: {e}", self.name);
                     }
                 }

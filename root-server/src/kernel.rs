@@ -165,6 +165,30 @@ struct Window([u8; WINDOW_PAGES * PAGE]);
 
 static mut WINDOW: Window = Window([0; WINDOW_PAGES * PAGE]);
 
+/// A page of our image holding the signal trampoline (`mov x8, #139` and the trapping
+/// `udf`, musl-shim's `sigframe::sigtramp_code`): every process maps its frame read-only
+/// and executable at `sigframe::SIGTRAMP`, as the bundle's text is mapped.
+#[repr(C, align(4096))]
+pub struct CodePage(pub [u8; PAGE]);
+
+pub static SIGTRAMP_PAGE: CodePage = CodePage(sigtramp_page());
+
+const fn sigtramp_page() -> [u8; PAGE] {
+    let mut p = [0u8; PAGE];
+    let code = [0xd280_1168u32.to_le_bytes(), musl_shim::sigframe::TRAP_WORD.to_le_bytes()];
+    let mut i = 0;
+    while i < 8 {
+        p[i] = code[i / 4][i % 4];
+        i += 1;
+    }
+    p
+}
+
+/// Address of the trampoline page in our image.
+pub fn sigtramp_addr() -> usize {
+    ptr::addr_of!(SIGTRAMP_PAGE) as usize
+}
+
 /// Address of window page `i`'s first byte.
 pub fn window_addr(i: usize) -> usize {
     assert!(i < WINDOW_PAGES);

@@ -455,6 +455,43 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
     }
 }
 
+/// Resumes thread `tid` (trapped at `pc`) with all its registers as `set` leaves them,
+/// or in the handler of a signal due then; a signal's default action ends its process.
+/// `set` failing (a bad rt_sigreturn frame) is SIGSEGV, as on Linux.
+fn resume_with_signals(
+    g: &mut Global,
+    app: &mut App,
+    stats: &mut Stats,
+    tid: u32,
+    tcb: sel4::cap::Tcb,
+    pc: u64,
+    set: impl FnOnce(&mut App, &mut Global, &mut sel4::UserContext) -> Result<(), ()>,
+) -> Next {
+    vm::entries(1);
+    let mut regs = match tcb.tcb_read_all_registers(false) {
+        Ok(r) => r,
+        Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
+    };
+    if set(app, g, &mut regs).is_err() {
+        let sp = *regs.sp();
+        return fault(g, app, stats, tid, SIGSEGV, "rt_sigreturn with a bad frame", pc, sp);
+    }
+    if app.shim.signal_ready() {
+        if let musl_shim::sigframe::Delivery::Killed(sig) = app.take_signal(g, tid, &mut regs) {
+            app.killed_by_signal(g, tid, sig);
+            if app.shim.app_ended().is_some() {
+                finish(g, app, stats);
+            }
+            return Next::Wait;
+        }
+    }
+    vm::entries(1);
+    if let Err(e) = tcb.tcb_write_all_registers(false, &mut regs) {
+        return fault(g, app, stats, tid, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
+    }
+    Next::Reply
+}
+
 const NR_CLONE: u64 = 220;
 const EAGAIN: i64 = 11;
 
@@ -487,7 +524,18 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) 
         return ret(g, app, stats, -EAGAIN);
     }
     match app.syscall(g, tid, nr, args) {
+        musl_shim::Action::Return(v) if app.shim.signal_ready() => {
+            let r = resume_with_signals(g, app, stats, tid, tcb, pc, |_, _, regs| {
+                *regs.gpr_mut(0) = v as u64;
+                *regs.pc_mut() = pc + 4;
+                Ok(())
+            });
+            app.syscall_entries += vm::entries_so_far() - before;
+            app.returned += 1;
+            r
+        }
         musl_shim::Action::Return(v) => ret(g, app, stats, v),
+        musl_shim::Action::SigReturn => resume_with_signals(g, app, stats, tid, tcb, pc, |app, g, regs| app.sigreturn(g, tid, regs)),
         musl_shim::Action::Block => {
             app.block(tid, pc, regs.clone());
             Next::Wait

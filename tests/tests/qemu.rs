@@ -426,3 +426,25 @@ fn fork_exec_wait_and_pipes_boot_like_linux() {
     let stats = stats_line(&c, "procs");
     assert!(stat(stats, " forks") >= 7 && stat(stats, " execs") >= 1, "{stats}");
 }
+
+#[test]
+fn signal_handlers_boot_like_linux() {
+    // Handlers with siginfo (their frames built from the thread's registers, FP/SIMD
+    // zeroed: seL4 cannot read another thread's), an alternate stack, masks and sigpending,
+    // SA_RESETHAND, SIGCHLD from forked children, a blocked read interrupted (EINTR) and
+    // restarted (SA_RESTART) by a child's kill, then SIGTERM's default action.
+    let Some((e, c)) = alone("signals", &[], &[]) else { return };
+    assert_eq!(e.status, 128 + 15, "{}", e.stdout);
+    for line in [
+        "raise: handler ran 1 time(s), siginfo ok: yes, fp kept: yes",
+        "kill: handler ran 1 time(s), on the alternate stack: yes",
+        "blocked: pending yes, handler ran 1 time(s)",
+        "unblocked: handler ran 2 time(s)",
+        "SIGCHLD: 3 of 3",
+        "read without SA_RESTART: EINTR, handler ran 1 time(s)",
+        "read with SA_RESTART: 1 byte(s) 'y', handler ran 2 time(s)",
+    ] {
+        assert!(c.text.lines().any(|l| l == line), "missing {line:?}:\n{}", c.text);
+    }
+    assert!(c.reports().contains(&"[selkie] signals killed by signal 15"), "{:?}", c.reports());
+}

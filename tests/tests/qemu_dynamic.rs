@@ -194,3 +194,38 @@ fn debian_python3_11_boots_on_sel4_like_linux() {
         ],
     );
 }
+
+/// glibc installs handlers without SA_RESTORER: they return to the kernel's trampoline,
+/// here the root server's page at musl-shim's `sigframe::SIGTRAMP`.
+const PYTHON_SIGNALS: &str = r#"
+import os, signal, sys
+hits = []
+signal.signal(signal.SIGUSR1, lambda sig, frame: hits.append(sig))
+os.kill(os.getpid(), signal.SIGUSR1)
+os.kill(os.getpid(), signal.SIGUSR1)
+print("SIGUSR1 handled:", hits == [signal.SIGUSR1] * 2, len(hits))
+signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+os.kill(os.getpid(), signal.SIGUSR2)
+print("SIGUSR2 ignored")
+old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+os.kill(os.getpid(), signal.SIGUSR1)
+print("blocked, pending:", signal.SIGUSR1 in signal.sigpending(), len(hits))
+signal.pthread_sigmask(signal.SIG_SETMASK, old)
+print("unblocked:", len(hits))
+sys.stdout.flush()
+os.kill(os.getpid(), signal.SIGTERM)
+print("not reached")
+"#;
+
+#[test]
+fn debian_python3_11_signal_handlers_boot_on_sel4_like_linux() {
+    if !tools() {
+        return;
+    }
+    let packages = ["libc6", "zlib1g", "libexpat1", "libssl3", "libpython3.11-minimal", "libpython3.11-stdlib", "python3.11-minimal"];
+    let Some(debs) = debs(&packages) else { return };
+    let case = Case::debian("python3.11", "/usr/bin/python3.11", &debs).cmd(&["-c", PYTHON_SIGNALS]).config(&HUGE_HEAP);
+    let Some((o, c)) = boot_like_linux(case, "python3.11", 900, &[]) else { return };
+    assert_eq!(o.status, 128 + 15, "{}", o.stdout);
+    lines(&c.app_output(), &["SIGUSR1 handled: True 2", "SIGUSR2 ignored", "blocked, pending: True 2", "unblocked: 3"]);
+}
