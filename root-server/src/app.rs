@@ -554,7 +554,8 @@ impl App {
         if let Some(t) = self.trap_cache.get(&key) {
             return t.clone();
         }
-        let t = Rc::new(text::find_svcs(plan, elf).into_iter().map(|(_, va)| va).collect::<Vec<u64>>());
+        // Without room for the list, none: the program's syscalls then fault (SIGILL).
+        let t = Rc::new(text::find_svcs(plan, elf, |_, va| va).unwrap_or_default());
         self.trap_cache.insert(key, t.clone());
         t
     }
@@ -739,6 +740,23 @@ impl App {
             }
         }
         true
+    }
+
+    /// Before the shim maps file `fd` for thread `tid`: whether our heap can take the
+    /// copies the shim makes on the way (the whole file, the rewritten copy of code, the
+    /// mapped part: three times the file at most). Probed with one allocation of that
+    /// size, freed at once, so that an mmap of a big file gets ENOMEM instead of the root
+    /// server running out of heap.
+    pub fn room_for_file_map(&mut self, tid: Tid, fd: u64) -> bool {
+        if !self.shim.switch_to(tid) {
+            return true;
+        }
+        let Ok(f) = self.shim.fds.file(fd as i64) else { return true };
+        let Some(ino) = f.borrow().obj.ino() else { return true };
+        let size = self.shim.vfs.node(ino).size();
+        let need = size.saturating_mul(3).saturating_add(64 << 10);
+        let mut probe: Vec<u8> = Vec::new();
+        usize::try_from(need).is_ok_and(|n| probe.try_reserve_exact(n).is_ok())
     }
 
     /// Parks thread `tid` in its syscall at `at`.

@@ -493,7 +493,10 @@ fn resume_with_signals(
 }
 
 const NR_CLONE: u64 = 220;
+const NR_MMAP: u64 = 222;
+const MAP_ANONYMOUS: u64 = 0x20;
 const EAGAIN: i64 = 11;
+const ENOMEM: i64 = 12;
 
 fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) -> Next {
     let before = vm::entries_so_far() - 2;
@@ -522,6 +525,10 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) 
     if nr == NR_CLONE && !app.prepare_clone(g, tid, args[0]) {
         app.syscalls += 1;
         return ret(g, app, stats, -EAGAIN);
+    }
+    if nr == NR_MMAP && args[3] & MAP_ANONYMOUS == 0 && !app.room_for_file_map(tid, args[4]) {
+        app.syscalls += 1;
+        return ret(g, app, stats, -ENOMEM);
     }
     match app.syscall(g, tid, nr, args) {
         musl_shim::Action::Return(v) if app.shim.signal_ready() => {

@@ -41,6 +41,9 @@ fn code_sections(elf: &[u8]) -> Option<Vec<(u64, u64)>> {
     let mut out = Vec::new();
     for i in 0..shnum {
         let at = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        if at > elf.len() {
+            return None;
+        }
         let (ty, flags, off, size) = (u32_at(elf, at + 4)?, u64_at(elf, at + 8)?, u64_at(elf, at + 24)?, u64_at(elf, at + 32)?);
         if ty != SHT_NOBITS && flags & (SHF_EXECINSTR | SHF_ALLOC) == SHF_EXECINSTR | SHF_ALLOC && size > 0 {
             out.push((off, off.saturating_add(size)));
@@ -49,33 +52,39 @@ fn code_sections(elf: &[u8]) -> Option<Vec<(u64, u64)>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// The `svc #0` words of `elf`'s code: (file offset, link-time address), ascending.
-pub fn find_svcs(plan: &LoadPlan, elf: &[u8]) -> Vec<(u64, u64)> {
+/// Calls `f` with (file offset, link-time address) of each `svc #0` word of `elf`'s code.
+fn each_svc(plan: &LoadPlan, elf: &[u8], mut f: impl FnMut(u64, u64)) {
     let sections = code_sections(elf);
-    let mut found = Vec::new();
+    let whole = [(0u64, u64::MAX)];
     for s in plan.segments.iter().filter(|s| s.prot.x()) {
         let seg = (s.offset, s.offset.saturating_add(s.filesz));
-        let pieces: Vec<(u64, u64)> = match &sections {
-            Some(secs) => secs.iter().map(|&(a, b)| (a.max(seg.0), b.min(seg.1))).filter(|(a, b)| a < b).collect(),
-            None => alloc::vec![seg],
-        };
-        for (a, b) in pieces {
-            // Offsets whose address is 4-byte aligned (offset and address are congruent
-            // modulo the page, so modulo 4 too for a sane ELF; the address decides).
+        let secs: &[(u64, u64)] = sections.as_deref().unwrap_or(&whole);
+        for (a, b) in secs.iter().map(|&(a, b)| (a.max(seg.0), b.min(seg.1))).filter(|(a, b)| a < b) {
+            // Offsets whose address is 4-byte aligned.
             let va = |off: u64| s.vaddr.wrapping_add(off - s.offset);
             let mut off = a + (4 - va(a) % 4) % 4;
             while off.saturating_add(4) <= b {
                 let Some(w) = usize::try_from(off).ok().and_then(|o| u32_at(elf, o)) else { break };
                 if w == SVC0 {
-                    found.push((off, va(off)));
+                    f(off, va(off));
                 }
                 off += 4;
             }
         }
     }
+}
+
+/// The `svc #0` words of `elf`'s code, by `pick` (its file offset or its link-time
+/// address), ascending; `None` when the list cannot be allocated (a file made of them).
+pub fn find_svcs(plan: &LoadPlan, elf: &[u8], pick: fn(u64, u64) -> u64) -> Option<Vec<u64>> {
+    let mut n = 0usize;
+    each_svc(plan, elf, |_, _| n += 1);
+    let mut found = Vec::new();
+    found.try_reserve_exact(n).ok()?;
+    each_svc(plan, elf, |off, va| found.push(pick(off, va)));
     found.sort_unstable();
     found.dedup();
-    found
+    Some(found)
 }
 
 /// A cheap 64-bit hash of a file's bytes (not cryptographic: it only keys this app's own
@@ -114,8 +123,7 @@ impl TextCache {
             Some(o) => o.clone(),
             None => {
                 self.scanned += 1;
-                let o = LoadPlan::parse(file).ok().map(|plan| find_svcs(&plan, file)).filter(|v| !v.is_empty());
-                let o = o.map(|v| Rc::new(v.into_iter().map(|(off, _)| off).collect::<Vec<u64>>()));
+                let o = LoadPlan::parse(file).ok().and_then(|plan| find_svcs(&plan, file, |off, _| off)).filter(|v| !v.is_empty()).map(Rc::new);
                 self.offsets.insert(key, o.clone());
                 o
             }

@@ -448,3 +448,23 @@ fn signal_handlers_boot_like_linux() {
     }
     assert!(c.reports().contains(&"[selkie] signals killed by signal 15"), "{:?}", c.reports());
 }
+
+#[test]
+fn mapping_a_file_too_big_for_the_root_heap_gets_enomem() {
+    // The shim copies a mapped file through the root server's heap (8 MiB); a 12 MiB
+    // file must get ENOMEM rather than stop the root server, and the app goes on.
+    if !ready() {
+        return;
+    }
+    let Some(bin) = c_app("bigmap", Link::Static) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let img = OciImage::new(&tmp.path().join("bigmap-layout"), "bigmap");
+    img.layer(|r| {
+        populate(r, "bigmap", &bin);
+        std::fs::write(r.join("big.bin"), vec![7u8; 12 << 20]).unwrap();
+    });
+    img.config(&["--config.entrypoint", "/bigmap", "--config.cmd", "/big.bin", "--config.cmd", "/foo.txt"]);
+    let c = boot(tmp.path(), &[&Expect { name: "bigmap".into(), image: img.reference(), stdout: String::new(), status: 0 }]);
+    assert!(c.has_in_order("/big.bin: mmap of 12582912 bytes: Out of memory\n/foo.txt: mmap of 4 bytes: ok, first byte 102"), "{}", c.text);
+    assert_eq!(c.status("bigmap"), Some(0), "{:?}", c.reports());
+}
