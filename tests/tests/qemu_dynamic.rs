@@ -229,3 +229,28 @@ fn debian_python3_11_signal_handlers_boot_on_sel4_like_linux() {
     assert_eq!(o.status, 128 + 15, "{}", o.stdout);
     lines(&c.app_output(), &["SIGUSR1 handled: True 2", "SIGUSR2 ignored", "blocked, pending: True 2", "unblocked: 3"]);
 }
+
+#[test]
+fn dynamic_busybox_and_python_share_one_image() {
+    // Two glibc apps side by side: each maps its own rewritten libc (the root heap's
+    // per-app quota halves, while each libc mmap briefly takes three copies of the file).
+    if !tools() || !binfmt_aarch64() {
+        return;
+    }
+    let packages = ["libc6", "zlib1g", "libexpat1", "libssl3", "libpython3.11-minimal", "libpython3.11-stdlib", "python3.11-minimal"];
+    let (Some(bb_debs), Some(py_debs)) = (debs(&["libc6", "busybox"]), debs(&packages)) else { return };
+    let bb = with_applets(Case::debian("busybox", "/bin/busybox", &bb_debs).symlink("/bin/sh", "busybox").cmd(&["sh", "-c", BUSYBOX_SCRIPT]));
+    let py = Case::debian("python3.11", "/usr/bin/python3.11", &py_debs).cmd(&["-c", PYTHON]).config(&HUGE_HEAP);
+    let (Some(bb), Some(py)) = (bb.build(), py.build()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image.elf");
+    sel4::pack(&[bb.image.reference(), py.image.reference()], &image);
+    let c = sel4::boot(&image, 900);
+    println!("reports:\n{}", c.reports().join("\n"));
+    assert!(c.finished, "no final line:\n{}", c.text);
+    for (name, built) in [("busybox", &bb), ("python3.11", &py)] {
+        assert!(c.has_in_order(&built.want.stdout), "{name}: its lines are not all on the console in order:\n{}", c.text);
+        assert_eq!(c.status(name), Some(built.want.status), "{name}: {:?}", c.reports());
+    }
+    assert!(c.reports().last().is_some_and(|l| l.starts_with("[selkie] all 2 apps done: 2 exited")), "{:?}", c.reports());
+}
