@@ -159,7 +159,12 @@ impl<'r> Machine<'r> {
             Kind::File(d) => d.bytes().to_vec(),
             _ => anyhow::bail!("{shown} in the rootfs is not a regular file"),
         };
-        let out = if shown == self.app.binary {
+        let entry = match self.shim.vfs.resolve(ROOT, self.app.binary.as_bytes(), true) {
+            Ok(Found::Node(e)) => Some(e),
+            _ => None,
+        };
+        // The same file by any name (/proc/self/exe, a symlink) is the entrypoint.
+        let out = if entry == Some(ino) {
             // The entrypoint was rewritten at pack time; its trap table came with it.
             (bytes, self.entry_traps.clone())
         } else {

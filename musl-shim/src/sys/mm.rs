@@ -65,10 +65,19 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         return Err(if f.writable() { ENODEV } else { EACCES });
     }
     let (data, traps): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>) = {
-        let src = f.obj.map_source(&cx(s, env))?.to_vec();
-        // Code gets the runner's rewritten copy, so its syscalls trap into us.
-        let text = if prot.x() { env.rewritten_text(&src) } else { None };
-        let bytes = text.as_ref().map(|t| &t.bytes[..]).unwrap_or(&src);
+        // Only the mapped range is copied: a regular file's bytes are borrowed from the
+        // tree (the runner's rewritten copy for code, so its syscalls trap into us).
+        let node_bytes = f.obj.ino().and_then(|ino| crate::fd::data_of(&s.vfs, ino));
+        let owned;
+        let src: &[u8] = match node_bytes {
+            Some(b) => b,
+            None => {
+                owned = f.obj.map_source(&cx(s, env))?.to_vec();
+                &owned
+            }
+        };
+        let text = if prot.x() { env.rewritten_text(src) } else { None };
+        let bytes = text.as_ref().map(|t| &t.bytes[..]).unwrap_or(src);
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(bytes.len());
         let end = start.saturating_add(len as usize).min(bytes.len());
         let traps = text
