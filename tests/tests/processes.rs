@@ -247,3 +247,22 @@ fn signal_handlers_match_linux() {
         ],
     );
 }
+
+/// The Go program booted on seL4: goroutines over threads, futexes, epoll timers, real
+/// sleeping; its console output and status must be Linux's.
+#[test]
+fn go_app_boots_on_sel4_like_linux() {
+    if !tools() || !sel4::available() {
+        return;
+    }
+    let Some(bin) = go_app() else { return };
+    let case = Case::new("goapp", &bin).config(&HUGE_HEAP);
+    let Some(built) = case.build() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image.elf");
+    sel4::pack(&[built.image.reference()], &image);
+    let c = sel4::boot(&image, 300);
+    assert!(c.finished, "no final line within 300 s:\n{}", c.text);
+    assert!(c.has_in_order(&built.want.stdout), "goapp's output is not on the console in order:\n{}", c.text);
+    assert_eq!(c.status("goapp"), Some(built.want.status), "{:?}", c.reports());
+}
