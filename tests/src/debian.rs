@@ -82,3 +82,87 @@ pub fn extract(debs: &[PathBuf], root: &Path) {
         run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(root));
     }
 }
+
+// What the Debian-package apps run, shared by tests/tests/dynamic.rs (emulator) and
+// tests/tests/qemu_dynamic.rs (seL4).
+
+/// Busybox applets the scripts run as external programs (symlinks to /bin/busybox).
+pub const APPLETS: [&str; 10] = ["tr", "wc", "cat", "seq", "sort", "head", "tail", "ls", "uniq", "expr"];
+
+/// /test.sh for dash: functions, `case`, loops, `$(...)`, pipes through busybox applets,
+/// a `#!` script of the image, exit 6.
+pub const DASH_SCRIPT: &str = r#"#!/bin/sh
+# dash, with busybox applets as the external programs.
+square() {
+    echo $(( $1 * $1 ))
+}
+classify() {
+    case "$1" in
+        [0-9]*) echo "$1: number" ;;
+        *.txt) echo "$1: text file" ;;
+        -*) echo "$1: option" ;;
+        *) echo "$1: word" ;;
+    esac
+}
+echo "args: $# [$*]"
+total=0
+for i in 1 2 3 4 5; do
+    total=$((total + $(square $i)))
+done
+echo "sum of squares 1..5: $total"
+for w in 42 notes.txt -v dash "$@"; do
+    classify "$w"
+done
+echo "hello from dash" | tr a-z A-Z
+seq 1 20 | sort -r | head -3
+echo "lines: $(seq 1 100 | wc -l)"
+echo "bytes: $(cat /foo.txt /bar.txt | wc -c)"
+printf '%s\n' pear apple fig apple | sort | uniq | tr '\n' ' '
+echo
+n=0
+while [ $n -lt 3 ]; do
+    n=$(expr $n + 1)
+    echo "while $n"
+done
+last=$(ls /data | sort | tail -1)
+echo "last in /data: $last"
+# (stderr is not compared; the image has no /dev/null for the reference's chroot)
+if cat /nonexistent; then echo "cat: found"; else echo "cat failed: $?"; fi
+echo "script says: $(/data/run.sh)"
+seq 1 5 | while read x; do printf '%s,' "$x"; done
+echo
+exit 6
+"#;
+
+/// `busybox sh -c` pipelines, exit 4.
+pub const BUSYBOX_SCRIPT: &str = "seq 1 200 | sort -r | head -3; \
+     echo abc | tr a-z A-Z | wc -c; \
+     echo \"etc entries: $(ls /etc | wc -l)\"; \
+     echo \"libs: $(ls /lib/aarch64-linux-gnu | wc -l)\"; \
+     ls /data | sort -r | head -2; \
+     for f in /foo.txt /bar.txt; do cat $f | tr a-z A-Z; done; \
+     s=0; for i in $(seq 1 10); do s=$((s + i)); done; echo sum $s; \
+     exit 4";
+
+/// python3.11 `-c`: listdir, computation, json, file reads, `sys.exit(7)`.
+pub const PYTHON: &str = r#"
+import os, sys, json
+print("data:", sorted(os.listdir("/data")))
+print("sum of squares 1..100:", sum(i * i for i in range(1, 101)))
+cubes = {str(k): k ** 3 for k in range(6)}
+print(json.dumps(cubes, sort_keys=True))
+print(json.dumps({"b": [1, 2.5, None, True], "a": "x\u00e9"}, sort_keys=True))
+with open("/data/link-a") as f:
+    print("link-a:", f.read().strip())
+print("foo:", open("/foo.txt").read().strip(), "HELLO:", os.environ.get("HELLO"))
+print("words:", " ".join(sorted(set("the quick brown fox jumps over the lazy dog".split()))))
+sys.exit(7)
+"#;
+
+/// `case` with the busybox applets of [`APPLETS`] linked in /bin.
+pub fn with_applets(mut case: crate::compare::Case) -> crate::compare::Case {
+    for applet in APPLETS {
+        case = case.symlink(&format!("/bin/{applet}"), "busybox");
+    }
+    case
+}
