@@ -166,3 +166,40 @@ pub fn with_applets(mut case: crate::compare::Case) -> crate::compare::Case {
     }
     case
 }
+
+/// Lines DASH_SCRIPT prints on Linux (its status is 6).
+pub const DASH_EXPECTED: [&str; 19] = [
+    "args: 2 [first x.txt]",
+    "sum of squares 1..5: 55",
+    "42: number",
+    "notes.txt: text file",
+    "-v: option",
+    "first: word",
+    "x.txt: text file",
+    "HELLO FROM DASH",
+    "9",
+    "8",
+    "7",
+    "lines: 100",
+    "bytes: 8",
+    "apple fig pear ",
+    "while 3",
+    "last in /data: sub",
+    "cat failed: 1",
+    "script says: run",
+    "1,2,3,4,5,",
+];
+
+/// Lines BUSYBOX_SCRIPT prints on Linux (its status is 4).
+pub const BUSYBOX_EXPECTED: [&str; 9] = ["99", "98", "97", "4", "sub", "run.sh", "FOO", "BAR", "sum 55"];
+
+/// Lines PYTHON prints on Linux (its status is 7).
+pub const PYTHON_EXPECTED: [&str; 7] = [
+    "data: ['a.txt', 'abs-sub', 'dangling', 'hard.txt', 'link-a', 'loop1', 'loop2', 'run.sh', 'sub']",
+    "sum of squares 1..100: 338350",
+    r#"{"0": 0, "1": 1, "2": 8, "3": 27, "4": 64, "5": 125}"#,
+    r#"{"a": "x\u00e9", "b": [1, 2.5, null, true]}"#,
+    "link-a: alpha",
+    "foo: foo HELLO: WORLD",
+    "words: brown dog fox jumps lazy over quick the",
+];
