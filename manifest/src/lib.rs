@@ -78,9 +78,10 @@ pub struct App<S> {
     pub binary: S,
     /// Name of the app's rootfs cpio inside the bundle.
     pub rootfs: S,
-    /// Name of the trap table inside the bundle: the link-time addresses of every `svc #0`
-    /// rewritten at pack time, as little-endian u64s, sorted. `None` when nothing was rewritten.
-    pub traps: Option<S>,
+    /// Name of the app's text store inside the bundle (`musl_shim::text`): for every ELF of
+    /// the rootfs, the file offsets of the `svc #0`s rewritten at pack time and the
+    /// rewritten executable segments. `None`: no store, syscalls are found at run time.
+    pub text: Option<S>,
     pub argv: Vec<S, MAX_ARGS>,
     pub envp: Vec<S, MAX_ENV>,
     /// Absolute working directory.
@@ -322,8 +323,8 @@ impl<S: ManifestStr> App<S> {
         check_abs(&self.binary, "binary")?;
         check_abs(&self.cwd, "working directory")?;
         check_name(&self.rootfs, "rootfs name")?;
-        if let Some(t) = &self.traps {
-            check_name(t, "trap table name")?;
+        if let Some(t) = &self.text {
+            check_name(t, "text store name")?;
         }
         if self.argv.is_empty() {
             return Err(Error::Empty { what: "argv" });
@@ -366,7 +367,7 @@ mod tests {
 
     fn sample() -> &'static str {
         r#"{"version":1,"apps":[{"name":"hello","binary":"/hello","rootfs":"hello.cpio",
-        "traps":"hello.traps","argv":["/hello","hello_world","a \"quoted\" \\ arg"],
+        "text":"hello.text","argv":["/hello","hello_world","a \"quoted\" \\ arg"],
         "envp":["PATH=/bin","HELLO=WORLD"],"cwd":"/","uid":0,"gid":0,
         "spec":{"heap_pages":2560,"stack_pages":64,"ut_4k_pages":24,"ut_large_pages":4,
         "priority":180,"max_priority":190,"publishes":["hello_protocol"],"consumes":[]}}]}"#

@@ -27,11 +27,12 @@ pub mod stat;
 pub mod sys;
 pub mod task;
 pub mod testing;
+pub mod text;
 pub mod vfs;
 
 pub use errno::{Errno, SysResult};
 pub use mem::GuestMemory;
-pub use platform::{AddressSpace, Clock, ClockId, Console, Entropy, Platform, Prot, RewrittenText, Timespec};
+pub use platform::{AddressSpace, Clock, ClockId, Console, Entropy, Platform, Prot, Timespec};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
@@ -142,6 +143,11 @@ pub struct Shim<'a> {
     /// Every process and thread of the app; the others' state is parked there.
     pub tasks: task::Tasks<'a>,
     logged: BTreeSet<u64>,
+    /// The rootfs cpio the image's files are borrowed from, and its pack-time text store.
+    rootfs: &'a [u8],
+    text: text::TextStore<'a>,
+    /// Trap tables [`text::scan`] found for code that is not in the store, by content.
+    scanned: core::cell::RefCell<alloc::collections::BTreeMap<(u64, usize), Vec<u64>>>,
 }
 
 impl<'a> Shim<'a> {
@@ -181,7 +187,48 @@ impl<'a> Shim<'a> {
             },
             tasks: task::Tasks::new(),
             logged: BTreeSet::new(),
+            rootfs: rootfs_cpio,
+            text: text::TextStore::default(),
+            scanned: Default::default(),
         }
+    }
+
+    /// The pack-time trap tables of the image's ELFs (the bundle's `<rootfs>.text`).
+    pub fn set_text_store(&mut self, store: text::TextStore<'a>) {
+        self.text = store;
+    }
+
+    /// Where `file` starts in the rootfs cpio, when it is one of the image's own files.
+    fn image_offset(&self, file: &[u8]) -> Option<u64> {
+        let base = self.rootfs.as_ptr() as usize;
+        let at = (file.as_ptr() as usize).checked_sub(base)?;
+        (at.checked_add(file.len())? <= self.rootfs.len()).then_some(at as u64)
+    }
+
+    /// The store's record for `file` (rewritten segments to map without a copy).
+    pub fn stored_text(&self, file: &[u8]) -> Option<text::FileText<'a>> {
+        self.text.get(self.image_offset(file)?, file.len() as u64)
+    }
+
+    /// File offsets of the syscall words of `file`, an ELF about to be mapped for
+    /// execution: its pack-time trap table, or (for code the store does not hold, such as
+    /// a file the app wrote) what [`text::scan`] finds now. Empty when it has none.
+    pub fn traps_of(&self, file: &[u8]) -> Vec<u64> {
+        if let Some(t) = self.stored_text(file) {
+            return t.traps().collect();
+        }
+        let key = (text::hash(file), file.len());
+        if let Some(t) = self.scanned.borrow().get(&key) {
+            return t.clone();
+        }
+        let found = text::scan(file).unwrap_or_default();
+        self.scanned.borrow_mut().insert(key, found.clone());
+        found
+    }
+
+    /// Files whose syscalls were found at run time (not in the pack-time store).
+    pub fn scanned_files(&self) -> usize {
+        self.scanned.borrow().len()
     }
 
     /// Lets the app make threads and processes and block (the runner schedules them,

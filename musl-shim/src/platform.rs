@@ -84,21 +84,6 @@ pub trait AddressSpace {
     fn map(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()>;
     fn unmap(&mut self, start: u64, len: u64) -> SysResult<()>;
     fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()>;
-    /// For a file mapped executable (a shared library ld.so maps): the file with every
-    /// syscall instruction rewritten into the trapping one, and the file offsets
-    /// rewritten. `None` (the default) when this runner has no rewritten copy: the
-    /// original bytes are mapped, and a syscall in them faults.
-    fn rewritten_text(&mut self, _file: &[u8]) -> Option<alloc::rc::Rc<RewrittenText>> {
-        None
-    }
-}
-
-/// An executable file with its syscalls rewritten.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RewrittenText {
-    pub bytes: alloc::vec::Vec<u8>,
-    /// File offsets of the rewritten instructions, ascending.
-    pub offsets: alloc::vec::Vec<u64>,
 }
 
 /// Guest memory and address space together (what mremap needs to move bytes).

@@ -292,9 +292,30 @@ pub fn layout(plan: &LoadPlan, heap_bytes: u64, stack_bytes: u64) -> Result<MemL
     Ok(MemLayout { brk_start, heap_limit: heap, mmap_bottom, mmap_top })
 }
 
-/// Maps and fills the segments at `bias`, applies relocations, sets final protections,
-/// and records the regions in `mm`.
-pub fn load<M: GuestMemory + AddressSpace>(mem: &mut M, mm: &mut MemoryMap, plan: &LoadPlan, data: &[u8], bias: u64) -> Result<(), LoadError> {
+/// Addresses, at `bias`, of the words at file offsets `traps` that `plan`'s executable
+/// segments load.
+pub fn trap_addrs(plan: &LoadPlan, traps: &[u64], bias: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for s in plan.segments.iter().filter(|s| s.prot.x()) {
+        let lo = traps.partition_point(|&t| t < s.offset);
+        for &t in traps[lo..].iter().take_while(|&&t| t.saturating_add(4) <= s.offset + s.filesz) {
+            out.push(s.vaddr.wrapping_add(t - s.offset).wrapping_add(bias));
+        }
+    }
+    out
+}
+
+/// Maps and fills the segments at `bias`, writes the trapping `udf` over the syscall
+/// words at file offsets `traps` (ascending) and records them in `mm`, applies
+/// relocations, sets final protections, and records the regions in `mm`.
+pub fn load<M: GuestMemory + AddressSpace>(
+    mem: &mut M,
+    mm: &mut MemoryMap,
+    plan: &LoadPlan,
+    data: &[u8],
+    bias: u64,
+    traps: &[u64],
+) -> Result<(), LoadError> {
     // Page ranges, merged where segments share pages.
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for s in &plan.segments {
@@ -311,6 +332,10 @@ pub fn load<M: GuestMemory + AddressSpace>(mem: &mut M, mm: &mut MemoryMap, plan
     for s in &plan.segments {
         let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
         mem.write(s.vaddr.wrapping_add(bias), bytes)?;
+    }
+    let at = trap_addrs(plan, traps, bias);
+    for &a in &at {
+        mem.write(a, &crate::text::UDF_WORD.to_le_bytes())?;
     }
     for &(off, addend) in &plan.relative {
         mem.write_u64(off.wrapping_add(bias), bias.wrapping_add(addend as u64))?;
@@ -335,6 +360,8 @@ pub fn load<M: GuestMemory + AddressSpace>(mem: &mut M, mm: &mut MemoryMap, plan
         }
         prev = Some((end, s.prot));
     }
+    // After the regions: recording a region drops the traps it covered.
+    mm.add_traps(at);
     Ok(())
 }
 

@@ -90,7 +90,7 @@ fn static_pie_is_placed_and_relocated() {
     assert_eq!(layout.brk_start, PIE_BASE + 0x14000);
     let mut env = FakePlatform::new();
     let mut mm = MemoryMap::new(layout);
-    load(&mut env, &mut mm, &p, &data, bias).unwrap();
+    load(&mut env, &mut mm, &p, &data, bias, &[]).unwrap();
     assert_eq!(env.read_u64(PIE_BASE + 0x10208).unwrap(), PIE_BASE + 0x100, "relocated");
     let mut d = [0u8; 4];
     env.read(PIE_BASE + 0x10200, &mut d).unwrap();

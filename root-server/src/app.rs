@@ -34,7 +34,6 @@ const OBJECT_OVERHEAD: u64 = 256 * 1024;
 const PROC_OVERHEAD: u64 = 64 * 1024;
 /// Chunks of a forked or exec'd process's budget (pid 1 takes 1 MiB chunks).
 const PROC_CHUNK_BITS: usize = 18;
-use crate::text::{self, TextCache, UDF_WORD};
 const CLONE_THREAD: u64 = 0x10000;
 
 /// Why an app could not be started.
@@ -73,15 +72,6 @@ pub struct Proc {
     pub image_pages: u64,
 }
 
-/// The entrypoint as packed: its rootfs bytes (already rewritten), the page-aligned copy
-/// in the bundle, and the pack-time trap table.
-struct Entry {
-    elf: &'static [u8],
-    exe: Option<&'static [u8]>,
-    frames: ImageFrames,
-    traps: Rc<Vec<u64>>,
-}
-
 /// Counters for the stats line.
 #[derive(Default, Clone, Copy)]
 pub struct AppStats {
@@ -111,14 +101,10 @@ pub struct App {
     ep: cap::Endpoint,
     prio: u64,
     mcp: u64,
-    entry: Entry,
+    /// Our own image's frames (the bundle's text store and the signal trampoline are in it).
+    frames: ImageFrames,
     heap_bytes: u64,
     stack_bytes: u64,
-    /// Trap tables (link-time addresses) of ELFs loaded from the rootfs other than the
-    /// entrypoint (exec'd programs, interpreters), found by scanning them; by file address.
-    trap_cache: BTreeMap<usize, Rc<Vec<u64>>>,
-    /// The `svc`s of files mapped executable (shared libraries).
-    pub texts: TextCache,
     rng: u64,
     pub syscalls: u64,
     /// Syscalls that returned to the app at once, and the kernel entries they took (trap
@@ -139,7 +125,6 @@ pub struct Env<'a> {
     pub space: &'a mut Space,
     pub budget: &'a mut Budget,
     pub rng: &'a mut u64,
-    pub texts: &'a mut TextCache,
 }
 
 impl GuestMemory for Env<'_> {
@@ -168,9 +153,6 @@ impl AddressSpace for Env<'_> {
     fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
         let (s, e) = range(start, len)?;
         self.space.protect(self.g, s, e, prot).map_err(|_| musl_shim::errno::ENOMEM)
-    }
-    fn rewritten_text(&mut self, file: &[u8]) -> Option<Rc<musl_shim::RewrittenText>> {
-        self.texts.rewritten(file)
     }
 }
 
@@ -235,10 +217,10 @@ pub struct AppSpec<'b> {
     pub name: String,
     pub binary: String,
     pub rootfs: &'static [u8],
-    /// The entrypoint as a page-aligned bundle member (`<rootfs>.exe`), when there is one.
-    pub exe: Option<&'static [u8]>,
+    /// The rootfs's text store (`musl_shim::text`), page-aligned in our image; empty
+    /// when the bundle has none.
+    pub text: &'static [u8],
     pub frames: ImageFrames,
-    pub traps: &'b [u8],
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     pub cwd: String,
@@ -331,15 +313,6 @@ fn set_user_regs(r: &mut sel4::UserContext, u: &UserRegs) {
     *r.spsr_mut() = (*r.spsr() & !0xf000_0000) | (u.pstate & 0xf000_0000);
 }
 
-/// Writes the trapping `udf` over each `svc #0` at `traps` (link-time) + `bias`; Err: the
-/// address that could not be written.
-fn patch_traps(env: &mut Env<'_>, traps: &[u64], bias: u64) -> Result<(), u64> {
-    for &t in traps {
-        env.write(t.wrapping_add(bias), &UDF_WORD.to_le_bytes()).map_err(|_| t)?;
-    }
-    Ok(())
-}
-
 /// Untyped bytes one thread takes: its TCB and its CNode.
 fn thread_bytes() -> u64 {
     let tcb = 1u64 << sel4::cap_type::Tcb::object_blueprint().physical_size_bits();
@@ -371,9 +344,6 @@ impl App {
         let spec = a.spec;
         let heap_bytes = u64::from(spec.heap_pages) * PAGE;
         let stack_bytes = u64::from(spec.stack_pages).max(4) * PAGE;
-        let mut traps: Vec<u64> = a.traps.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        traps.sort_unstable();
-
         let mut shim = Shim::new(a.rootfs, Config {
             uid: a.uid,
             gid: a.gid,
@@ -384,6 +354,10 @@ impl App {
         });
         shim.vfs.set_tmpfs_limit(heap_quota / 2);
         shim.set_exe(&a.binary);
+        if !a.text.is_empty() {
+            let store = musl_shim::text::TextStore::parse(a.text).map_err(|e| format!("its text store: {e}"))?;
+            shim.set_text_store(store);
+        }
         shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS.max(spec.max_threads + spec.max_processes));
         shim.set_task_limits(spec.max_threads, spec.max_processes);
         let elf = elf_of(&shim, a.binary.as_bytes())?;
@@ -412,11 +386,9 @@ impl App {
             ep,
             prio,
             mcp: u64::from(spec.max_priority).min(254).max(prio),
-            entry: Entry { elf, exe: a.exe, frames: a.frames, traps: Rc::new(traps) },
+            frames: a.frames,
             heap_bytes,
             stack_bytes,
-            trap_cache: BTreeMap::new(),
-            texts: TextCache::default(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) << 32) ^ elf.len() as u64,
             syscalls: 0,
             returned: 0,
@@ -457,13 +429,12 @@ impl App {
         let shown = String::from_utf8_lossy(&img.path).into_owned();
         let elf = elf_of(&self.shim, &img.path)?;
         let plan = LoadPlan::parse(elf).map_err(|e| format!("{shown}: {e}"))?;
-        let entrypoint = core::ptr::eq(elf, self.entry.elf);
-        // The entrypoint was rewritten when packed; any other program is rewritten now.
-        let (traps, patch) = if entrypoint { (self.entry.traps.clone(), false) } else { (self.traps_of(elf, &plan), true) };
+        // Its syscall words: the pack-time trap table (musl_shim::text).
+        let traps = self.shim.traps_of(elf);
         let bias = plan.bias();
         let layout = start::layout(&plan, self.heap_bytes, self.stack_bytes).map_err(|e| format!("{shown}: {e}"))?;
         // A dynamic program starts in its interpreter (ld.so), loaded from the rootfs under
-        // the mmap area's top and rewritten like an exec'd program.
+        // the mmap area's top.
         let interp = match &plan.interp {
             Some(path) => {
                 let ishown = String::from_utf8_lossy(path).into_owned();
@@ -473,7 +444,7 @@ impl App {
                     return Err(format!("{ishown}: an interpreter with an interpreter"));
                 }
                 let ibias = start::interp_bias(&iplan, &layout).map_err(|e| format!("{ishown}: {e}"))?;
-                let itraps = self.traps_of(ielf, &iplan);
+                let itraps = self.shim.traps_of(ielf);
                 Some((ishown, ielf, iplan, ibias, itraps))
             }
             None => None,
@@ -485,28 +456,8 @@ impl App {
         let (uid, gid) = (self.shim.proc_.uid, self.shim.proc_.gid);
         let r = (|| -> Result<(u64, u64), StartError> {
             let ctx = |what: &str, e: ut::Error| format!("{what}: {e}");
-            // Read-only segments straight from the bundle when the entrypoint is there
-            // page-aligned; the rest is copied by musl-shim's loader.
-            let shared = match self.entry.exe {
-                Some(exe) if entrypoint && exe.as_ptr() as usize % PAGE as usize == 0 && exe == elf => shareable(&plan, exe.len()),
-                _ => Vec::new(),
-            };
-            let mut copied = plan.clone();
-            copied.segments = plan.segments.iter().enumerate().filter(|(i, _)| !shared.contains(i)).map(|(_, s)| *s).collect();
-            for &i in &shared {
-                let s = plan.segments[i];
-                let start = (s.vaddr + bias) & !(PAGE - 1);
-                let end = musl_shim::mm::page_up(s.vaddr + bias + s.memsz).unwrap_or(start);
-                let file = self.entry.exe.map_or(0, |e| e.as_ptr() as usize) as u64 + (s.offset & !(PAGE - 1));
-                for k in 0..(end - start) / PAGE {
-                    let slot = self.entry.frames.slot_of((file + k * PAGE) as usize).ok_or("the entrypoint lies outside our image")?;
-                    p.space.map_shared(g, &mut p.budget, start + k * PAGE, slot, s.prot).map_err(|e| ctx("mapping a shared segment", e))?;
-                }
-                p.space.add_range(start, end, s.prot);
-                self.shim.mm.record(start, end, s.prot, RegionKind::Image);
-            }
             // The signal trampoline: a handler's return address without SA_RESTORER.
-            let tramp = self.entry.frames.slot_of(crate::kernel::sigtramp_addr()).ok_or("the signal trampoline lies outside our image")?;
+            let tramp = self.frames.slot_of(crate::kernel::sigtramp_addr()).ok_or("the signal trampoline lies outside our image")?;
             if crate::kernel::SIGTRAMP_PAGE.0[..8] != sigframe::sigtramp_code() {
                 return Err(String::from("the signal trampoline differs from musl-shim's"));
             }
@@ -514,21 +465,21 @@ impl App {
             p.space.map_shared(g, &mut p.budget, SIGTRAMP, tramp, rx).map_err(|e| ctx("mapping the signal trampoline", e))?;
             p.space.add_range(SIGTRAMP, SIGTRAMP + PAGE, rx);
             self.shim.mm.add_traps([SIGTRAMP + 4]);
-            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
-            start::load(&mut env, &mut self.shim.mm, &copied, elf, bias).map_err(|e| format!("loading {shown}: {e}"))?;
-            if patch {
-                patch_traps(&mut env, &traps, bias).map_err(|t| format!("{shown}: rewriting the svc at {t:#x}"))?;
-            }
-            self.shim.mm.add_traps(traps.iter().map(|t| t.wrapping_add(bias)));
+            // Code segments straight from the text store's rewritten copy; the rest is
+            // copied by musl-shim's loader, which writes the traps into what it copies.
+            let copied = self.map_stored_code(g, &mut p, &shown, &plan, elf, bias, &traps)?;
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+            start::load(&mut env, &mut self.shim.mm, &copied, elf, bias, &traps).map_err(|e| format!("loading {shown}: {e}"))?;
             let mut auxv = start::auxv(&plan, bias, uid, gid, start::HWCAP_A57);
             let mut pc = plan.entry.wrapping_add(bias);
             if let Some((ishown, ielf, iplan, ibias, itraps)) = &interp {
-                start::load(&mut env, &mut self.shim.mm, iplan, ielf, *ibias).map_err(|e| format!("loading {ishown}: {e}"))?;
-                patch_traps(&mut env, itraps, *ibias).map_err(|t| format!("{ishown}: rewriting the svc at {t:#x}"))?;
-                self.shim.mm.add_traps(itraps.iter().map(|t| t.wrapping_add(*ibias)));
+                let icopied = self.map_stored_code(g, &mut p, ishown, iplan, ielf, *ibias, itraps)?;
+                let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+                start::load(&mut env, &mut self.shim.mm, &icopied, ielf, *ibias, itraps).map_err(|e| format!("loading {ishown}: {e}"))?;
                 auxv = start::with_interp(auxv, iplan.span().0.wrapping_add(*ibias));
                 pc = iplan.entry.wrapping_add(*ibias);
             }
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
             let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
             let mut random = [0u8; 16];
             env.fill(&mut random);
@@ -547,17 +498,45 @@ impl App {
         }
     }
 
-    /// The `svc #0` words (link-time addresses) of an ELF of the rootfs that was not
-    /// rewritten at pack time, scanned on its first load.
-    fn traps_of(&mut self, elf: &'static [u8], plan: &LoadPlan) -> Rc<Vec<u64>> {
-        let key = elf.as_ptr() as usize;
-        if let Some(t) = self.trap_cache.get(&key) {
-            return t.clone();
+    /// Maps the code segments of `elf` (at `bias`) that can be shared straight from the
+    /// frames of its rewritten copy in the text store, records them and their traps
+    /// (`traps`: file offsets), and returns the plan of what is left to copy.
+    #[allow(clippy::too_many_arguments)]
+    fn map_stored_code(
+        &mut self,
+        g: &mut Global,
+        p: &mut Proc,
+        shown: &str,
+        plan: &LoadPlan,
+        elf: &'static [u8],
+        bias: u64,
+        traps: &[u64],
+    ) -> Result<LoadPlan, StartError> {
+        let mut copied = plan.clone();
+        let Some(stored) = self.shim.stored_text(elf) else { return Ok(copied) };
+        let mut shared = LoadPlan { segments: Vec::new(), ..plan.clone() };
+        copied.segments.clear();
+        let candidates = shareable(plan, elf.len());
+        for (i, s) in plan.segments.iter().enumerate() {
+            let lo = s.offset & !(PAGE - 1);
+            let pages = (musl_shim::mm::page_up(s.offset + s.filesz).unwrap_or(lo) - lo) / PAGE;
+            let want = (s.offset + s.filesz).min(elf.len() as u64) - lo;
+            let bytes = stored.bytes(lo, want).filter(|b| b.as_ptr() as usize % PAGE as usize == 0);
+            let (Some(bytes), true) = (bytes, s.prot.x() && candidates.contains(&i)) else {
+                copied.segments.push(*s);
+                continue;
+            };
+            let start = (s.vaddr + bias) & !(PAGE - 1);
+            for k in 0..pages {
+                let slot = self.frames.slot_of(bytes.as_ptr() as usize + (k * PAGE) as usize).ok_or_else(|| format!("{shown}: its text lies outside our image"))?;
+                p.space.map_shared(g, &mut p.budget, start + k * PAGE, slot, s.prot).map_err(|e| format!("{shown}: mapping shared code: {e}"))?;
+            }
+            p.space.add_range(start, start + pages * PAGE, s.prot);
+            self.shim.mm.record(start, start + pages * PAGE, s.prot, RegionKind::Image);
+            shared.segments.push(*s);
         }
-        // Without room for the list, none: the program's syscalls then fault (SIGILL).
-        let t = Rc::new(text::find_svcs(plan, elf, |_, va| va).unwrap_or_default());
-        self.trap_cache.insert(key, t.clone());
-        t
+        self.shim.mm.add_traps(start::trap_addrs(&shared, traps, bias));
+        Ok(copied)
     }
 
     /// A new empty address space whose budget (chunks of `2^chunk_bits`) is charged to
@@ -671,7 +650,7 @@ impl App {
         if !self.shim.switch_to(tid) {
             return musl_shim::Action::Killed(9);
         }
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
         self.shim.syscall(&mut env, nr, args)
     }
 
@@ -687,7 +666,7 @@ impl App {
             return Delivery::Killed(9);
         }
         let mut u = user_regs(regs);
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
         let d = self.shim.deliver_signal(&mut env, &mut u);
         if let Delivery::Handler(_) = d {
             set_user_regs(regs, &u);
@@ -703,7 +682,7 @@ impl App {
             return Err(());
         }
         let mut u = user_regs(regs);
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
         self.shim.sigreturn(&mut env, &mut u)?;
         set_user_regs(regs, &u);
         Ok(())
@@ -743,8 +722,8 @@ impl App {
     }
 
     /// Before the shim maps file `fd` for thread `tid`: whether our heap can take the
-    /// copies the shim makes on the way (the whole file, the rewritten copy of code, the
-    /// mapped part: three times the file at most). Probed with one allocation of that
+    /// copies the shim makes on the way (a file written at run time is copied whole, and
+    /// the mapped part is copied: twice the file at most). Probed with one allocation of that
     /// size, freed at once, so that an mmap of a big file gets ENOMEM instead of the root
     /// server running out of heap.
     pub fn room_for_file_map(&mut self, tid: Tid, fd: u64) -> bool {
@@ -754,7 +733,7 @@ impl App {
         let Ok(f) = self.shim.fds.file(fd as i64) else { return true };
         let Some(ino) = f.borrow().obj.ino() else { return true };
         let size = self.shim.vfs.node(ino).size();
-        let need = size.saturating_mul(3).saturating_add(64 << 10);
+        let need = size.saturating_mul(2).saturating_add(64 << 10);
         let mut probe: Vec<u8> = Vec::new();
         usize::try_from(need).is_ok_and(|n| probe.try_reserve_exact(n).is_ok())
     }
@@ -825,7 +804,7 @@ impl App {
             // The thread "exits" before running: the shim's exit path clears its tid.
             if self.shim.switch_to(sp.child) {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, texts: &mut self.texts };
+                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
                     let _ = self.shim.syscall(&mut env, 93, [0; 6]);
                 }
             }
@@ -1016,7 +995,7 @@ impl App {
         let image_pages = first.map_or(0, |p| p.image_pages);
         let a = self.stats;
         crate::report!(
-            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes (peak {}); threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs; {} executable file maps rewritten ({} files scanned)",
+            "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes (peak {}); threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs; {} files' syscalls found at run time (not in the text store)",
             self.name,
             self.syscalls,
             self.syscall_entries,
@@ -1043,8 +1022,7 @@ impl App {
             a.frames_copied,
             a.fork_entries,
             a.execs,
-            self.texts.served,
-            self.texts.scanned
+            self.shim.scanned_files()
         );
         self.release(g);
     }
@@ -1067,8 +1045,6 @@ impl App {
         }
         // Our bookkeeping for it goes too (freed while charged to it, see main.rs).
         self.shim = Shim::new(&[], empty_config());
-        self.trap_cache.clear();
-        self.texts = TextCache::default();
     }
 }
 

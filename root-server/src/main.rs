@@ -14,7 +14,6 @@ extern crate alloc;
 mod app;
 mod console;
 mod kernel;
-mod text;
 mod time;
 mod ut;
 mod vm;
@@ -136,20 +135,19 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         let spec = (|| -> Result<AppSpec<'_>, String> {
             let rootfs_name = text(&a.rootfs, "rootfs")?;
             let rootfs = member(bundle, &rootfs_name).ok_or_else(|| format!("the bundle has no {rootfs_name}"))?;
-            let traps = match &a.traps {
+            let store = match &a.text {
                 Some(t) => {
-                    let n = text(t, "traps")?;
+                    let n = text(t, "text")?;
                     member(bundle, &n).ok_or_else(|| format!("the bundle has no {n}"))?
                 }
                 None => &[],
             };
             Ok(AppSpec {
-                exe: member(bundle, &format!("{rootfs_name}.exe")),
                 frames,
                 name: name.clone(),
                 binary: text(&a.binary, "binary")?,
                 rootfs,
-                traps,
+                text: store,
                 argv: a.argv.iter().map(|s| text(s, "argv").map(String::into_bytes)).collect::<Result<_, _>>()?,
                 envp: a.envp.iter().map(|s| text(s, "envp").map(String::into_bytes)).collect::<Result<_, _>>()?,
                 cwd: text(&a.cwd, "cwd")?,

@@ -1,12 +1,13 @@
 //! Dev helper: `run_dir DIR /path/in/dir/binary [ARGS...]` packs DIR into a newc cpio,
-//! rewrites the binary's svc, and runs it under the emulator (HELLO=world in envp).
+//! makes its text store (every ELF's svcs rewritten), and runs the binary under the
+//! emulator (HELLO=world in envp).
 
 use selkie_manifest::{App, Spec};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-fn add(dir: &Path, rel: &str, out: &mut Vec<u8>, bin: &str, traps: &mut Vec<u64>) {
+fn add(dir: &Path, rel: &str, out: &mut Vec<u8>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let name = format!("{}{}", rel, e.file_name().to_string_lossy());
@@ -15,14 +16,7 @@ fn add(dir: &Path, rel: &str, out: &mut Vec<u8>, bin: &str, traps: &mut Vec<u64>
         let data = if md.file_type().is_symlink() {
             std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned().into_bytes()
         } else if md.is_file() {
-            let d = std::fs::read(e.path()).unwrap();
-            if format!("/{name}") == bin {
-                let r = selkie_svc_rewrite::rewrite(&d).unwrap();
-                *traps = r.traps;
-                r.bytes
-            } else {
-                d
-            }
+            std::fs::read(e.path()).unwrap()
         } else {
             Vec::new()
         };
@@ -30,7 +24,7 @@ fn add(dir: &Path, rel: &str, out: &mut Vec<u8>, bin: &str, traps: &mut Vec<u64>
         w.write_all(&data).unwrap();
         w.finish().unwrap();
         if md.is_dir() {
-            add(&e.path(), &format!("{name}/"), out, bin, traps);
+            add(&e.path(), &format!("{name}/"), out);
         }
     }
 }
@@ -39,14 +33,14 @@ fn main() {
     env_logger_lite();
     let args: Vec<String> = std::env::args().collect();
     let mut cpio = Vec::new();
-    let mut traps = Vec::new();
-    add(Path::new(&args[1]), "", &mut cpio, &args[2], &mut traps);
+    add(Path::new(&args[1]), "", &mut cpio);
     let cpio = cpio::newc::trailer(cpio).unwrap();
+    let (text, _) = selkie_svc_rewrite::text_store(&cpio);
     let mut app: App<String> = App {
         name: "app".into(),
         binary: args[2].clone(),
         rootfs: "rootfs.cpio".into(),
-        traps: None,
+        text: None,
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),
@@ -69,7 +63,7 @@ fn main() {
         app.argv.push(a.clone()).unwrap();
     }
     app.envp.push("HELLO=world".into()).unwrap();
-    let r = selkie_emulator::run(&app, &cpio, &traps, &Default::default()).unwrap();
+    let r = selkie_emulator::run(&app, &cpio, &text, &Default::default()).unwrap();
     eprintln!("{r:?}");
     std::process::exit(r.status());
 }

@@ -80,11 +80,10 @@ pub fn install_hooks(uc: &mut Unicorn<'_, Hooks>) -> Result<()> {
 pub struct Env<'e, 'u> {
     uc: &'e mut Unicorn<'u, Hooks>,
     terminals: [bool; 3],
-    /// Pages a syscall may not write into on the app's behalf: the ELF's read-only
-    /// segments, which the root server maps shared from the bundle (so it answers EFAULT,
-    /// as Linux does for text). Empty while loading.
+    /// Pages a syscall may not write into on the app's behalf: the ELF's read-only code,
+    /// which the root server maps shared from the bundle's text store (so it answers
+    /// EFAULT, as Linux does for text). Empty while loading.
     protected: Vec<std::ops::Range<u64>>,
-    texts: Option<&'e crate::text::TextCache>,
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -100,13 +99,12 @@ impl<'e, 'u> Env<'e, 'u> {
                 std::io::stderr().is_terminal(),
             ],
             protected: Vec::new(),
-            texts: None,
         }
     }
 
     /// An environment for servicing the app's syscalls, refusing writes into `protected`.
-    pub fn for_syscall(uc: &'e mut Unicorn<'u, Hooks>, protected: &[std::ops::Range<u64>], texts: &'e crate::text::TextCache) -> Self {
-        Env { protected: protected.to_vec(), texts: Some(texts), ..Env::new(uc) }
+    pub fn for_syscall(uc: &'e mut Unicorn<'u, Hooks>, protected: &[std::ops::Range<u64>]) -> Self {
+        Env { protected: protected.to_vec(), ..Env::new(uc) }
     }
     pub fn reg(&self, r: RegisterARM64) -> u64 {
         self.uc.reg_read(r).unwrap_or(0)
@@ -153,9 +151,6 @@ impl AddressSpace for Env<'_, '_> {
         self.uc.mem_protect(start, len, uc_prot(prot)).map_err(|_| ENOMEM)?;
         let _ = self.uc.ctl_remove_cache(start, start + len);
         Ok(())
-    }
-    fn rewritten_text(&mut self, file: &[u8]) -> Option<std::rc::Rc<musl_shim::RewrittenText>> {
-        self.texts?.get(file)
     }
 }
 

@@ -9,7 +9,6 @@
 mod host;
 mod regs;
 mod sched;
-mod text;
 
 use anyhow::{bail, Result};
 use musl_shim::mm::PAGE;
@@ -140,15 +139,17 @@ pub fn read_rootfs_file(rootfs_cpio: &[u8], path: &str) -> Result<Vec<u8>> {
     }
 }
 
-/// Runs `app` from `rootfs_cpio`; `traps` are the link-time addresses of its rewritten
-/// `svc`s. The app's stdout and stderr are this process's. Its threads and processes
-/// (clone, fork, execve) are scheduled here on one host thread; see [`sched`].
-pub fn run(app: &App<String>, rootfs_cpio: &[u8], traps: &[u64], opts: &Options) -> Result<ExitReport> {
-    sched::Machine::start(app, rootfs_cpio, traps, opts)?.run()
+/// Runs `app` from `rootfs_cpio` with its text store `text` (`musl_shim::text`: where the
+/// `svc`s of each ELF are; empty: none, they are found when a file is mapped). The app's
+/// stdout and stderr are this process's. Its threads and processes (clone, fork, execve)
+/// are scheduled here on one host thread; see [`sched`].
+pub fn run(app: &App<String>, rootfs_cpio: &[u8], text: &[u8], opts: &Options) -> Result<ExitReport> {
+    sched::Machine::start(app, rootfs_cpio, text, opts)?.run()
 }
 
-/// The whole pages of read-only segments that no writable segment touches: what the root
-/// server maps shared from the bundle, and so refuses to write into for a syscall.
+/// The whole pages of read-only code segments that no writable segment touches: what the
+/// root server maps shared from the bundle's text store, and so refuses to write into for
+/// a syscall.
 fn shared_text(plan: &LoadPlan, bias: u64) -> Vec<std::ops::Range<u64>> {
     let pages = |s: &musl_shim::start::Segment| {
         let start = (s.vaddr & !(PAGE - 1)).wrapping_add(bias);
@@ -158,7 +159,7 @@ fn shared_text(plan: &LoadPlan, bias: u64) -> Vec<std::ops::Range<u64>> {
     let writable: Vec<_> = plan.segments.iter().filter(|s| s.prot.w()).map(pages).collect();
     plan.segments
         .iter()
-        .filter(|s| !s.prot.w())
+        .filter(|s| !s.prot.w() && s.prot.x())
         .map(pages)
         .map(|mut r| {
             for w in &writable {

@@ -16,7 +16,7 @@ use musl_shim::vfs::{Found, Kind, ROOT};
 use musl_shim::sigframe::{self, Delivery, SIGTRAMP};
 use musl_shim::{Action, ClockId, Config, ExecImage, Shim, Spawn};
 use selkie_manifest::App;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 use unicorn_engine::{Arch, Arm64CpuModel, Mode, RegisterARM64, Unicorn};
@@ -52,13 +52,6 @@ pub struct Machine<'r> {
     procs: BTreeMap<Pid, Proc>,
     threads: BTreeMap<Tid, Thread>,
     runq: VecDeque<Tid>,
-    /// Trap tables of programs rewritten when exec'd, by path.
-    trap_cache: HashMap<Vec<u8>, (Vec<u8>, Vec<u64>)>,
-    /// Rewritten copies of files mapped executable (libraries).
-    texts: crate::text::TextCache,
-    /// The pack-time trap table of the entrypoint (its rootfs copy is already rewritten;
-    /// every other ELF is rewritten here on first use).
-    entry_traps: Vec<u64>,
     syscalls: u64,
     heap: u64,
     stack: u64,
@@ -100,7 +93,7 @@ struct Loaded {
 }
 
 impl<'r> Machine<'r> {
-    pub fn start(app: &'r App<String>, rootfs_cpio: &'r [u8], traps: &[u64], opts: &'r Options) -> Result<Self> {
+    pub fn start(app: &'r App<String>, rootfs_cpio: &'r [u8], text: &'r [u8], opts: &'r Options) -> Result<Self> {
         let heap = u64::from(app.spec.heap_pages) * PAGE;
         let stack = u64::from(app.spec.stack_pages) * PAGE;
         let empty = musl_shim::mm::MemLayout { brk_start: 0, heap_limit: 0, mmap_bottom: 0, mmap_top: 0 };
@@ -116,6 +109,10 @@ impl<'r> Machine<'r> {
             },
         );
         shim.set_exe(&app.binary);
+        if !text.is_empty() {
+            let store = musl_shim::text::TextStore::parse(text).map_err(|e| anyhow!("app {}: its text store: {e}", app.name))?;
+            shim.set_text_store(store);
+        }
         shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS.max(app.spec.max_threads + app.spec.max_processes));
         shim.set_task_limits(app.spec.max_threads, app.spec.max_processes);
         let mut m = Machine {
@@ -125,9 +122,6 @@ impl<'r> Machine<'r> {
             procs: BTreeMap::new(),
             threads: BTreeMap::new(),
             runq: VecDeque::new(),
-            trap_cache: HashMap::new(),
-            texts: Default::default(),
-            entry_traps: traps.to_vec(),
             syscalls: 0,
             heap,
             stack,
@@ -145,36 +139,18 @@ impl<'r> Machine<'r> {
         Ok(m)
     }
 
-    /// The program at `img.path`, rewritten, with its trap table (link-time addresses).
-    fn program(&mut self, path: &[u8]) -> Result<(Vec<u8>, Vec<u64>)> {
-        if let Some(p) = self.trap_cache.get(path) {
-            return Ok(p.clone());
-        }
+    /// The program at `path` in the rootfs, as the image has it, with the file offsets of
+    /// its syscall words (its pack-time trap table; see `musl_shim::text`).
+    fn program(&self, path: &[u8]) -> Result<(Vec<u8>, Vec<u64>)> {
         let shown = String::from_utf8_lossy(path).into_owned();
         let ino = match self.shim.vfs.resolve(ROOT, path, true) {
             Ok(Found::Node(ino)) => ino,
             _ => anyhow::bail!("{shown} not found in the rootfs"),
         };
-        let bytes = match &self.shim.vfs.node(ino).kind {
-            Kind::File(d) => d.bytes().to_vec(),
+        match &self.shim.vfs.node(ino).kind {
+            Kind::File(d) => Ok((d.bytes().to_vec(), self.shim.traps_of(d.bytes()))),
             _ => anyhow::bail!("{shown} in the rootfs is not a regular file"),
-        };
-        let entry = match self.shim.vfs.resolve(ROOT, self.app.binary.as_bytes(), true) {
-            Ok(Found::Node(e)) => Some(e),
-            _ => None,
-        };
-        // The same file by any name (/proc/self/exe, a symlink) is the entrypoint.
-        let out = if entry == Some(ino) {
-            // The entrypoint was rewritten at pack time; its trap table came with it.
-            (bytes, self.entry_traps.clone())
-        } else {
-            match selkie_svc_rewrite::rewrite(&bytes) {
-                Ok(r) => (r.bytes, r.traps),
-                Err(e) => anyhow::bail!("{shown}: {e}"),
-            }
-        };
-        self.trap_cache.insert(path.to_vec(), out.clone());
-        Ok(out)
+        }
     }
 
     /// Loads `img` into a fresh CPU and the current process's fresh memory map: the
@@ -188,8 +164,7 @@ impl<'r> Machine<'r> {
         self.shim.mm = MemoryMap::new(layout);
         let mut uc = new_cpu()?;
         let mut env = Env::new(&mut uc);
-        start::load(&mut env, &mut self.shim.mm, &plan, &elf, bias).map_err(|e| anyhow!("{shown}: loading: {e}"))?;
-        self.shim.mm.add_traps(traps.iter().map(|t| t.wrapping_add(bias)));
+        start::load(&mut env, &mut self.shim.mm, &plan, &elf, bias, &traps).map_err(|e| anyhow!("{shown}: loading: {e}"))?;
         let mut auxv = start::auxv(&plan, bias, self.shim.proc_.uid, self.shim.proc_.gid, start::HWCAP_A57);
         let mut pc = plan.entry.wrapping_add(bias);
         if let Some(interp) = &plan.interp {
@@ -199,8 +174,7 @@ impl<'r> Machine<'r> {
             env = Env::new(&mut uc);
             let iplan = LoadPlan::parse(&ielf).map_err(|e| anyhow!("{ishown}: {e}"))?;
             let ibias = start::interp_bias(&iplan, &layout).map_err(|e| anyhow!("{ishown}: {e}"))?;
-            start::load(&mut env, &mut self.shim.mm, &iplan, &ielf, ibias).map_err(|e| anyhow!("{ishown}: loading: {e}"))?;
-            self.shim.mm.add_traps(itraps.iter().map(|t| t.wrapping_add(ibias)));
+            start::load(&mut env, &mut self.shim.mm, &iplan, &ielf, ibias, &itraps).map_err(|e| anyhow!("{ishown}: loading: {e}"))?;
             let (lo, _) = iplan.span();
             auxv = start::with_interp(auxv, lo.wrapping_add(ibias));
             pc = iplan.entry.wrapping_add(ibias);
@@ -439,7 +413,7 @@ impl<'r> Machine<'r> {
         let pid = self.threads[&tid].pid;
         self.shim.switch_to(tid);
         let p = self.procs.get_mut(&pid).unwrap();
-        let mut env = Env::for_syscall(&mut p.uc, &p.protected, &self.texts);
+        let mut env = Env::for_syscall(&mut p.uc, &p.protected);
         let nr = env.reg(RegisterARM64::X8);
         let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
         self.syscalls += 1;

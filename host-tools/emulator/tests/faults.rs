@@ -29,12 +29,20 @@ fn cpio_with(binary: &[u8]) -> Vec<u8> {
     cpio::newc::trailer(out).unwrap()
 }
 
+/// The rootfs with `binary` as the image has it, and its pack-time text store.
+fn packed(binary: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let cpio = cpio_with(binary);
+    let (store, stats) = selkie_svc_rewrite::text_store(&cpio);
+    assert_eq!(stats.files, 1, "{stats:?}");
+    (cpio, store)
+}
+
 fn app() -> App<String> {
     let mut a = App {
         name: "t".into(),
         binary: "/app".into(),
         rootfs: "rootfs.cpio".into(),
-        traps: None,
+        text: None,
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),
@@ -62,21 +70,44 @@ const EXIT5: &str = "#include <unistd.h>\nint main(void){ write(2, \"\", 0); ret
 #[test]
 fn rewritten_binary_runs_and_exits() {
     let Some(bin) = build(EXIT5) else { return };
-    let r = selkie_svc_rewrite::rewrite(&bin).unwrap();
-    let rep = run(&app(), &cpio_with(&r.bytes), &r.traps, &Options::default()).unwrap();
+    let (cpio, store) = packed(&bin);
+    let rep = run(&app(), &cpio, &store, &Options::default()).unwrap();
     assert_eq!(rep.ending, Ending::Exited(5));
     assert_eq!(rep.status(), 5);
     assert!(rep.syscalls >= 2, "{rep:?}");
 }
 
 #[test]
-fn unrewritten_svc_is_refused() {
+fn image_binary_without_a_store_is_scanned_when_loaded() {
+    // No text store: the loader finds the svcs itself (what happens to a file the app wrote).
     let Some(bin) = build(EXIT5) else { return };
     let rep = run(&app(), &cpio_with(&bin), &[], &Options::default()).unwrap();
+    assert_eq!(rep.ending, Ending::Exited(5));
+}
+
+/// Writes `svc #0; ret` into a fresh RWX page and calls it: code no trap table names.
+const JIT_SVC: &str = r#"#include <sys/mman.h>
+#include <string.h>
+int main(void){
+  unsigned int code[] = { 0xd4000001u, 0xd65f03c0u };
+  void *p = mmap(0, 4096, PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 3;
+  memcpy(p, code, sizeof code);
+  __builtin___clear_cache((char *)p, (char *)p + sizeof code);
+  ((void (*)(void))p)();
+  return 7;
+}
+"#;
+
+#[test]
+fn svc_in_generated_code_is_refused() {
+    let Some(bin) = build(JIT_SVC) else { return };
+    let (cpio, store) = packed(&bin);
+    let rep = run(&app(), &cpio, &store, &Options::default()).unwrap();
     let Ending::Faulted(f) = &rep.ending else { panic!("{rep:?}") };
     assert_eq!(f.kind, FaultKind::UnrewrittenSvc);
     assert_eq!(f.app, "t");
-    assert!(selkie_svc_rewrite::find_svcs(&bin).unwrap().contains(&f.pc), "pc {:#x} is an svc", f.pc);
+    assert!(f.pc >= 0x1000 && !(0x40_0000..0x50_0000).contains(&f.pc), "pc {:#x} is in the mapped page", f.pc);
     assert_eq!(rep.status(), 128 + 4);
 }
 
@@ -94,8 +125,8 @@ fn udf_outside_the_trap_table_is_a_fault() {
 #[test]
 fn null_write_reports_address_zero() {
     let Some(bin) = build("int main(void){ *(volatile int *)0 = 1; return 0; }\n") else { return };
-    let r = selkie_svc_rewrite::rewrite(&bin).unwrap();
-    let rep = run(&app(), &cpio_with(&r.bytes), &r.traps, &Options::default()).unwrap();
+    let (cpio, store) = packed(&bin);
+    let rep = run(&app(), &cpio, &store, &Options::default()).unwrap();
     let Ending::Faulted(f) = &rep.ending else { panic!("{rep:?}") };
     assert_eq!(f.kind, FaultKind::WriteUnmapped);
     assert_eq!(f.addr, 0);
@@ -108,8 +139,8 @@ fn null_write_reports_address_zero() {
 #[test]
 fn brk_instruction_is_a_breakpoint() {
     let Some(bin) = build("int main(void){ __asm__ volatile(\"brk #0x3e8\"); return 0; }\n") else { return };
-    let r = selkie_svc_rewrite::rewrite(&bin).unwrap();
-    let rep = run(&app(), &cpio_with(&r.bytes), &r.traps, &Options::default()).unwrap();
+    let (cpio, store) = packed(&bin);
+    let rep = run(&app(), &cpio, &store, &Options::default()).unwrap();
     let Ending::Faulted(f) = &rep.ending else { panic!("{rep:?}") };
     assert_eq!(f.kind, FaultKind::Breakpoint(0x3e8));
     assert_eq!(rep.status(), 128 + 5);

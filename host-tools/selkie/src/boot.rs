@@ -1,9 +1,9 @@
 //! `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`: a bootable seL4 image.
 //!
-//! 1. The apps' bundle (manifest.json, each rootfs cpio and trap table, by the names the
-//!    manifest uses) is written as one newc cpio. Each app's entrypoint is also there, as
-//!    `<rootfs>.exe`, its data page-aligned, so that read-only segments can be mapped
-//!    without a copy.
+//! 1. The apps' bundle (manifest.json, each rootfs cpio and text store, by the names the
+//!    manifest uses) is written as one newc cpio. Each text store's data is page-aligned,
+//!    so that the rewritten executable segments it holds (page-aligned within it) can be
+//!    mapped into apps without a copy.
 //! 2. It is embedded into the root-server ELF as a new read-only PT_LOAD segment placed
 //!    right after the image, and the root server's `SELKIE_BUNDLE` symbol is patched with
 //!    its address and length. The new segment's program header replaces PT_GNU_STACK.
@@ -74,10 +74,6 @@ pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
     Ok(())
 }
 
-/// Suffix of the bundle member holding an app's (rewritten) entrypoint ELF, page-aligned so
-/// the root server can map its read-only segments into the app without copying them:
-/// `<rootfs member>` + this.
-pub const EXE_SUFFIX: &str = ".exe";
 /// Name of the filler members that align the next member's data to a page.
 const PAD_NAME: &str = "!pad";
 
@@ -87,14 +83,11 @@ pub fn bundle(prepared: &[pack::Prepared]) -> Result<Vec<u8>> {
     let mut members: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let mut apps = Vec::new();
     for p in prepared {
-        let (rootfs, traps) = pack::member_names(p, prepared.len());
-        let traps = (!p.traps.is_empty()).then_some(traps);
-        apps.push(p.app(&rootfs, traps.as_deref())?);
-        members.push((format!("{rootfs}{EXE_SUFFIX}"), p.binary.clone(), true));
-        members.push((rootfs, p.write_rootfs(Vec::new())?, false));
-        if let Some(t) = traps {
-            members.push((t, p.trap_table(), false));
-        }
+        let (rootfs, text) = pack::member_names(p, prepared.len());
+        apps.push(p.app(&rootfs, Some(&text))?);
+        let (cpio, store) = p.rootfs_and_text()?;
+        members.push((text, store, true));
+        members.push((rootfs, cpio, false));
     }
     let manifest = crate::runtime::manifest(apps)?;
     members.insert(0, ("manifest.json".into(), serde_json::to_vec_pretty(&manifest)?, false));

@@ -39,8 +39,8 @@ pub struct BinaryReport {
 }
 
 pub fn report(p: &Prepared) -> Result<Report> {
-    let (rootfs, traps) = member_names(p, 1);
-    let app = p.app(&rootfs, (!p.traps.is_empty()).then_some(traps.as_str()))?;
+    let (rootfs, text) = member_names(p, 1);
+    let app = p.app(&rootfs, Some(&text))?;
     let plan = plan(&p.elf, &app.spec);
     Ok(Report {
         reference: p.image.reference.to_string(),

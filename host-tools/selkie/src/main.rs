@@ -182,11 +182,10 @@ fn run(cli: Cli) -> Result<()> {
             let args = (!args.is_empty()).then_some(args);
             let opts = PackOptions { platform: image_platform(platform.as_deref())?, args, ..Default::default() };
             let p = selkie::pack::prepare(&r, &opts)?;
-            let rootfs = p.write_rootfs(Vec::new())?;
-            let traps = (!p.traps.is_empty()).then_some("rootfs.traps");
-            let app = p.app("rootfs.cpio", traps)?;
+            let (rootfs, text) = p.rootfs_and_text()?;
+            let app = p.app("rootfs.cpio", Some("rootfs.text"))?;
             let emu = selkie_emulator::Options { trace: std::env::var_os("SELKIE_TRACE").is_some(), ..Default::default() };
-            let report = selkie_emulator::run(&app, &rootfs, &p.traps, &emu)?;
+            let report = selkie_emulator::run(&app, &rootfs, &text, &emu)?;
             tracing::info!("{} ended: {:?} after {} syscalls", app.name, report.ending, report.syscalls);
             std::process::exit(report.status());
         }

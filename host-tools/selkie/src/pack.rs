@@ -1,5 +1,5 @@
-//! `selkie pack`: from image references to a bundle (manifest, rootfs cpio per app, trap
-//! tables). Every output file is written beside its final name and renamed into place only
+//! `selkie pack`: from image references to a bundle (manifest, and per app its rootfs cpio,
+//! unchanged, and its text store: every ELF's `svc`s rewritten, see `musl_shim::text`). Every output file is written beside its final name and renamed into place only
 //! when it is complete, so a failed pack leaves nothing behind.
 
 use crate::elf::{self, ElfInfo};
@@ -35,9 +35,9 @@ pub struct Prepared {
     pub name: String,
     pub binary_path: String,
     pub binary_inode: usize,
-    /// The entrypoint as it will be in the rootfs (after rewriting).
+    /// The entrypoint as the image has it (the rootfs keeps these bytes).
     pub binary: Vec<u8>,
-    /// Link-time addresses of every rewritten `svc #0`.
+    /// Link-time addresses of the entrypoint's `svc #0`s (rewritten in the text store).
     pub traps: Vec<u64>,
     pub elf: ElfInfo,
     pub ids: (u32, u32),
@@ -107,7 +107,8 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
             );
         }
     }
-    let (binary, traps) = rewrite_syscalls(&binary_path, original)?;
+    let traps = crate::syscalls::entry_traps(&binary_path, &original)?;
+    let binary = original;
 
     let passwd = file_content(&image, &mut scanned, "/etc/passwd")?;
     let group = file_content(&image, &mut scanned, "/etc/group")?;
@@ -122,29 +123,23 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
     Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, elf, ids })
 }
 
-/// Rewrites every `svc #0` into the trapping instruction and returns the trap table.
-fn rewrite_syscalls(path: &str, bytes: Vec<u8>) -> Result<(Vec<u8>, Vec<u64>)> {
-    crate::syscalls::rewrite(path, bytes)
-}
-
 impl Prepared {
     /// The manifest entry, naming its bundle members.
-    pub fn app(&self, rootfs: &str, traps: Option<&str>) -> Result<App<String>> {
+    pub fn app(&self, rootfs: &str, text: Option<&str>) -> Result<App<String>> {
         runtime::build_app(
             &self.rc,
             self.name.clone(),
             self.binary_path.clone(),
             rootfs.into(),
-            traps.map(Into::into),
+            text.map(Into::into),
             self.ids,
         )
         .with_context(|| format!("image {}", self.image.reference))
     }
 
-    /// Writes the flattened rootfs (with the rewritten entrypoint) as a newc cpio.
+    /// Writes the flattened rootfs, the image's bytes unchanged, as a newc cpio.
     pub fn write_rootfs<W: Write>(&self, w: W) -> Result<W> {
-        let mut replace = HashMap::new();
-        replace.insert(self.binary_inode, self.binary.clone());
+        let replace = HashMap::new();
         let total: u64 = self.scanned.tree.inodes.iter().map(|i| i.size).sum();
         let pb = crate::progress::bar(total, "packing", true);
         let w = rootfs::write_cpio(&self.image, &self.scanned.tree, &replace, w, |n| pb.inc(n))
@@ -153,9 +148,18 @@ impl Prepared {
         Ok(w)
     }
 
-    /// The trap table as stored in the bundle: sorted little-endian u64s.
-    pub fn trap_table(&self) -> Vec<u8> {
-        selkie_svc_rewrite::encode_traps(&self.traps)
+    /// The rootfs cpio and its text store (see `musl_shim::text`).
+    pub fn rootfs_and_text(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let cpio = self.write_rootfs(Vec::new())?;
+        let (text, stats) = crate::syscalls::text_store(&cpio);
+        tracing::info!(
+            "{}: {} ELFs, {} svc sites rewritten, {} KiB of rewritten code",
+            self.name,
+            stats.files,
+            stats.traps,
+            stats.segment_bytes / 1024
+        );
+        Ok((cpio, text))
     }
 }
 
@@ -209,12 +213,13 @@ impl Drop for Output {
     }
 }
 
-/// Member names for app `i` of `n`: `rootfs.cpio` for a single app, `<name>.cpio` otherwise.
+/// Member names for app `i` of `n`: `rootfs.cpio` and `rootfs.text` for a single app,
+/// `<name>.cpio` and `<name>.text` otherwise.
 pub fn member_names(p: &Prepared, n: usize) -> (String, String) {
     if n == 1 {
-        ("rootfs.cpio".into(), "rootfs.traps".into())
+        ("rootfs.cpio".into(), "rootfs.text".into())
     } else {
-        (format!("{}.cpio", p.name), format!("{}.traps", p.name))
+        (format!("{}.cpio", p.name), format!("{}.text", p.name))
     }
 }
 
@@ -235,19 +240,17 @@ pub fn prepare_all(refs: &[ImageRef], opts: &PackOptions) -> Result<Vec<Prepared
     Ok(prepared)
 }
 
-/// `selkie pack --format bundle`: writes `manifest.json` and each app's rootfs and trap table.
+/// `selkie pack --format bundle`: writes `manifest.json` and each app's rootfs and text store.
 pub fn pack_bundle(refs: &[ImageRef], opts: &PackOptions, out: &Path) -> Result<Manifest<String>> {
     let prepared = prepare_all(refs, opts)?;
     let mut output = Output::new(out)?;
     let mut apps = Vec::new();
     for p in &prepared {
-        let (rootfs, traps) = member_names(p, prepared.len());
-        let traps = (!p.traps.is_empty()).then_some(traps);
-        apps.push(p.app(&rootfs, traps.as_deref())?);
-        output.file(&rootfs, |w| p.write_rootfs(w).map(|_| ()))?;
-        if let Some(t) = &traps {
-            output.file(t, |w| Ok(w.write_all(&p.trap_table())?))?;
-        }
+        let (rootfs, text) = member_names(p, prepared.len());
+        apps.push(p.app(&rootfs, Some(&text))?);
+        let (cpio, store) = p.rootfs_and_text()?;
+        output.file(&rootfs, |w| Ok(w.write_all(&cpio)?))?;
+        output.file(&text, |w| Ok(w.write_all(&store)?))?;
     }
     let manifest = runtime::manifest(apps)?;
     let json = serde_json::to_vec_pretty(&manifest)?;

@@ -215,14 +215,14 @@ pub fn resolve_user(user: &str, passwd: Option<&[u8]>, group: Option<&[u8]>) -> 
     Ok((uid, gid))
 }
 
-/// Builds the app entry. `name` and `binary` are already decided; `rootfs`/`traps` name the
+/// Builds the app entry. `name` and `binary` are already decided; `rootfs`/`text` name the
 /// bundle members.
 pub fn build_app(
     rc: &RuntimeConfig,
     name: String,
     binary: String,
     rootfs: String,
-    traps: Option<String>,
+    text: Option<String>,
     ids: (u32, u32),
 ) -> Result<App<String>> {
     let mut argv = heapless::Vec::<String, MAX_ARGS>::new();
@@ -237,7 +237,7 @@ pub fn build_app(
         name,
         binary,
         rootfs,
-        traps,
+        text,
         argv,
         envp,
         cwd: rc.cwd.clone(),

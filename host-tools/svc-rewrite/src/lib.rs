@@ -1,4 +1,5 @@
-//! Pack-time rewrite of `svc #0` into a faulting `udf`, for static aarch64 ELFs.
+//! Pack-time rewrite of `svc #0` into a faulting `udf`, for aarch64 ELFs (programs, static
+//! or dynamic, and shared libraries).
 //!
 //! seL4 reads its syscall number from x7, which musl leaves holding garbage, so an app's
 //! unmodified `svc #0` is unsafe on seL4 (see README.md, Reaching the root server safely). Every `svc #0` word
@@ -52,6 +53,10 @@ pub struct Rewritten {
     pub bytes: Vec<u8>,
     /// Link-time addresses rewritten, ascending.
     pub traps: Vec<u64>,
+    /// File offsets of the same words, ascending.
+    pub offsets: Vec<u64>,
+    /// File ranges of the executable PT_LOADs (what a runner maps for execution).
+    pub exec_segments: Vec<Range<u64>>,
     /// Whether section headers narrowed the scan to SHF_EXECINSTR sections.
     pub used_sections: bool,
     /// How many `svc` words were left alone because symbols say they are data.
@@ -162,6 +167,7 @@ pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
     };
     let mut out = data.to_vec();
     let mut traps = Vec::new();
+    let mut offsets = Vec::new();
     let mut objects_skipped = 0;
     for span in &spans {
         // Align to 4 in the address space.
@@ -179,6 +185,7 @@ pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
                 } else {
                     out[off as usize..off as usize + 4].copy_from_slice(&UDF_WORD.to_le_bytes());
                     traps.push(vaddr);
+                    offsets.push(off);
                 }
             }
             off += 4;
@@ -186,5 +193,60 @@ pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
     }
     traps.sort_unstable();
     traps.dedup();
-    Ok(Rewritten { bytes: out, traps, used_sections, objects_skipped })
+    offsets.sort_unstable();
+    offsets.dedup();
+    let exec_segments = segs.into_iter().map(|s| s.file).collect();
+    Ok(Rewritten { bytes: out, traps, offsets, exec_segments, used_sections, objects_skipped })
 }
+
+/// What [`text_store`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// aarch64 ELFs in the store.
+    pub files: usize,
+    /// `svc #0` words rewritten, over all files.
+    pub traps: usize,
+    /// Bytes of rewritten executable segments stored.
+    pub segment_bytes: u64,
+    /// ELFs left out, with why (their `svc`s are then found when they are mapped).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The text store of a rootfs cpio (`musl_shim::text`): every aarch64 ELF in it rewritten,
+/// each with its own trap table (file offsets) and its executable segments, page-aligned.
+/// The cpio itself is not changed.
+pub fn text_store(cpio: &[u8]) -> (Vec<u8>, StoreStats) {
+    let mut entries = Vec::new();
+    let mut stats = StoreStats::default();
+    for (name, cpio_off, data) in musl_shim::text::cpio_files(cpio) {
+        if !data.starts_with(b"\x7fELF") {
+            continue;
+        }
+        let r = match rewrite(data) {
+            Ok(r) => r,
+            Err(Error::NotAarch64(_)) => continue,
+            Err(e) => {
+                stats.skipped.push((format!("/{}", name.trim_start_matches("./").trim_start_matches('/')), e.to_string()));
+                continue;
+            }
+        };
+        // Executable segments' pages, merged where they share one.
+        let mut pages: Vec<Range<u64>> = Vec::new();
+        for seg in &r.exec_segments {
+            let (lo, hi) = (seg.start & !(PAGE - 1), ((seg.end + PAGE - 1) & !(PAGE - 1)).min(data.len() as u64));
+            match pages.last_mut() {
+                Some(last) if lo <= last.end => last.end = last.end.max(hi),
+                _ => pages.push(lo..hi),
+            }
+        }
+        let segments: Vec<(u64, Vec<u8>)> =
+            pages.into_iter().filter(|p| p.start < p.end).map(|p| (p.start, r.bytes[p.start as usize..p.end as usize].to_vec())).collect();
+        stats.files += 1;
+        stats.traps += r.offsets.len();
+        stats.segment_bytes += segments.iter().map(|s| s.1.len() as u64).sum::<u64>();
+        entries.push(musl_shim::text::Entry { cpio_off, file_len: data.len() as u64, traps: r.offsets, segments });
+    }
+    (musl_shim::text::build(&entries), stats)
+}
+
+const PAGE: u64 = 4096;

@@ -66,7 +66,8 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     }
     let (data, traps): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>) = {
         // Only the mapped range is copied: a regular file's bytes are borrowed from the
-        // tree (the runner's rewritten copy for code, so its syscalls trap into us).
+        // tree. Code gets the trapping `udf` over its syscall words (its pack-time trap
+        // table, see crate::text), so its syscalls reach us.
         let node_bytes = f.obj.ino().and_then(|ino| crate::fd::data_of(&s.vfs, ino));
         let owned;
         let src: &[u8] = match node_bytes {
@@ -76,15 +77,20 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
                 &owned
             }
         };
-        let text = if prot.x() { env.rewritten_text(src) } else { None };
-        let bytes = text.as_ref().map(|t| &t.bytes[..]).unwrap_or(src);
-        let start = usize::try_from(off).unwrap_or(usize::MAX).min(bytes.len());
-        let end = start.saturating_add(len as usize).min(bytes.len());
-        let traps = text
-            .as_ref()
-            .map(|t| t.offsets.iter().filter(|&&o| o >= start as u64 && o < end as u64).map(|&o| o - start as u64).collect())
-            .unwrap_or_default();
-        (bytes[start..end].to_vec(), traps)
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
+        let end = start.saturating_add(len as usize).min(src.len());
+        let mut data = src[start..end].to_vec();
+        let mut traps = alloc::vec::Vec::new();
+        if prot.x() {
+            for t in s.traps_of(src) {
+                let Ok(t) = usize::try_from(t) else { continue };
+                if t >= start && t.saturating_add(4) <= end {
+                    data[t - start..t - start + 4].copy_from_slice(&crate::text::UDF_WORD.to_le_bytes());
+                    traps.push((t - start) as u64);
+                }
+            }
+        }
+        (data, traps)
     };
     drop(f);
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
