@@ -77,7 +77,15 @@ impl Shim<'_> {
     /// Whether the current thread has a signal to take now (its runner then calls
     /// [`Shim::deliver_signal`] before resuming it).
     pub fn signal_ready(&self) -> bool {
-        self.proc_.pending & !self.proc_.sigmask != 0
+        // A thread back from rt_sigsuspend has its mask to restore, signal or not.
+        self.tasks.threads.get(&self.tasks.cur).is_some_and(|t| t.suspended_mask.is_some()) || self.signal_pending_unblocked()
+    }
+
+    /// Whether a signal for the current thread (its own or its process's) is pending and
+    /// not blocked.
+    pub fn signal_pending_unblocked(&self) -> bool {
+        let mine = self.tasks.threads.get(&self.tasks.cur).map_or(0, |t| t.pending);
+        (self.proc_.pending | mine) & !self.proc_.sigmask != 0
     }
 
     /// Takes the current thread's lowest pending, unblocked signal: ignored ones are
@@ -85,13 +93,23 @@ impl Shim<'_> {
     /// stack and `regs` set to enter the handler. A frame that cannot be written (a bad
     /// stack) kills the process with SIGSEGV, as Linux does.
     pub fn deliver_signal<M: GuestMemory>(&mut self, mem: &mut M, regs: &mut UserRegs) -> Delivery {
+        let cur = self.tasks.cur;
         loop {
-            let ready = self.proc_.pending & !self.proc_.sigmask;
+            let mine = self.tasks.threads.get(&cur).map_or(0, |t| t.pending);
+            let ready = (self.proc_.pending | mine) & !self.proc_.sigmask;
             if ready == 0 {
+                // Back from rt_sigsuspend without a handler to run: its mask goes back.
+                if let Some(m) = self.tasks.threads.get_mut(&cur).and_then(|t| t.suspended_mask.take()) {
+                    self.proc_.sigmask = m;
+                }
                 return Delivery::None;
             }
             let sig = u64::from(ready.trailing_zeros()) + 1;
-            self.proc_.pending &= !(1 << (sig - 1));
+            let bit = 1u64 << (sig - 1);
+            match self.tasks.threads.get_mut(&cur) {
+                Some(t) if t.pending & bit != 0 => t.pending &= !bit,
+                _ => self.proc_.pending &= !bit,
+            }
             let act = self.proc_.sigactions[(sig - 1) as usize];
             match act[0] {
                 0 if default_ignored(sig) => continue,
@@ -123,7 +141,9 @@ impl Shim<'_> {
         put64(&mut f, SIGINFO + 16, ss_sp);
         put32(&mut f, SIGINFO + 24, ss_flags as u32);
         put64(&mut f, SIGINFO + 32, ss_size);
-        put64(&mut f, SIGINFO + 40, self.proc_.sigmask);
+        // The mask the handler's return restores: rt_sigsuspend's caller's, if it was in it.
+        let saved = self.tasks.threads.get_mut(&self.tasks.cur).and_then(|t| t.suspended_mask.take());
+        put64(&mut f, SIGINFO + 40, saved.unwrap_or(self.proc_.sigmask));
         // sigcontext.
         for (i, x) in regs.x.iter().enumerate() {
             put64(&mut f, MCONTEXT + 8 + 8 * i as u64, *x);

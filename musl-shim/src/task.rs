@@ -79,6 +79,8 @@ pub enum Wait {
     Vfork { child: Pid },
     /// Only the deadline (nanosleep).
     Sleep,
+    /// A signal (rt_sigsuspend): woken with EINTR when one comes.
+    Signal,
 }
 
 #[derive(Debug, Clone)]
@@ -87,9 +89,19 @@ pub struct ThreadInfo {
     /// `CLONE_CHILD_CLEARTID`/`set_tid_address`: zeroed and futex-woken at exit.
     pub clear_tid: u64,
     pub sigmask: u64,
+    /// Signals sent to this thread alone (tkill/tgkill), not yet taken.
+    pub pending: u64,
+    /// The mask rt_sigsuspend replaced, put back when its signal's handler is entered.
+    pub suspended_mask: Option<u64>,
     pub wait: Option<Wait>,
     /// Monotonic nanoseconds at which the wait ends, with the value it then returns.
     pub deadline: Option<(u64, i64)>,
+}
+
+impl ThreadInfo {
+    pub fn new(pid: Pid, clear_tid: u64, sigmask: u64) -> Self {
+        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None }
+    }
 }
 
 /// How a woken thread goes on.
@@ -165,7 +177,7 @@ impl<'a> Tasks<'a> {
                 exit_signal: 17,
             },
         );
-        t.threads.insert(crate::PID, ThreadInfo { pid: crate::PID, clear_tid: 0, sigmask: 0, wait: None, deadline: None });
+        t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));
         t
     }
 

@@ -371,3 +371,24 @@ fn register_binfmt() -> Result<(), String> {
         Err(format!("the {name} entry did not take"))
     }
 }
+
+/// Lines tests/apps/signals.c prints on Linux (it then dies of SIGTERM).
+pub const SIGNALS_EXPECTED: [&str; 7] = [
+    "raise: handler ran 1 time(s), siginfo ok: yes, fp kept: yes",
+    "kill: handler ran 1 time(s), on the alternate stack: yes",
+    "blocked: pending yes, handler ran 1 time(s)",
+    "unblocked: handler ran 2 time(s)",
+    "SIGCHLD: 3 of 3",
+    "read without SA_RESTART: EINTR, handler ran 1 time(s)",
+    "read with SA_RESTART: 1 byte(s) 'y', handler ran 2 time(s)",
+];
+
+/// What tests/apps/sigthreads.c prints on Linux (its status is 3).
+pub const SIGTHREADS_EXPECTED: [&str; 6] = [
+    "main: SIGHUP pending: yes, handled: 0",
+    "worker: sigsuspend returned EINTR: yes",
+    "worker: its mask was put back: yes",
+    "SIGUSR1 handled 1 time(s), by the worker: yes",
+    "SIGUSR2 handled 1 time(s), by the worker: yes",
+    "main: SIGHUP handled 1 time(s), by main: yes",
+];

@@ -87,7 +87,7 @@ pub fn extract(debs: &[PathBuf], root: &Path) {
 // tests/tests/qemu_dynamic.rs (seL4).
 
 /// Busybox applets the scripts run as external programs (symlinks to /bin/busybox).
-pub const APPLETS: [&str; 10] = ["tr", "wc", "cat", "seq", "sort", "head", "tail", "ls", "uniq", "expr"];
+pub const APPLETS: [&str; 11] = ["tr", "wc", "cat", "seq", "sort", "head", "tail", "ls", "uniq", "expr", "sha256sum"];
 
 /// /test.sh for dash: functions, `case`, loops, `$(...)`, pipes through busybox applets,
 /// a `#!` script of the image, exit 6.
@@ -142,6 +142,7 @@ pub const BUSYBOX_SCRIPT: &str = "seq 1 200 | sort -r | head -3; \
      ls /data | sort -r | head -2; \
      for f in /foo.txt /bar.txt; do cat $f | tr a-z A-Z; done; \
      s=0; for i in $(seq 1 10); do s=$((s + i)); done; echo sum $s; \
+     sha256sum /bin/busybox /lib/ld-linux-aarch64.so.1; \
      exit 4";
 
 /// python3.11 `-c`: listdir, computation, json, file reads, `sys.exit(7)`.

@@ -120,3 +120,20 @@ fn stripped_glibc_busybox_matches_linux() {
         assert!(status <= 0, "busybox {cmd:?}: status {status}\n{out}");
     }
 }
+
+#[test]
+fn a_program_reads_its_own_binary_as_the_image_has_it() {
+    if !tools() {
+        return;
+    }
+    for link in [Link::Static, Link::StaticPie] {
+        let Some(bin) = c_app("selfread", link) else { return };
+        let (out, status) = compare("selfread", &bin, &["/selfread", "/proc/self/exe"], &[]);
+        if status >= 0 {
+            assert_eq!(status, 0, "{out}");
+            // Its svcs are in the file as linked (selkie's traps are not in the rootfs).
+            assert!(!out.contains(" 0 svc words"), "{out}");
+            assert_eq!(out.matches("same: yes").count(), 2, "{out}");
+        }
+    }
+}

@@ -139,6 +139,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         RT_SIGACTION => signal::rt_sigaction(s, env, a),
         RT_SIGPROCMASK => return Some(signal::rt_sigprocmask(s, env, a)),
         RT_SIGPENDING => signal::rt_sigpending(s, env, a),
+        RT_SIGSUSPEND => return Some(signal::rt_sigsuspend(s, env, a)),
         RT_SIGRETURN => return Some(Outcome::Action(crate::Action::SigReturn)),
         _ => return None,
     };

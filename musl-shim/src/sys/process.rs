@@ -324,7 +324,7 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     let clear_tid = if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 };
     let sigmask = s.proc_.sigmask;
     if thread {
-        s.tasks.threads.insert(id, ThreadInfo { pid, clear_tid, sigmask, wait: None, deadline: None });
+        s.tasks.threads.insert(id, ThreadInfo::new(pid, clear_tid, sigmask));
         if let Some(p) = s.tasks.procs.get_mut(&pid) {
             p.threads.push(id);
         }
@@ -350,7 +350,7 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
                 exit_signal: (flags & 0xff) as u32,
             },
         );
-        s.tasks.threads.insert(id, ThreadInfo { pid: id, clear_tid, sigmask, wait: None, deadline: None });
+        s.tasks.threads.insert(id, ThreadInfo::new(id, clear_tid, sigmask));
     }
     if flags & CLONE_PARENT_SETTID != 0 {
         env.write_u32(ptid, id)?;

@@ -78,12 +78,99 @@ pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcom
     if sig == 0 {
         return Outcome::Ret(Ok(0));
     }
-    if pid == s.proc_.pid {
-        kill_self(s, sig)
-    } else {
-        signal_other(s, pid, sig);
-        Outcome::Ret(Ok(0))
+    let tid = tid as u32;
+    if tid == s.tasks.cur {
+        return kill_thread_self(s, sig);
     }
+    // Another thread: a default action applies to its whole process; a handled signal
+    // is pending on that thread alone, and interrupts its wait unless it blocks it.
+    let bit = 1u64 << (sig - 1);
+    let (sigmask, handler, flags) = if pid == s.proc_.pid {
+        let t = s.tasks.threads.get(&tid).map_or(0, |t| t.sigmask);
+        (t, s.proc_.sigactions[(sig - 1) as usize][0], s.proc_.sigactions[(sig - 1) as usize][1])
+    } else {
+        let Some(p) = s.tasks.parked.get(&pid) else { return Outcome::Ret(Err(ESRCH)) };
+        let t = s.tasks.threads.get(&tid).map_or(0, |t| t.sigmask);
+        (t, p.proc_.sigactions[(sig - 1) as usize][0], p.proc_.sigactions[(sig - 1) as usize][1])
+    };
+    if handler <= SIG_IGN {
+        return if pid == s.proc_.pid { kill_self(s, sig) } else { signal_other(s, pid, sig); Outcome::Ret(Ok(0)) };
+    }
+    if let Some(t) = s.tasks.threads.get_mut(&tid) {
+        t.pending |= bit;
+    }
+    if sigmask & bit == 0 {
+        interrupt_thread(s, tid, flags & SA_RESTART != 0);
+    }
+    Outcome::Ret(Ok(0))
+}
+
+/// Wakes thread `tid` from its wait, if it waits, so that it takes a signal (see
+/// [`interrupt_one`]).
+fn interrupt_thread(s: &mut Shim<'_>, tid: u32, restart: bool) {
+    let Some(wait) = s.tasks.threads.get(&tid).and_then(|t| t.wait) else { return };
+    let resume = match wait {
+        Wait::Io | Wait::Child if restart => Resume::Retry,
+        _ => Resume::Value(EINTR.ret()),
+    };
+    s.tasks.wake(tid, resume);
+}
+
+/// `rt_sigsuspend(mask)`: waits with `mask` until a signal comes, then returns EINTR; the
+/// handler's return puts the caller's mask back.
+pub fn rt_sigsuspend<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
+    if a[1] != 8 {
+        return Outcome::Ret(Err(EINVAL));
+    }
+    let mask = match env.read_u64(a[0]) {
+        Ok(m) => m & !((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))),
+        Err(e) => return Outcome::Ret(Err(e)),
+    };
+    let cur = s.tasks.cur;
+    let old = s.proc_.sigmask;
+    s.proc_.sigmask = mask;
+    if let Some(t) = s.tasks.threads.get_mut(&cur) {
+        t.suspended_mask = Some(old);
+    }
+    // A pending fatal signal the new mask lets through ends the process.
+    if let Outcome::Killed(sig) = fatal_unblocked(s) {
+        return Outcome::Killed(sig);
+    }
+    if s.signal_pending_unblocked() || !s.tasks.enabled {
+        return Outcome::Ret(Err(EINTR));
+    }
+    s.tasks.block(cur, Wait::Signal, None);
+    Outcome::Action(crate::Action::Block)
+}
+
+/// Ends the process for a pending default-fatal signal its mask does not block.
+fn fatal_unblocked(s: &mut Shim<'_>) -> Outcome {
+    let mine = s.tasks.threads.get(&s.tasks.cur).map_or(0, |t| t.pending);
+    let ready = (s.proc_.pending | mine) & !s.proc_.sigmask;
+    for sig in 1..=64u64 {
+        if ready & (1 << (sig - 1)) != 0 && s.proc_.sigactions[(sig - 1) as usize][0] == 0 && !default_ignored(sig) {
+            s.proc_.pending &= !(1 << (sig - 1));
+            return Outcome::Killed(sig as i32);
+        }
+    }
+    Outcome::Ret(Ok(0))
+}
+
+/// A signal the current thread sends itself (raise: tkill of its own tid): as
+/// [`kill_self`], but a signal it blocks stays pending on this thread alone, not on the
+/// process where another thread could take it.
+fn kill_thread_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
+    let bit = 1u64 << (sig - 1);
+    let blocked = s.proc_.sigmask & bit != 0 && sig != SIGKILL && sig != SIGSTOP;
+    if !blocked || s.proc_.sigactions[(sig - 1) as usize][0] <= SIG_IGN {
+        return kill_self(s, sig);
+    }
+    let cur = s.tasks.cur;
+    match s.tasks.threads.get_mut(&cur) {
+        Some(t) => t.pending |= bit,
+        None => s.proc_.pending |= bit,
+    }
+    Outcome::Ret(Ok(0))
 }
 
 /// A signal to the current process: a fatal default action ends it at once or, when the
@@ -96,8 +183,14 @@ pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
         return Outcome::Killed(sig as i32);
     }
     if (blocked && handler == 0 && !default_ignored(sig)) || handler > SIG_IGN {
-        // Delivered when this thread returns from the syscall (or once unblocked).
+        // Delivered when this thread returns from the syscall (or once unblocked), or by
+        // another thread of the process that waits with the signal unblocked.
         s.proc_.pending |= 1 << (sig - 1);
+        if blocked && handler > SIG_IGN {
+            let restart = s.proc_.sigactions[(sig - 1) as usize][1] & SA_RESTART != 0;
+            let pid = s.proc_.pid;
+            interrupt_one(s, pid, sig, restart);
+        }
     }
     Outcome::Ret(Ok(0))
 }
@@ -114,23 +207,20 @@ fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
         p.proc_.pending |= bit;
     } else if handler > SIG_IGN {
         p.proc_.pending |= bit;
-        if !blocked {
-            let restart = p.proc_.sigactions[(sig - 1) as usize][1] & SA_RESTART != 0;
-            interrupt_one(s, pid, restart);
-        }
+        let restart = p.proc_.sigactions[(sig - 1) as usize][1] & SA_RESTART != 0;
+        interrupt_one(s, pid, sig, restart);
     }
 }
 
-/// Wakes one waiting thread of process `pid` so that it takes a signal: its syscall
-/// returns EINTR, or runs again after the handler (SA_RESTART; not for sleeps).
-pub fn interrupt_one(s: &mut Shim<'_>, pid: u32, restart: bool) {
-    let waiting = s.tasks.threads.iter().find(|(_, t)| t.pid == pid && t.wait.is_some()).map(|(&k, t)| (k, t.wait));
-    if let Some((tid, wait)) = waiting {
-        let resume = match wait {
-            Some(Wait::Io) | Some(Wait::Child) if restart => Resume::Retry,
-            _ => Resume::Value(EINTR.ret()),
-        };
-        s.tasks.wake(tid, resume);
+/// Wakes one waiting thread of process `pid` that does not block `sig`, so that it takes
+/// the signal: its syscall returns EINTR, or runs again after the handler (SA_RESTART; not
+/// for sleeps).
+pub fn interrupt_one(s: &mut Shim<'_>, pid: u32, sig: u64, restart: bool) {
+    let bit = 1u64 << (sig - 1);
+    let cur = s.tasks.cur;
+    let waiting = s.tasks.threads.iter().find(|(&k, t)| k != cur && t.pid == pid && t.wait.is_some() && t.sigmask & bit == 0).map(|(&k, _)| k);
+    if let Some(tid) = waiting {
+        interrupt_thread(s, tid, restart);
     }
 }
 
@@ -180,14 +270,7 @@ pub fn rt_sigprocmask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -
     }
     // A pending default-fatal signal the new mask lets through ends the process now;
     // caught ones are delivered when this syscall returns.
-    let ready = s.proc_.pending & !s.proc_.sigmask;
-    for sig in 1..=64u64 {
-        if ready & (1 << (sig - 1)) != 0 && s.proc_.sigactions[(sig - 1) as usize][0] == 0 && !default_ignored(sig) {
-            s.proc_.pending &= !(1 << (sig - 1));
-            return Outcome::Killed(sig as i32);
-        }
-    }
-    Outcome::Ret(Ok(0))
+    fatal_unblocked(s)
 }
 
 fn set_mask<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
@@ -214,7 +297,8 @@ pub fn rt_sigpending<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) ->
     if a[1] != 8 {
         return Err(EINVAL);
     }
-    env.write_u64(a[0], s.proc_.pending & s.proc_.sigmask)?;
+    let mine = s.tasks.threads.get(&s.tasks.cur).map_or(0, |t| t.pending);
+    env.write_u64(a[0], (s.proc_.pending | mine) & s.proc_.sigmask)?;
     Ok(0)
 }
 
