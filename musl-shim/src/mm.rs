@@ -237,6 +237,16 @@ impl MemoryMap {
         kind: RegionKind,
     ) -> SysResult<u64> {
         let len = page_up(len).ok_or(ENOMEM)?;
+        let addr = self.place(aspace, hint, len, prot, fixed)?;
+        aspace.map(addr, len, prot)?;
+        self.insert(Region { start: addr, end: addr + len, prot, kind });
+        Ok(addr)
+    }
+
+    /// Where a new range of `len` bytes goes (checked against the heap limit); `fixed`
+    /// unmaps whatever was there.
+    fn place(&mut self, aspace: &mut dyn AddressSpace, hint: u64, len: u64, prot: Prot, fixed: bool) -> SysResult<u64> {
+        let len = page_up(len).ok_or(ENOMEM)?;
         if len == 0 {
             return Err(EINVAL);
         }
@@ -263,8 +273,6 @@ impl MemoryMap {
                 self.find_free(len).ok_or(ENOMEM)?
             }
         };
-        aspace.map(addr, len, prot)?;
-        self.insert(Region { start: addr, end: addr + len, prot, kind });
         Ok(addr)
     }
 

@@ -84,6 +84,12 @@ pub trait AddressSpace {
     fn map(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()>;
     fn unmap(&mut self, start: u64, len: u64) -> SysResult<()>;
     fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()>;
+    /// Maps `code` (page-aligned bytes of the bundle: a text store's rewritten segment,
+    /// whole pages) at `start` without copying it, read-only. `false` (the default) when
+    /// this runner cannot: the caller maps fresh pages and copies.
+    fn map_shared(&mut self, _start: u64, _code: &[u8], _prot: Prot) -> bool {
+        false
+    }
 }
 
 /// Guest memory and address space together (what mremap needs to move bytes).

@@ -107,6 +107,13 @@ impl<'a> FileText<'a> {
             Some(StoredSegment { file_off: off, bytes: store.get(at..at.checked_add(usize::try_from(len).ok()?)?)? })
         })
     }
+    /// The stored (rewritten) bytes from file offset `off` to the end of the segment that
+    /// holds it.
+    pub fn code_at(&self, off: u64) -> Option<&'a [u8]> {
+        let s = self.segments().find(|s| s.file_off <= off && off < s.file_off + s.bytes.len() as u64)?;
+        s.bytes.get(usize::try_from(off - s.file_off).ok()?..)
+    }
+
     /// The stored (rewritten) bytes for file range `off..off + len`, when one segment
     /// holds all of it.
     pub fn bytes(&self, off: u64, len: u64) -> Option<&'a [u8]> {

@@ -12,7 +12,6 @@ use crate::ut::{self, root_path, Budget, CHUNK_BITS};
 use crate::vm::{self, Global, Space};
 use alloc::collections::BTreeMap;
 use alloc::format;
-use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use musl_shim::errno::EFAULT;
@@ -125,6 +124,8 @@ pub struct Env<'a> {
     pub space: &'a mut Space,
     pub budget: &'a mut Budget,
     pub rng: &'a mut u64,
+    /// Our image's frames: bundle pages (the text store's code) can be mapped from them.
+    pub frames: ImageFrames,
 }
 
 impl GuestMemory for Env<'_> {
@@ -153,6 +154,23 @@ impl AddressSpace for Env<'_> {
     fn protect(&mut self, start: u64, len: u64, prot: Prot) -> SysResult<()> {
         let (s, e) = range(start, len)?;
         self.space.protect(self.g, s, e, prot).map_err(|_| musl_shim::errno::ENOMEM)
+    }
+    fn map_shared(&mut self, start: u64, code: &[u8], prot: Prot) -> bool {
+        let at = code.as_ptr() as usize;
+        let pages = code.len().div_ceil(PAGE as usize);
+        if at % PAGE as usize != 0 || start % PAGE != 0 || prot.w() {
+            return false;
+        }
+        let Some(slots) = (0..pages).map(|k| self.frames.slot_of(at + k * PAGE as usize)).collect::<Option<Vec<_>>>() else { return false };
+        let end = start + pages as u64 * PAGE;
+        for (k, slot) in slots.into_iter().enumerate() {
+            if self.space.map_shared(self.g, self.budget, start + k as u64 * PAGE, slot, prot).is_err() {
+                let _ = self.space.unmap(self.g, start, end);
+                return false;
+            }
+        }
+        self.space.add_range(start, end, prot);
+        true
     }
 }
 
@@ -468,18 +486,18 @@ impl App {
             // Code segments straight from the text store's rewritten copy; the rest is
             // copied by musl-shim's loader, which writes the traps into what it copies.
             let copied = self.map_stored_code(g, &mut p, &shown, &plan, elf, bias, &traps)?;
-            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
             start::load(&mut env, &mut self.shim.mm, &copied, elf, bias, &traps).map_err(|e| format!("loading {shown}: {e}"))?;
             let mut auxv = start::auxv(&plan, bias, uid, gid, start::HWCAP_A57);
             let mut pc = plan.entry.wrapping_add(bias);
             if let Some((ishown, ielf, iplan, ibias, itraps)) = &interp {
                 let icopied = self.map_stored_code(g, &mut p, ishown, iplan, ielf, *ibias, itraps)?;
-                let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+                let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
                 start::load(&mut env, &mut self.shim.mm, &icopied, ielf, *ibias, itraps).map_err(|e| format!("loading {ishown}: {e}"))?;
                 auxv = start::with_interp(auxv, iplan.span().0.wrapping_add(*ibias));
                 pc = iplan.entry.wrapping_add(*ibias);
             }
-            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
             let top = start::map_stack(&mut env, &mut self.shim.mm, self.stack_bytes, plan.exec_stack).map_err(|e| format!("stack: {e}"))?;
             let mut random = [0u8; 16];
             env.fill(&mut random);
@@ -650,7 +668,7 @@ impl App {
         if !self.shim.switch_to(tid) {
             return musl_shim::Action::Killed(9);
         }
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
         self.shim.syscall(&mut env, nr, args)
     }
 
@@ -666,7 +684,7 @@ impl App {
             return Delivery::Killed(9);
         }
         let mut u = user_regs(regs);
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
         let d = self.shim.deliver_signal(&mut env, &mut u);
         if let Delivery::Handler(_) = d {
             set_user_regs(regs, &u);
@@ -682,7 +700,7 @@ impl App {
             return Err(());
         }
         let mut u = user_regs(regs);
-        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
         self.shim.sigreturn(&mut env, &mut u)?;
         set_user_regs(regs, &u);
         Ok(())
@@ -804,7 +822,7 @@ impl App {
             // The thread "exits" before running: the shim's exit path clears its tid.
             if self.shim.switch_to(sp.child) {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng };
+                    let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
                     let _ = self.shim.syscall(&mut env, 93, [0; 6]);
                 }
             }

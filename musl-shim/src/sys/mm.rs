@@ -64,11 +64,17 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         // Writes would have to reach the file: not supported.
         return Err(if f.writable() { ENODEV } else { EACCES });
     }
-    let (data, traps): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>) = {
+    // Code of the image mapped read-only starts with the text store's rewritten pages:
+    // the runner maps them without a copy where it can (`shared` bytes of the mapping).
+    let node_bytes = f.obj.ino().and_then(|ino| crate::fd::data_of(&s.vfs, ino));
+    let stored = match node_bytes {
+        Some(src) if prot.x() && !prot.w() && share == MAP_PRIVATE => s.stored_text(src).and_then(|t| t.code_at(off)),
+        _ => None,
+    };
+    let (data, traps, code): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>, Option<&[u8]>) = {
         // Only the mapped range is copied: a regular file's bytes are borrowed from the
         // tree. Code gets the trapping `udf` over its syscall words (its pack-time trap
         // table, see crate::text), so its syscalls reach us.
-        let node_bytes = f.obj.ino().and_then(|ino| crate::fd::data_of(&s.vfs, ino));
         let owned;
         let src: &[u8] = match node_bytes {
             Some(b) => b,
@@ -77,25 +83,46 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
                 &owned
             }
         };
+        let code = stored.map(|c| &c[..c.len().min(len as usize)]);
+        let shared = code.map_or(0, |c| page_up(c.len() as u64).unwrap_or(len).min(len) as usize);
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
         let end = start.saturating_add(len as usize).min(src.len());
-        let mut data = src[start..end].to_vec();
         let mut traps = alloc::vec::Vec::new();
         if prot.x() {
             for t in s.traps_of(src) {
                 let Ok(t) = usize::try_from(t) else { continue };
                 if t >= start && t.saturating_add(4) <= end {
-                    data[t - start..t - start + 4].copy_from_slice(&crate::text::UDF_WORD.to_le_bytes());
                     traps.push((t - start) as u64);
                 }
             }
         }
-        (data, traps)
+        // The part after the shared pages, with its traps written in.
+        let from = start.saturating_add(shared).min(end);
+        let mut data = src[from..end].to_vec();
+        for &t in &traps {
+            let t = t as usize + start;
+            if t >= from {
+                data[t - from..t - from + 4].copy_from_slice(&crate::text::UDF_WORD.to_le_bytes());
+            }
+        }
+        (data, traps, code)
     };
     drop(f);
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
+    let mut shared = 0;
+    if let Some(code) = code {
+        let n = page_up(code.len() as u64).unwrap_or(len).min(len);
+        env.unmap(at, n)?;
+        if env.map_shared(at, code, prot) {
+            s.mm.record(at, at + n, prot, RegionKind::Image);
+        } else {
+            env.map(at, n, prot)?;
+            env.write(at, code)?;
+        }
+        shared = n;
+    }
     if !data.is_empty() {
-        env.write(at, &data)?;
+        env.write(at + shared, &data)?;
     }
     s.mm.add_traps(traps.into_iter().map(|o| at + o));
     Ok(at)
