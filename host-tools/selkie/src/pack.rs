@@ -11,7 +11,7 @@ use crate::source::Image;
 use anyhow::{bail, Context, Result};
 use selkie_manifest::{App, Manifest};
 use std::collections::HashMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// Largest entrypoint binary selkie will load and rewrite.
@@ -151,14 +151,7 @@ impl Prepared {
     /// The rootfs cpio and its text store (see `musl_shim::text`).
     pub fn rootfs_and_text(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         let cpio = self.write_rootfs(Vec::new())?;
-        let (text, stats) = crate::syscalls::text_store(&cpio);
-        tracing::info!(
-            "{}: {} ELFs, {} svc sites rewritten, {} KiB of rewritten code",
-            self.name,
-            stats.files,
-            stats.traps,
-            stats.segment_bytes / 1024
-        );
+        let text = crate::syscalls::text_store(&self.name, &cpio);
         Ok((cpio, text))
     }
 }
@@ -248,8 +241,17 @@ pub fn pack_bundle(refs: &[ImageRef], opts: &PackOptions, out: &Path) -> Result<
     for p in &prepared {
         let (rootfs, text) = member_names(p, prepared.len());
         apps.push(p.app(&rootfs, Some(&text))?);
-        let (cpio, store) = p.rootfs_and_text()?;
-        output.file(&rootfs, |w| Ok(w.write_all(&cpio)?))?;
+        // The rootfs streams to its file and is read back from there for the text store,
+        // so that only one ELF at a time is in memory.
+        let mut store = Vec::new();
+        output.file(&rootfs, |w| {
+            let w = p.write_rootfs(w)?;
+            w.flush()?;
+            let f: &mut std::fs::File = w.get_mut();
+            f.seek(std::io::SeekFrom::Start(0))?;
+            store = crate::syscalls::text_store_from(&p.name, std::io::BufReader::new(&mut *f))?;
+            Ok(())
+        })?;
         output.file(&text, |w| Ok(w.write_all(&store)?))?;
     }
     let manifest = runtime::manifest(apps)?;

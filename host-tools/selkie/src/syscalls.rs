@@ -12,12 +12,29 @@ pub fn entry_traps(path: &str, bytes: &[u8]) -> Result<Vec<u64>> {
     Ok(r.traps)
 }
 
-/// The text store of a rootfs cpio, with what went into it; files that could not be
-/// rewritten are logged as warnings (their syscalls are found when they are mapped).
-pub fn text_store(cpio: &[u8]) -> (Vec<u8>, selkie_svc_rewrite::StoreStats) {
+/// The text store of app `app`'s rootfs cpio; what went into it is logged, and files that
+/// could not be rewritten are warnings (their syscalls are found when they are mapped).
+pub fn text_store(app: &str, cpio: &[u8]) -> Vec<u8> {
     let (store, stats) = selkie_svc_rewrite::text_store(cpio);
+    log_stats(app, &stats);
+    store
+}
+
+/// As [`text_store`], from a cpio read as a stream (one ELF in memory at a time).
+pub fn text_store_from(app: &str, cpio: impl std::io::Read) -> Result<Vec<u8>> {
+    let (store, stats) = selkie_svc_rewrite::text_store_from(cpio).map_err(|e| anyhow::anyhow!("{app}: reading back its rootfs: {e}"))?;
+    log_stats(app, &stats);
+    Ok(store)
+}
+
+fn log_stats(app: &str, stats: &selkie_svc_rewrite::StoreStats) {
     for (path, why) in &stats.skipped {
-        tracing::warn!("{path}: not rewritten at pack time: {why}");
+        tracing::warn!("{app}: {path}: not rewritten at pack time: {why}");
     }
-    (store, stats)
+    tracing::info!(
+        "{app}: {} ELFs, {} svc sites rewritten, {} KiB of rewritten code",
+        stats.files,
+        stats.traps,
+        stats.segment_bytes / 1024
+    );
 }

@@ -214,39 +214,90 @@ pub struct StoreStats {
 
 /// The text store of a rootfs cpio (`musl_shim::text`): every aarch64 ELF in it rewritten,
 /// each with its own trap table (file offsets) and its executable segments, page-aligned.
-/// The cpio itself is not changed.
+/// The cpio itself is not changed. Reads the files as the runners' tree does.
 pub fn text_store(cpio: &[u8]) -> (Vec<u8>, StoreStats) {
     let mut entries = Vec::new();
     let mut stats = StoreStats::default();
     for (name, cpio_off, data) in musl_shim::text::cpio_files(cpio) {
-        if !data.starts_with(b"\x7fELF") {
-            continue;
-        }
-        let r = match rewrite(data) {
-            Ok(r) => r,
-            Err(Error::NotAarch64(_)) => continue,
-            Err(e) => {
-                stats.skipped.push((format!("/{}", name.trim_start_matches("./").trim_start_matches('/')), e.to_string()));
-                continue;
-            }
-        };
-        // Executable segments' pages, merged where they share one.
-        let mut pages: Vec<Range<u64>> = Vec::new();
-        for seg in &r.exec_segments {
-            let (lo, hi) = (seg.start & !(PAGE - 1), ((seg.end + PAGE - 1) & !(PAGE - 1)).min(data.len() as u64));
-            match pages.last_mut() {
-                Some(last) if lo <= last.end => last.end = last.end.max(hi),
-                _ => pages.push(lo..hi),
-            }
-        }
-        let segments: Vec<(u64, Vec<u8>)> =
-            pages.into_iter().filter(|p| p.start < p.end).map(|p| (p.start, r.bytes[p.start as usize..p.end as usize].to_vec())).collect();
-        stats.files += 1;
-        stats.traps += r.offsets.len();
-        stats.segment_bytes += segments.iter().map(|s| s.1.len() as u64).sum::<u64>();
-        entries.push(musl_shim::text::Entry { cpio_off, file_len: data.len() as u64, traps: r.offsets, segments });
+        store_file(name, cpio_off, data, &mut entries, &mut stats);
     }
     (musl_shim::text::build(&entries), stats)
+}
+
+/// As [`text_store`], reading the cpio as a stream: only one ELF at a time is held in
+/// memory (what `selkie pack` uses for a rootfs it has just written to a file).
+pub fn text_store_from<R: std::io::Read>(r: R) -> std::io::Result<(Vec<u8>, StoreStats)> {
+    use std::cell::Cell;
+    use std::io::Read;
+    use std::rc::Rc;
+    /// Counts the bytes read through it: the cpio offset of the next byte.
+    struct Counting<R> {
+        inner: R,
+        at: Rc<Cell<u64>>,
+    }
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.at.set(self.at.get() + n as u64);
+            Ok(n)
+        }
+    }
+    let at = Rc::new(Cell::new(0));
+    let mut r = Counting { inner: r, at: at.clone() };
+    let mut entries = Vec::new();
+    let mut stats = StoreStats::default();
+    loop {
+        let mut e = cpio::NewcReader::new(r)?;
+        if e.entry().is_trailer() {
+            break;
+        }
+        let (mode, size) = (e.entry().mode(), u64::from(e.entry().file_size()));
+        if mode & 0o170000 == 0o100000 && size >= 4 {
+            let cpio_off = at.get();
+            let mut magic = [0u8; 4];
+            e.read_exact(&mut magic)?;
+            if &magic == b"\x7fELF" {
+                let mut data = magic.to_vec();
+                data.try_reserve_exact(size as usize - 4).map_err(std::io::Error::other)?;
+                (&mut e).take(size - 4).read_to_end(&mut data)?;
+                let name = e.entry().name().to_string();
+                store_file(&name, cpio_off, &data, &mut entries, &mut stats);
+            }
+        }
+        r = e.finish()?;
+    }
+    Ok((musl_shim::text::build(&entries), stats))
+}
+
+/// Adds `data` (the file `name`, at `cpio_off` in the cpio) to the store's entries when it
+/// is an aarch64 ELF.
+fn store_file(name: &str, cpio_off: u64, data: &[u8], entries: &mut Vec<musl_shim::text::Entry>, stats: &mut StoreStats) {
+    if !data.starts_with(b"\x7fELF") {
+        return;
+    }
+    let r = match rewrite(data) {
+        Ok(r) => r,
+        Err(Error::NotAarch64(_)) => return,
+        Err(e) => {
+            stats.skipped.push((format!("/{}", name.trim_start_matches("./").trim_start_matches('/')), e.to_string()));
+            return;
+        }
+    };
+    // Executable segments' pages, merged where they share one.
+    let mut pages: Vec<Range<u64>> = Vec::new();
+    for seg in &r.exec_segments {
+        let (lo, hi) = (seg.start & !(PAGE - 1), ((seg.end + PAGE - 1) & !(PAGE - 1)).min(data.len() as u64));
+        match pages.last_mut() {
+            Some(last) if lo <= last.end => last.end = last.end.max(hi),
+            _ => pages.push(lo..hi),
+        }
+    }
+    let segments: Vec<(u64, Vec<u8>)> =
+        pages.into_iter().filter(|p| p.start < p.end).map(|p| (p.start, r.bytes[p.start as usize..p.end as usize].to_vec())).collect();
+    stats.files += 1;
+    stats.traps += r.offsets.len();
+    stats.segment_bytes += segments.iter().map(|s| s.1.len() as u64).sum::<u64>();
+    entries.push(musl_shim::text::Entry { cpio_off, file_len: data.len() as u64, traps: r.offsets, segments });
 }
 
 const PAGE: u64 = 4096;

@@ -89,3 +89,41 @@ fn rejects_non_aarch64() {
     assert!(rewrite(&me).is_err());
     assert!(rewrite(b"not an elf").is_err());
 }
+
+/// A newc cpio of (name, mode, data) entries.
+fn cpio_of(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (i, (name, mode, data)) in entries.iter().enumerate() {
+        let mut w = cpio::newc::Builder::new(name).mode(*mode).ino(i as u32 + 1).nlink(1).write(&mut out, data.len() as u32);
+        w.write_all(data).unwrap();
+        w.finish().unwrap();
+    }
+    cpio::newc::trailer(out).unwrap()
+}
+
+#[test]
+fn text_store_holds_every_elf_with_its_own_traps_and_streaming_gives_the_same() {
+    let Some((_d, bin)) = build(HELLO, &[]) else { return };
+    let Some((_d2, pie)) = build(HELLO, &["-static-pie", "-fPIE"]) else { return };
+    let (a, b) = (std::fs::read(&bin).unwrap(), std::fs::read(&pie).unwrap());
+    let cpio = cpio_of(&[("etc", 0o40755, b""), ("etc/motd", 0o100644, b"\x7fELF but not one"), ("bin/a", 0o100755, &a), ("lib/b", 0o100644, &b), ("short", 0o100644, b"ab")]);
+    let (store, stats) = selkie_svc_rewrite::text_store(&cpio);
+    let (streamed, stats2) = selkie_svc_rewrite::text_store_from(&cpio[..]).unwrap();
+    assert_eq!(store, streamed, "the streaming reader finds the same files at the same offsets");
+    assert_eq!(stats, stats2);
+    assert_eq!(stats.files, 2, "{stats:?}");
+    assert!(stats.skipped.is_empty(), "a file that only starts like an ELF is not one: {stats:?}");
+    let s = musl_shim::text::TextStore::parse(&store).unwrap();
+    assert_eq!(s.len(), 2);
+    for (name, off, data) in musl_shim::text::cpio_files(&cpio).filter(|f| f.0.starts_with("bin/") || f.0.starts_with("lib/")) {
+        let t = s.get(off, data.len() as u64).unwrap_or_else(|| panic!("{name} is in the store"));
+        let want = rewrite(data).unwrap();
+        assert_eq!(t.traps().collect::<Vec<_>>(), want.offsets, "{name}");
+        for off in t.traps() {
+            let code = t.code_at(off).unwrap();
+            assert_eq!(&code[..4], &UDF_WORD.to_le_bytes(), "{name}: udf at {off:#x}");
+            assert_eq!(&data[off as usize..off as usize + 4], &SVC0.to_le_bytes(), "{name}: the file keeps its svc");
+        }
+    }
+}
