@@ -17,13 +17,18 @@ errnos! {
     EEXIST = 17, EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23,
     EMFILE = 24, ENOTTY = 25, EFBIG = 27, ENOSPC = 28, ESPIPE = 29, EROFS = 30, EMLINK = 31,
     EPIPE = 32, ERANGE = 34, ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40,
-    EOVERFLOW = 75, ENOTSUP = 95, ETIMEDOUT = 110,
+    EOVERFLOW = 75, ENOTSOCK = 88, EDESTADDRREQ = 89, EMSGSIZE = 90, EPROTOTYPE = 91,
+    ENOPROTOOPT = 92, EPROTONOSUPPORT = 93, ESOCKTNOSUPPORT = 94, ENOTSUP = 95,
+    EAFNOSUPPORT = 97, EADDRINUSE = 98, EADDRNOTAVAIL = 99, ENETUNREACH = 101,
+    ECONNRESET = 104, EISCONN = 106, ENOTCONN = 107, ETIMEDOUT = 110, ECONNREFUSED = 111,
 }
 
 /// Not a Linux errno the app ever sees: an fd object's "this would block" (Linux's
 /// internal ERESTARTSYS). The dispatcher turns it into a blocked thread that retries the
 /// syscall when an I/O object changes, or into `EAGAIN` for an `O_NONBLOCK` file.
 pub const EBLOCK: Errno = Errno(512);
+/// `EOPNOTSUPP` is `ENOTSUP` on Linux.
+pub const EOPNOTSUPP: Errno = ENOTSUP;
 
 impl Errno {
     /// The value a syscall returns for this error: `-errno`.

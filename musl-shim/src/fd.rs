@@ -82,6 +82,10 @@ pub trait FileObject<'a> {
     fn fionread(&self) -> Option<usize> {
         None
     }
+    /// The socket, when this is one.
+    fn as_socket(&mut self) -> Option<&mut crate::net::Socket> {
+        None
+    }
     /// The interest list, when this is an epoll instance.
     fn as_epoll(&mut self) -> Option<&mut crate::poll::Epoll> {
         None

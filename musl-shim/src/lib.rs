@@ -18,6 +18,7 @@ pub mod errno;
 pub mod fd;
 pub mod mem;
 pub mod mm;
+pub mod net;
 pub mod pipe;
 pub mod platform;
 pub mod sigframe;
@@ -146,6 +147,8 @@ pub struct Shim<'a> {
     /// The rootfs cpio the image's files are borrowed from, and its pack-time text store.
     rootfs: &'a [u8],
     text: text::TextStore<'a>,
+    /// The app's sockets' names (listeners, datagram inboxes), shared by its processes.
+    pub net: alloc::rc::Rc<core::cell::RefCell<net::Net>>,
     /// Trap tables [`text::scan`] found for code that is not in the store, by content.
     scanned: core::cell::RefCell<alloc::collections::BTreeMap<(u64, usize), Vec<u64>>>,
 }
@@ -189,6 +192,7 @@ impl<'a> Shim<'a> {
             logged: BTreeSet::new(),
             rootfs: rootfs_cpio,
             text: text::TextStore::default(),
+            net: Default::default(),
             scanned: Default::default(),
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod fs;
 pub mod mm;
+pub mod net;
 pub mod nr;
 pub mod poll;
 pub mod process;
@@ -131,6 +132,23 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         EPOLL_CTL => poll::epoll_ctl(s, env, a),
         EPOLL_PWAIT => return Some(poll::epoll_pwait(s, env, a, false)),
         EPOLL_PWAIT2 => return Some(poll::epoll_pwait(s, env, a, true)),
+        // net
+        SOCKET => net::socket(s, a),
+        SOCKETPAIR => net::socketpair(s, env, a),
+        BIND => net::bind(s, env, a),
+        LISTEN => net::listen(s, a),
+        ACCEPT => net::accept4(s, env, a, 0),
+        ACCEPT4 => net::accept4(s, env, a, a[3]),
+        CONNECT => net::connect(s, env, a),
+        GETSOCKNAME => net::getsockname(s, env, a, false),
+        GETPEERNAME => net::getsockname(s, env, a, true),
+        SENDTO => return Some(net::sendto(s, env, a)),
+        RECVFROM => net::recvfrom(s, env, a),
+        SENDMSG => return Some(net::sendmsg(s, env, a)),
+        RECVMSG => net::recvmsg(s, env, a),
+        SHUTDOWN => net::shutdown(s, a),
+        SETSOCKOPT => net::setsockopt(s, a),
+        GETSOCKOPT => net::getsockopt(s, env, a),
         // signal
         KILL => return Some(signal::kill(s, a[0] as i32 as i64, a[1])),
         TKILL => return Some(signal::tgkill(s, None, a[0] as i32 as i64, a[1])),

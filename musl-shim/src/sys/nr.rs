@@ -39,6 +39,11 @@ syscalls! {
     poll {
         EVENTFD2 = 19, EPOLL_CREATE1 = 20, EPOLL_CTL = 21, EPOLL_PWAIT = 22, EPOLL_PWAIT2 = 441,
     }
+    net {
+        SOCKET = 198, SOCKETPAIR = 199, BIND = 200, LISTEN = 201, ACCEPT = 202, CONNECT = 203,
+        GETSOCKNAME = 204, GETPEERNAME = 205, SENDTO = 206, RECVFROM = 207, SETSOCKOPT = 208,
+        GETSOCKOPT = 209, SHUTDOWN = 210, SENDMSG = 211, RECVMSG = 212, ACCEPT4 = 242,
+    }
     signal {
         KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
         RT_SIGSUSPEND = 133, RT_SIGPROCMASK = 135, RT_SIGPENDING = 136, RT_SIGRETURN = 139,
@@ -53,11 +58,8 @@ pub fn name(nr: u64) -> &'static str {
     match nr {
         43 => "STATFS",
         44 => "FSTATFS",
-        203 => "CONNECT",
-        242 => "ACCEPT4",
         285 => "COPY_FILE_RANGE",
         437 => "OPENAT2",
-        198 => "SOCKET",
         435 => "CLONE3",
         283 => "MEMBARRIER",
         293 => "RSEQ",
