@@ -147,8 +147,11 @@ pub struct Shim<'a> {
     /// The rootfs cpio the image's files are borrowed from, and its pack-time text store.
     rootfs: &'a [u8],
     text: text::TextStore<'a>,
-    /// The app's sockets' names (listeners, datagram inboxes), shared by its processes.
+    /// The app's sockets' names (listeners, datagram inboxes), shared by its processes
+    /// and, on a network, by the other apps on it.
     pub net: alloc::rc::Rc<core::cell::RefCell<net::Net>>,
+    /// The app's IPv4 address on its network (127.0.0.1 alone).
+    pub host: [u8; 4],
     /// Trap tables [`text::scan`] found for code that is not in the store, by content.
     scanned: core::cell::RefCell<alloc::collections::BTreeMap<(u64, usize), Vec<u64>>>,
 }
@@ -193,8 +196,27 @@ impl<'a> Shim<'a> {
             rootfs: rootfs_cpio,
             text: text::TextStore::default(),
             net: Default::default(),
+            host: [127, 0, 0, 1],
             scanned: Default::default(),
         }
+    }
+
+    /// Puts the app on a network shared with other apps: their sockets' names (`net`),
+    /// the I/O generation that wakes their waiting threads (`gen`, shared so that a write
+    /// in one app retries a blocked read in another), its address `host`, and the names
+    /// of everyone on it (`hosts`: (name, address)) in its `/etc/hosts`, with a
+    /// resolv.conf that names no server, so lookups of other names fail at once. Call
+    /// before the app runs.
+    pub fn join_network(&mut self, net: alloc::rc::Rc<core::cell::RefCell<net::Net>>, gen: pipe::IoGen, host: [u8; 4], hosts: &[(String, [u8; 4])]) {
+        self.net = net;
+        self.tasks.io_gen = gen;
+        self.host = host;
+        let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for (name, a) in hosts {
+            text.push_str(&alloc::format!("{}.{}.{}.{}\t{name}\n", a[0], a[1], a[2], a[3]));
+        }
+        self.vfs.set_etc_file(b"hosts", text.into_bytes());
+        self.vfs.set_etc_file(b"resolv.conf", b"# selkie: service names are in /etc/hosts; there is no DNS server\noptions timeout:1 attempts:1\n".to_vec());
     }
 
     /// The pack-time trap tables of the image's ELFs (the bundle's `<rootfs>.text`).

@@ -5,9 +5,13 @@
 //! parks the thread until any I/O object changes (as for pipes), or `EAGAIN` for a
 //! non-blocking socket.
 //!
-//! Addresses: every IPv4 address in 127/8, `0.0.0.0`, `::1` and `::` is this host; a
-//! listener bound to any of them is reached through all of them (one listener per port and
-//! protocol). Other addresses are unreachable (`ENETUNREACH`).
+//! Addresses: every app has one IPv4 address on its network (its *host*, see
+//! [`crate::Shim::join_network`]; 127.0.0.1 for an app alone). 127/8, `0.0.0.0`, `::1`,
+//! `::` and the host's own address are this host: a listener bound to any of them is
+//! reached through all of them (one listener per host, port and protocol). Another IPv4
+//! address (or a v4-mapped IPv6 one) is another app on the same network, when the [`Net`]
+//! is shared. Other IPv6 addresses are unreachable (`ENETUNREACH`). AF_UNIX names belong
+//! to their host (each app has its own filesystem).
 
 use crate::errno::*;
 use crate::fd::{Cx, FileObject};
@@ -103,15 +107,27 @@ impl Addr {
         }
     }
 
-    /// Whether an inet address is this host (loopback or the wildcard).
-    fn is_local(&self) -> bool {
-        match self {
-            Addr::Inet { v6: false, ip, .. } => ip[0] == 127 || ip[..4] == [0; 4],
-            Addr::Inet { v6: true, ip, .. } => {
-                let v4mapped = ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff];
-                ip[..15] == [0; 15] && ip[15] <= 1 || v4mapped && (ip[12] == 127 || ip[12..16] == [0; 4])
+    /// The host an address names, seen from `me`: `None` when unreachable.
+    fn host(&self, me: [u8; 4]) -> Option<[u8; 4]> {
+        let v4 = |b: &[u8]| -> [u8; 4] {
+            if b[0] == 127 || b == [0; 4] {
+                me
+            } else {
+                [b[0], b[1], b[2], b[3]]
             }
-            _ => true,
+        };
+        match self {
+            Addr::Inet { v6: false, ip, .. } => Some(v4(&ip[..4])),
+            Addr::Inet { v6: true, ip, .. } => {
+                if ip[..15] == [0; 15] && ip[15] <= 1 {
+                    Some(me)
+                } else if ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff] {
+                    Some(v4(&ip[12..16]))
+                } else {
+                    None
+                }
+            }
+            _ => Some(me),
         }
     }
 
@@ -152,17 +168,18 @@ pub struct Net {
     next_port: u16,
 }
 
-/// A bound name: (stream?, inet port or unix name).
+/// A bound name: (stream?, host, inet port or unix name).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
-    Port(bool, u16),
-    Unix(bool, Vec<u8>),
+    Port(bool, [u8; 4], u16),
+    Unix(bool, [u8; 4], Vec<u8>),
 }
 
-fn key(stream: bool, a: &Addr) -> Option<Key> {
+/// The key of `a` as seen from host `me`.
+fn key(stream: bool, me: [u8; 4], a: &Addr) -> Option<Key> {
     match a {
-        Addr::Inet { port, .. } => Some(Key::Port(stream, *port)),
-        Addr::Unix(p) => Some(Key::Unix(stream, p.clone())),
+        Addr::Inet { port, .. } => Some(Key::Port(stream, a.host(me)?, *port)),
+        Addr::Unix(p) => Some(Key::Unix(stream, me, p.clone())),
         Addr::Unnamed => None,
     }
 }
@@ -172,13 +189,13 @@ impl Net {
         self.listeners.contains_key(k) || self.dgrams.contains_key(k) || self.reserved.contains_key(k)
     }
 
-    /// A free ephemeral port for `stream` sockets.
-    fn ephemeral(&mut self, stream: bool) -> SysResult<u16> {
+    /// A free ephemeral port of host `me` for `stream` sockets.
+    fn ephemeral(&mut self, stream: bool, me: [u8; 4]) -> SysResult<u16> {
         let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
         for _ in 0..span {
             let p = EPHEMERAL.0 + self.next_port % span;
             self.next_port = self.next_port.wrapping_add(1);
-            if !self.taken(&Key::Port(stream, p)) {
+            if !self.taken(&Key::Port(stream, me, p)) {
                 return Ok(p);
             }
         }
@@ -227,6 +244,8 @@ enum State {
 
 /// A socket: an fd object.
 pub struct Socket {
+    /// The app's address on its network.
+    host: [u8; 4],
     pub domain: u16,
     pub ty: u32,
     state: State,
@@ -246,15 +265,15 @@ pub struct Received {
 }
 
 impl Socket {
-    pub fn new(net: &Rc<RefCell<Net>>, gen: &IoGen, domain: u16, ty: u32, ino: u64) -> Socket {
+    pub fn new(net: &Rc<RefCell<Net>>, gen: &IoGen, host: [u8; 4], domain: u16, ty: u32, ino: u64) -> Socket {
         let state = if ty == SOCK_DGRAM { State::Dgram { local: None, inbox: None, peer: None } } else { State::Fresh };
-        Socket { domain, ty, state, net: net.clone(), gen: gen.clone(), ino, shut_rd: false }
+        Socket { host, domain, ty, state, net: net.clone(), gen: gen.clone(), ino, shut_rd: false }
     }
 
     /// Two connected sockets (socketpair).
-    pub fn pair(net: &Rc<RefCell<Net>>, gen: &IoGen, ty: u32, ino: u64) -> (Socket, Socket) {
-        let mut a = Socket::new(net, gen, AF_UNIX, ty, ino);
-        let mut b = Socket::new(net, gen, AF_UNIX, ty, ino + 1);
+    pub fn pair(net: &Rc<RefCell<Net>>, gen: &IoGen, host: [u8; 4], ty: u32, ino: u64) -> (Socket, Socket) {
+        let mut a = Socket::new(net, gen, host, AF_UNIX, ty, ino);
+        let mut b = Socket::new(net, gen, host, AF_UNIX, ty, ino + 1);
         if ty == SOCK_STREAM {
             let (x, y) = (Rc::new(RefCell::new(Pipe::default())), Rc::new(RefCell::new(Pipe::default())));
             a.state = State::Connected { local: Addr::Unnamed, peer: Addr::Unnamed, rx: x.clone(), tx: y.clone() };
@@ -264,8 +283,8 @@ impl Socket {
             let (ia, ib) = (Rc::new(RefCell::new(Inbox::default())), Rc::new(RefCell::new(Inbox::default())));
             let (na, nb) = (pair_name(ino), pair_name(ino + 1));
             let mut n = net.borrow_mut();
-            n.dgrams.insert(Key::Unix(false, na.clone()), ia.clone());
-            n.dgrams.insert(Key::Unix(false, nb.clone()), ib.clone());
+            n.dgrams.insert(Key::Unix(false, host, na.clone()), ia.clone());
+            n.dgrams.insert(Key::Unix(false, host, nb.clone()), ib.clone());
             a.state = State::Dgram { local: Some(Addr::Unix(na.clone())), inbox: Some(ia), peer: Some(Addr::Unix(nb.clone())) };
             b.state = State::Dgram { local: Some(Addr::Unix(nb)), inbox: Some(ib), peer: Some(Addr::Unix(na)) };
         }
@@ -290,16 +309,16 @@ impl Socket {
 
     pub fn bind(&mut self, addr: Addr) -> SysResult<()> {
         self.check_family(&addr)?;
-        if !addr.is_local() {
+        if addr.host(self.host) != Some(self.host) {
             return Err(EADDRNOTAVAIL);
         }
         let stream = self.stream();
         let mut n = self.net.borrow_mut();
         let addr = match addr.port() {
-            Some(0) => addr.with_port(n.ephemeral(stream)?),
+            Some(0) => addr.with_port(n.ephemeral(stream, self.host)?),
             _ => addr,
         };
-        let k = key(stream, &addr).ok_or(EINVAL)?;
+        let k = key(stream, self.host, &addr).ok_or(EINVAL)?;
         if n.taken(&k) {
             return Err(EADDRINUSE);
         }
@@ -354,7 +373,7 @@ impl Socket {
         }
         let State::Bound(addr) = &self.state else { return Err(EINVAL) };
         let addr = addr.clone();
-        let k = key(true, &addr).ok_or(EINVAL)?;
+        let k = key(true, self.host, &addr).ok_or(EINVAL)?;
         let l = Rc::new(RefCell::new(Listener { backlog: VecDeque::new(), max }));
         {
             let mut n = self.net.borrow_mut();
@@ -371,7 +390,7 @@ impl Socket {
         let State::Listening { l, .. } = &self.state else { return Err(EINVAL) };
         let p = l.borrow_mut().backlog.pop_front().ok_or(EBLOCK)?;
         bump(&self.gen);
-        let mut s = Socket::new(&self.net, &self.gen, self.domain, SOCK_STREAM, ino);
+        let mut s = Socket::new(&self.net, &self.gen, self.host, self.domain, SOCK_STREAM, ino);
         let peer = p.peer.clone();
         s.state = State::Connected { local: p.local, peer: p.peer, rx: p.rx, tx: p.tx };
         Ok((s, peer))
@@ -379,9 +398,7 @@ impl Socket {
 
     pub fn connect(&mut self, to: Addr) -> SysResult<()> {
         self.check_family(&to)?;
-        if !to.is_local() {
-            return Err(ENETUNREACH);
-        }
+        let Some(dest) = to.host(self.host) else { return Err(ENETUNREACH) };
         if !self.stream() {
             self.autobind()?;
             if let State::Dgram { peer, .. } = &mut self.state {
@@ -395,18 +412,20 @@ impl Socket {
             _ => {}
         }
         self.autobind()?;
-        let k = key(true, &to).ok_or(EINVAL)?;
+        let k = key(true, self.host, &to).ok_or(EINVAL)?;
         let l = self.net.borrow().listeners.get(&k).cloned().ok_or(ECONNREFUSED)?;
         let mut lb = l.borrow_mut();
         if lb.backlog.len() >= lb.max {
             return Err(EBLOCK);
         }
         let local = match &self.state {
+            // Another app sees this host's address, not loopback.
+            State::Bound(a) if dest != self.host => own_address(a, self.host),
             State::Bound(a) => a.clone(),
             _ => Addr::Unnamed,
         };
         if let State::Bound(a) = &self.state {
-            if let Some(k) = key(true, a) {
+            if let Some(k) = key(true, self.host, a) {
                 unreserve(&mut self.net.borrow_mut(), &k);
             }
         }
@@ -468,14 +487,16 @@ impl Socket {
             (None, None) => return Err(EDESTADDRREQ),
         };
         self.check_family(&dest)?;
-        if !dest.is_local() {
-            return Err(ENETUNREACH);
-        }
+        let Some(to_host) = dest.host(self.host) else { return Err(ENETUNREACH) };
         if buf.len() > 65507 {
             return Err(EMSGSIZE);
         }
-        let from = local.clone().unwrap_or(Addr::Unnamed);
-        let Some(inbox) = key(false, &dest).and_then(|k| self.net.borrow().dgrams.get(&k).cloned()) else {
+        let from = match local {
+            Some(a) if to_host != self.host => own_address(a, self.host),
+            Some(a) => a.clone(),
+            None => Addr::Unnamed,
+        };
+        let Some(inbox) = key(false, self.host, &dest).and_then(|k| self.net.borrow().dgrams.get(&k).cloned()) else {
             // Nobody bound there: UDP drops it, AF_UNIX refuses.
             return if self.domain == AF_UNIX { Err(ECONNREFUSED) } else { Ok(buf.len()) };
         };
@@ -597,6 +618,23 @@ impl Socket {
     }
 }
 
+/// `a` (an address of this host) as another host reaches it: the host's own address.
+fn own_address(a: &Addr, host: [u8; 4]) -> Addr {
+    match a {
+        Addr::Inet { v6, port, .. } => {
+            let mut ip = [0u8; 16];
+            if *v6 {
+                ip[10..12].copy_from_slice(&[0xff, 0xff]);
+                ip[12..16].copy_from_slice(&host);
+            } else {
+                ip[..4].copy_from_slice(&host);
+            }
+            Addr::Inet { v6: *v6, ip, port: *port }
+        }
+        other => other.clone(),
+    }
+}
+
 fn unreserve(n: &mut Net, k: &Key) {
     if let Some(c) = n.reserved.get_mut(k) {
         *c -= 1;
@@ -621,7 +659,7 @@ impl Drop for Socket {
                 rx.borrow_mut().reader_gone = true;
             }
             State::Listening { addr, l } => {
-                if let Some(k) = key(true, addr) {
+                if let Some(k) = key(true, self.host, addr) {
                     if n.listeners.get(&k).is_some_and(|x| Rc::ptr_eq(x, l)) {
                         n.listeners.remove(&k);
                     }
@@ -633,12 +671,12 @@ impl Drop for Socket {
                 }
             }
             State::Bound(a) => {
-                if let Some(k) = key(true, a) {
+                if let Some(k) = key(true, self.host, a) {
                     unreserve(&mut n, &k);
                 }
             }
             State::Dgram { local: Some(a), inbox: Some(i), .. } => {
-                if let Some(k) = key(false, a) {
+                if let Some(k) = key(false, self.host, a) {
                     if n.dgrams.get(&k).is_some_and(|x| Rc::ptr_eq(x, i)) {
                         n.dgrams.remove(&k);
                     }

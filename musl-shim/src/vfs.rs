@@ -252,6 +252,13 @@ impl<'a> Vfs<'a> {
         self.nodes[tmp].perm = 0o1777;
     }
 
+    /// Lays a read-only file with `bytes` at `/etc/<name>` over what the image has (what
+    /// a container runtime mounts: hosts, resolv.conf).
+    pub fn set_etc_file(&mut self, name: &[u8], bytes: Vec<u8>) {
+        let etc = self.ensure_dir(ROOT, b"etc", false);
+        self.replace(etc, name, Kind::File(Data::Owned(bytes)), 0o644);
+    }
+
     /// Points /proc/self/exe at `target`.
     pub fn set_exe(&mut self, target: &[u8]) {
         if let Ok(Found::Node(dir)) = self.resolve(ROOT, b"/proc/self", false) {

@@ -35,6 +35,12 @@ const PROC_OVERHEAD: u64 = 64 * 1024;
 const PROC_CHUNK_BITS: usize = 18;
 const CLONE_THREAD: u64 = 0x10000;
 
+/// App `id`'s address on the network of its image: 10.89.0.(id + 2), as a container
+/// network gives its services theirs.
+pub fn network_address(id: usize) -> [u8; 4] {
+    [10, 89, 0, (id + 2).min(254) as u8]
+}
+
 /// Why an app could not be started.
 pub type StartError = String;
 
@@ -113,6 +119,8 @@ pub struct App {
     /// Most root-heap bytes this app's state may take (see `kernel::charged`).
     pub heap_quota: usize,
     pub done: bool,
+    /// On a network shared with other apps (see main.rs).
+    pub networked: bool,
     pub stats: AppStats,
     /// pid 1's frames at its end, for the stats line.
     first_space: Option<vm::VmStats>,
@@ -413,6 +421,7 @@ impl App {
             syscall_entries: 0,
             heap_quota,
             done: false,
+            networked: false,
             stats: AppStats::default(),
             first_space: None,
         };

@@ -168,6 +168,20 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
             }
         }
     }
+    // The apps of one image are on one network, as a compose project's services are on
+    // its default network: each has an address, and reaches the others by name.
+    if apps.len() > 1 {
+        let net = alloc::rc::Rc::new(core::cell::RefCell::new(musl_shim::net::Net::default()));
+        let gen: musl_shim::pipe::IoGen = alloc::rc::Rc::new(core::cell::Cell::new(0));
+        let hosts: Vec<(String, [u8; 4])> = apps.iter().map(|a| (a.name.clone(), app::network_address(a.id))).collect();
+        for app in apps.iter_mut() {
+            kernel::charge_to(Some(app.id));
+            let host = app::network_address(app.id);
+            app.shim.join_network(net.clone(), gen.clone(), host, &hosts);
+            app.networked = true;
+            kernel::charge_to(None);
+        }
+    }
     for app in &apps {
         app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
     }
@@ -308,6 +322,9 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
 fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mut Timer>) {
     let now = time::monotonic_ns();
     let mut next: Option<u64> = None;
+    // An app on a network waiting for ever may be woken by another app: it is stuck only
+    // when every app on the network is.
+    let all_stuck = apps.iter().filter(|a| !a.done).all(|a| a.deadlocked());
     for app in apps.iter_mut().filter(|a| !a.done) {
         kernel::charge_to(Some(app.id));
         if app.shim.next_deadline().is_some_and(|d| d <= now) {
@@ -316,7 +333,7 @@ fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mu
         app.apply_events(g);
         if app.shim.app_ended().is_some() {
             finish(g, app, stats);
-        } else if app.deadlocked() {
+        } else if app.deadlocked() && (!app.networked || all_stuck) {
             report!("{} killed by signal 9 (every thread is blocked forever, {} threads)", app.name, app.threads.len());
             app.destroy(g);
             stats.killed += 1;

@@ -81,7 +81,7 @@ pub fn socket(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
         return Err(EPROTONOSUPPORT);
     }
     let ino = new_ino(s);
-    let sock = Socket::new(&s.net, &s.tasks.io_gen, domain, ty, ino);
+    let sock = Socket::new(&s.net, &s.tasks.io_gen, s.host, domain, ty, ino);
     let flags = O_RDWR | status_of(a[1]);
     s.fds.install(new_entry(Box::new(sock), flags), 0).map(|fd| fd as u64)
 }
@@ -99,7 +99,7 @@ pub fn socketpair<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sy
         return Err(ESOCKTNOSUPPORT);
     }
     let ino = new_ino(s);
-    let (x, y) = Socket::pair(&s.net, &s.tasks.io_gen, ty, ino);
+    let (x, y) = Socket::pair(&s.net, &s.tasks.io_gen, s.host, ty, ino);
     let flags = O_RDWR | status_of(a[1]);
     let fa = s.fds.install(new_entry(Box::new(x), flags), 0)?;
     let fb = match s.fds.install(new_entry(Box::new(y), flags), 0) {
