@@ -27,6 +27,8 @@ pub const MAX_ARGS: usize = 64;
 pub const MAX_ENV: usize = 64;
 /// Most published (or consumed) channel names for one app.
 pub const MAX_CHANNELS: usize = 8;
+/// Most networks one app is on.
+pub const MAX_NETWORKS: usize = 8;
 /// Longest single string (argument, environment entry, path), in bytes.
 pub const MAX_STR: usize = 4096;
 /// Longest app or channel name, in bytes.
@@ -89,6 +91,10 @@ pub struct App<S> {
     pub uid: u32,
     pub gid: u32,
     pub spec: Spec<S>,
+    /// The networks the app is on (compose's); apps that share one reach each other by
+    /// name. Empty: the image's one default network, with every app that names none.
+    #[serde(default)]
+    pub networks: Vec<S, MAX_NETWORKS>,
 }
 
 /// The resource spec, from the image's labels.

@@ -166,6 +166,9 @@ pub struct Net {
     /// Bound but not yet listening stream sockets (so a second bind gets EADDRINUSE).
     reserved: BTreeMap<Key, usize>,
     next_port: u16,
+    /// The networks each host is on (a bit per network); hosts reach each other only
+    /// through a network they share.
+    members: BTreeMap<[u8; 4], u64>,
 }
 
 /// A bound name: (stream?, host, inet port or unix name).
@@ -185,6 +188,16 @@ fn key(stream: bool, me: [u8; 4], a: &Addr) -> Option<Key> {
 }
 
 impl Net {
+    /// Puts `host` on the networks of `mask`.
+    pub fn set_member(&mut self, host: [u8; 4], mask: u64) {
+        self.members.insert(host, mask);
+    }
+
+    /// Whether `from` may reach `to`: itself, or a host on one of its networks.
+    fn reaches(&self, from: [u8; 4], to: [u8; 4]) -> bool {
+        from == to || self.members.get(&from).zip(self.members.get(&to)).is_some_and(|(a, b)| a & b != 0)
+    }
+
     fn taken(&self, k: &Key) -> bool {
         self.listeners.contains_key(k) || self.dgrams.contains_key(k) || self.reserved.contains_key(k)
     }
@@ -398,7 +411,7 @@ impl Socket {
 
     pub fn connect(&mut self, to: Addr) -> SysResult<()> {
         self.check_family(&to)?;
-        let Some(dest) = to.host(self.host) else { return Err(ENETUNREACH) };
+        let Some(dest) = to.host(self.host).filter(|&d| self.net.borrow().reaches(self.host, d)) else { return Err(ENETUNREACH) };
         if !self.stream() {
             self.autobind()?;
             if let State::Dgram { peer, .. } = &mut self.state {
@@ -487,7 +500,7 @@ impl Socket {
             (None, None) => return Err(EDESTADDRREQ),
         };
         self.check_family(&dest)?;
-        let Some(to_host) = dest.host(self.host) else { return Err(ENETUNREACH) };
+        let Some(to_host) = dest.host(self.host).filter(|&d| self.net.borrow().reaches(self.host, d)) else { return Err(ENETUNREACH) };
         if buf.len() > 65507 {
             return Err(EMSGSIZE);
         }
@@ -707,5 +720,45 @@ impl<'a> FileObject<'a> for Socket {
     }
     fn as_socket(&mut self) -> Option<&mut Socket> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::cell::Cell;
+
+    fn v4(ip: [u8; 4], port: u16) -> Addr {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&ip);
+        Addr::Inet { v6: false, ip: b, port }
+    }
+
+    #[test]
+    fn hosts_reach_each_other_only_through_a_shared_network() {
+        let net = Rc::new(RefCell::new(Net::default()));
+        let gen: IoGen = Rc::new(Cell::new(0));
+        let (a, b, c) = ([10, 89, 0, 2], [10, 89, 0, 3], [10, 89, 0, 4]);
+        net.borrow_mut().set_member(a, 0b01);
+        net.borrow_mut().set_member(b, 0b01);
+        net.borrow_mut().set_member(c, 0b10);
+        let mut server = Socket::new(&net, &gen, a, AF_INET, SOCK_STREAM, 1);
+        server.bind(v4([0, 0, 0, 0], 5050)).unwrap();
+        server.listen(4).unwrap();
+        // Its own loopback is not another host's.
+        let mut other_loopback = Socket::new(&net, &gen, b, AF_INET, SOCK_STREAM, 2);
+        assert_eq!(other_loopback.connect(v4([127, 0, 0, 1], 5050)), Err(ECONNREFUSED));
+        let mut peer = Socket::new(&net, &gen, b, AF_INET, SOCK_STREAM, 3);
+        peer.connect(v4(a, 5050)).unwrap();
+        let (accepted, from) = server.accept(4).unwrap();
+        assert!(matches!(from, Addr::Inet { ip, .. } if ip[..4] == b), "the server sees the client's address: {from:?}");
+        assert!(matches!(accepted.local_addr(), Addr::Inet { ip, port: 5050, .. } if ip[..4] == a));
+        let mut outsider = Socket::new(&net, &gen, c, AF_INET, SOCK_STREAM, 5);
+        assert_eq!(outsider.connect(v4(a, 5050)), Err(ENETUNREACH));
+        let mut udp = Socket::new(&net, &gen, c, AF_INET, SOCK_DGRAM, 6);
+        assert_eq!(udp.send(b"x", Some(v4(a, 53))), Err(ENETUNREACH));
+        // Binding another host's address is refused.
+        let mut s = Socket::new(&net, &gen, a, AF_INET, SOCK_STREAM, 7);
+        assert_eq!(s.bind(v4(b, 1)), Err(EADDRNOTAVAIL));
     }
 }

@@ -168,16 +168,35 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
             }
         }
     }
-    // The apps of one image are on one network, as a compose project's services are on
-    // its default network: each has an address, and reaches the others by name.
+    // The apps of one image are on networks, as a compose project's services are (an app
+    // that names none is on the image's `default` one): each has an address, and reaches
+    // the apps that share a network with it, by name.
     if apps.len() > 1 {
+        let mut names: Vec<String> = Vec::new();
+        let mut masks: Vec<u64> = Vec::new();
+        for a in &apps {
+            let mut mask = 0u64;
+            let nets = &manifest.apps[a.id].networks;
+            let listed: Vec<String> = nets.iter().filter_map(|n| text(n, "network").ok()).collect();
+            for n in if listed.is_empty() { alloc::vec![String::from("default")] } else { listed } {
+                let i = names.iter().position(|x| *x == n).unwrap_or_else(|| {
+                    names.push(n);
+                    names.len() - 1
+                });
+                mask |= 1u64 << i.min(63);
+            }
+            masks.push(mask);
+        }
         let net = alloc::rc::Rc::new(core::cell::RefCell::new(musl_shim::net::Net::default()));
         let gen: musl_shim::pipe::IoGen = alloc::rc::Rc::new(core::cell::Cell::new(0));
-        let hosts: Vec<(String, [u8; 4])> = apps.iter().map(|a| (a.name.clone(), app::network_address(a.id))).collect();
-        for app in apps.iter_mut() {
+        for (a, &m) in apps.iter().zip(&masks) {
+            net.borrow_mut().set_member(app::network_address(a.id), m);
+        }
+        let all: Vec<(String, [u8; 4], u64)> = apps.iter().zip(&masks).map(|(a, &m)| (a.name.clone(), app::network_address(a.id), m)).collect();
+        for (app, &mask) in apps.iter_mut().zip(&masks) {
             kernel::charge_to(Some(app.id));
-            let host = app::network_address(app.id);
-            app.shim.join_network(net.clone(), gen.clone(), host, &hosts);
+            let hosts: Vec<(String, [u8; 4])> = all.iter().filter(|h| h.2 & mask != 0).map(|h| (h.0.clone(), h.1)).collect();
+            app.shim.join_network(net.clone(), gen.clone(), app::network_address(app.id), &hosts);
             app.networked = true;
             kernel::charge_to(None);
         }

@@ -63,10 +63,11 @@ fn pair_on_linux(bin: &std::path::Path) -> Option<(String, String)> {
 }
 
 #[test]
-fn two_apps_talk_by_service_name_on_sel4_like_on_linux() {
-    // One image, two apps on its network: the client resolves "server" through the
-    // /etc/hosts selkie gives every app, retries until the server listens, and makes two
-    // sessions one after the other.
+fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
+    // The seed's compose file shape: a server and a client on `back-tier` (with its
+    // x-msg-server), the client resolving "server" through the /etc/hosts selkie gives
+    // every app, retrying until the server listens, two sessions one after the other. A
+    // third service on another network cannot even resolve the server.
     if !tools() || !sel4::available() {
         return;
     }
@@ -74,28 +75,38 @@ fn two_apps_talk_by_service_name_on_sel4_like_on_linux() {
     let Some((server_out, client_out)) = pair_on_linux(&bin) else { return };
     assert!(server_out.contains("session 2 got hello 2") && client_out.contains("ack 2: hello 2"), "{server_out}{client_out}");
     let tmp = tempfile::tempdir().unwrap();
-    let mut refs = Vec::new();
-    for (name, cmd) in [("server", ["server", "5050", ""]), ("client", ["client", "5050", "server"])] {
-        let image = selkie_tests::oci::OciImage::new(&tmp.path().join(name), name);
-        image.layer(|r| {
-            std::fs::copy(&bin, r.join("netpeer")).unwrap();
-            std::fs::create_dir_all(r.join("etc")).unwrap();
-        });
-        let mut cfg = vec!["--config.entrypoint", "/netpeer", "--config.label"];
-        let label = format!("org.selkie.app.name={name}");
-        cfg.push(&label);
-        for c in cmd.iter().filter(|c| !c.is_empty()) {
-            cfg.extend(["--config.cmd", c]);
-        }
-        image.config(&cfg);
-        refs.push(image.reference());
-    }
-    let image = tmp.path().join("image.elf");
-    sel4::pack(&refs, &image);
-    let c = sel4::boot(&image, 300);
+    let image = selkie_tests::oci::OciImage::new(&tmp.path().join("netpeer"), "netpeer");
+    image.layer(|r| {
+        std::fs::copy(&bin, r.join("netpeer")).unwrap();
+    });
+    image.config(&["--config.entrypoint", "/netpeer"]);
+    let compose = tmp.path().join("compose.yaml");
+    let r = image.reference();
+    std::fs::write(
+        &compose,
+        format!(
+            "name: example_compose\nservices:\n  client:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    depends_on:\n      - server\n    networks:\n      back-tier:\n  server:\n    image: {r}\n    command: [\"server\", \"5050\"]\n    networks:\n      back-tier:\n  loner:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    networks: [elsewhere]\nnetworks:\n  back-tier:\n    x-msg-server: \"Poukai.msg0\"\n  elsewhere: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("image.elf");
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "pack", "-f"])
+        .arg(&compose)
+        .args(["--platform", "qemu-arm-virt", "--root-server"])
+        .arg(sel4::root_server())
+        .arg("-o")
+        .arg(&out)
+        .env("SEL4_PREFIX", sel4::prefix())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "selkie compose pack failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    let c = sel4::boot(&out, 300);
     assert!(c.finished, "no final line within 300 s:\n{}", c.text);
     assert!(c.has_in_order(&server_out), "the server's lines differ from Linux:\n{}", c.text);
     assert!(c.has_in_order(&client_out), "the client's lines differ from Linux:\n{}", c.text);
     assert_eq!(c.status("server"), Some(0), "{:?}", c.reports());
     assert_eq!(c.status("client"), Some(0), "{:?}", c.reports());
+    assert!(c.text.lines().any(|l| l.starts_with("client: cannot resolve server")), "the loner resolved the server:\n{}", c.text);
+    assert_eq!(c.status("loner"), Some(2), "{:?}", c.reports());
 }

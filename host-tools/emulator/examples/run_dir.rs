@@ -41,6 +41,7 @@ fn main() {
         binary: args[2].clone(),
         rootfs: "rootfs.cpio".into(),
         text: None,
+        networks: Default::default(),
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),

@@ -43,6 +43,7 @@ fn app() -> App<String> {
         binary: "/app".into(),
         rootfs: "rootfs.cpio".into(),
         text: None,
+        networks: Default::default(),
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),

@@ -210,18 +210,38 @@ pub fn add_payload(prefix: &Path, app: &Path, out: &Path) -> Result<()> {
 
 /// `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`.
 pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
+    check_boot(boot)?;
+    let prepared = pack::prepare_all(refs, opts)?;
+    pack_prepared(&prepared, boot, out)
+}
+
+/// `selkie compose pack`: every service of `project`, in start order, in one image.
+pub fn pack_compose(project: &crate::compose::Project, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
+    check_boot(boot)?;
+    let mut prepared = Vec::new();
+    for svc in &project.services {
+        let r = ImageRef::parse(&svc.image).with_context(|| format!("services.{}.image", svc.name))?;
+        let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
+        prepared.push(pack::prepare(&r, &opts).with_context(|| format!("service {}", svc.name))?);
+    }
+    pack_prepared(&prepared, boot, out)
+}
+
+fn check_boot(boot: &BootOptions) -> Result<()> {
     ensure!(
         sel4_plat(&boot.platform).is_some(),
         "unknown seL4 platform {:?} (known: {})",
         boot.platform,
         PLATFORMS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
     );
-    check_prefix(&boot.sel4_prefix, &boot.platform)?;
+    check_prefix(&boot.sel4_prefix, &boot.platform)
+}
+
+fn pack_prepared(prepared: &[pack::Prepared], boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
     let root = std::fs::read(&boot.root_server).with_context(|| {
         format!("reading the root server {} (build it with root-server/build.sh, or pass --root-server)", boot.root_server.display())
     })?;
-    let prepared = pack::prepare_all(refs, opts)?;
-    let b = bundle(&prepared)?;
+    let b = bundle(prepared)?;
     let elf = embed(&root, &b).with_context(|| format!("embedding the bundle into {}", boot.root_server.display()))?;
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".selkie-root-").suffix(".elf").tempfile_in(dir)?;

@@ -9,6 +9,7 @@
 //!   bootable seL4 images through registries.
 
 pub mod boot;
+pub mod compose;
 pub mod cache;
 pub mod digest;
 pub mod elf;

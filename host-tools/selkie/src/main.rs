@@ -52,6 +52,15 @@ enum Cmd {
         #[arg(long, value_name = "REF")]
         push: Option<String>,
     },
+    /// Compose files: `selkie compose pack [-f compose.yaml] --platform P -o IMAGE` makes
+    /// one bootable image of every service.
+    Compose {
+        #[command(subcommand)]
+        cmd: ComposeCmd,
+        /// The compose file.
+        #[arg(short, long, default_value = "compose.yaml", global = true)]
+        file: PathBuf,
+    },
     /// Run an image's app (`--emulate`: on this host under unicorn, no seL4 boot).
     /// ARGS replace Cmd, as with `docker run`; exits with the app's status.
     Run {
@@ -136,13 +145,35 @@ fn main() {
     }
 }
 
+#[derive(Subcommand)]
+enum ComposeCmd {
+    /// One bootable seL4 image of every service, on their networks.
+    Pack {
+        /// seL4 platform (qemu-arm-virt, ...).
+        #[arg(long)]
+        platform: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The built root-server ELF (default: the build dir's, see root-server/build.sh).
+        #[arg(long)]
+        root_server: Option<PathBuf>,
+    },
+    /// Check the file and print its services in start order.
+    Config,
+    /// Run every service (only on seL4 for now: see `compose pack`).
+    Up {
+        #[arg(long)]
+        emulate: bool,
+    },
+}
+
 fn run(cli: Cli) -> Result<()> {
     selkie::source::registry::set_plain_http(cli.plain_http);
     match cli.cmd {
         Cmd::Pack { images, format, output, platform, root_server, keep_devices, name, push } => {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
             if let Some(sel4_platform) = platform.as_deref().filter(|p| !p.contains('/')) {
-                let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name };
+                let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name, ..Default::default() };
                 let boot = selkie::boot::BootOptions {
                     platform: sel4_platform.to_string(),
                     root_server: root_server.or_else(|| selkie::boot::default_root_server(sel4_platform)).ok_or_else(|| {
@@ -164,13 +195,39 @@ fn run(cli: Cli) -> Result<()> {
             if push.is_some() {
                 anyhow::bail!("--push takes a bootable image: give an seL4 --platform (e.g. qemu-arm-virt)");
             }
-            let opts = PackOptions { platform: image_platform(platform.as_deref())?, keep_devices, args: None, name };
+            let opts = PackOptions { platform: image_platform(platform.as_deref())?, keep_devices, args: None, name, ..Default::default() };
             match format {
                 Format::Bundle => {
                     let m = selkie::pack::pack_bundle(&refs, &opts, &output)?;
                     for a in &m.apps {
                         eprintln!("packed {} ({}) into {}", a.name, a.binary, output.display());
                     }
+                }
+            }
+        }
+        Cmd::Compose { cmd, file } => {
+            let project = selkie::compose::Project::load(&file)?;
+            match cmd {
+                ComposeCmd::Config => {
+                    for s in &project.services {
+                        println!("{}: {} networks {:?}", s.name, s.image, s.networks);
+                    }
+                }
+                ComposeCmd::Pack { platform, output, root_server } => {
+                    let boot = selkie::boot::BootOptions {
+                        platform: platform.clone(),
+                        root_server: root_server.or_else(|| selkie::boot::default_root_server(&platform)).ok_or_else(|| {
+                            anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
+                        })?,
+                        sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
+                            anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {platform} (see README.md, Prerequisites for booting seL4)")
+                        })?,
+                    };
+                    let names = selkie::boot::pack_compose(&project, &boot, &output)?;
+                    eprintln!("packed {} into {} for {platform}", names.join(", "), output.display());
+                }
+                ComposeCmd::Up { .. } => {
+                    anyhow::bail!("`selkie compose up` is not implemented yet: the emulator runs one app; use `selkie compose pack --platform qemu-arm-virt` and boot the image")
                 }
             }
         }

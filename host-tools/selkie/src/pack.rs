@@ -25,6 +25,8 @@ pub struct PackOptions {
     pub args: Option<Vec<String>>,
     /// Overrides the app name.
     pub name: Option<String>,
+    /// A compose service: its overrides of the image's config, its name and networks.
+    pub service: Option<crate::compose::Service>,
 }
 
 /// One image, scanned and checked, ready to write.
@@ -41,6 +43,8 @@ pub struct Prepared {
     pub traps: Vec<u64>,
     pub elf: ElfInfo,
     pub ids: (u32, u32),
+    /// Its compose networks (none: the image's default one).
+    pub networks: Vec<String>,
 }
 
 /// Reads one regular file's content from its layer (for files pass 1 did not capture; the
@@ -75,8 +79,11 @@ fn file_content(image: &Image, scanned: &mut Scanned, path: &str) -> Result<Opti
 /// Opens, verifies and flattens one image, and checks its entrypoint.
 pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
     let image = Image::open(reference, &opts.platform)?;
-    let rc = RuntimeConfig::from_config(image.runtime_config(), opts.args.as_deref())
+    let mut rc = RuntimeConfig::from_config(image.runtime_config(), opts.args.as_deref())
         .with_context(|| format!("image {reference}"))?;
+    if let Some(svc) = &opts.service {
+        apply_service(&mut rc, image.runtime_config(), svc).with_context(|| format!("service {}", svc.name))?;
+    }
     let argv0_base = rc.argv[0].rsplit('/').next().unwrap_or(&rc.argv[0]).to_string();
     let ropts = Options {
         keep_devices: opts.keep_devices,
@@ -119,8 +126,44 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
         .get("org.selkie.app.name")
         .or_else(|| rc.labels.get("com.koskit.app.name"))
         .cloned();
-    let name = runtime::sanitize_name(&opts.name.clone().or(labels_name).unwrap_or_else(|| reference.short_name()));
-    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, elf, ids })
+    let service_name = opts.service.as_ref().map(|s| s.name.clone());
+    let name = runtime::sanitize_name(&opts.name.clone().or(service_name).or(labels_name).unwrap_or_else(|| reference.short_name()));
+    let networks = opts.service.as_ref().map(|s| s.networks.clone()).unwrap_or_default();
+    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, elf, ids, networks })
+}
+
+/// A compose service's overrides, as docker compose applies them: `entrypoint` replaces
+/// the image's Entrypoint and drops its Cmd, `command` replaces Cmd, `environment` is
+/// added (replacing a variable of the same name), `working_dir`, `user` and `labels`
+/// replace the image's.
+fn apply_service(rc: &mut RuntimeConfig, cfg: Option<&oci_spec::image::Config>, svc: &crate::compose::Service) -> Result<()> {
+    let image_entry = cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+    let image_cmd = cfg.and_then(|c| c.cmd().clone()).unwrap_or_default();
+    let entry = svc.entrypoint.clone().unwrap_or(image_entry);
+    let cmd = match (&svc.command, &svc.entrypoint) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => image_cmd,
+    };
+    let argv: Vec<String> = entry.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!("no entrypoint or command");
+    }
+    rc.argv = argv;
+    for (k, v) in &svc.environment {
+        rc.env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
+        rc.env.push(format!("{k}={v}"));
+    }
+    if let Some(w) = &svc.working_dir {
+        rc.cwd = w.clone();
+    }
+    if let Some(u) = &svc.user {
+        rc.user = u.clone();
+    }
+    for (k, v) in &svc.labels {
+        rc.labels.insert(k.clone(), v.clone());
+    }
+    Ok(())
 }
 
 impl Prepared {
@@ -133,6 +176,7 @@ impl Prepared {
             rootfs.into(),
             text.map(Into::into),
             self.ids,
+            &self.networks,
         )
         .with_context(|| format!("image {}", self.image.reference))
     }

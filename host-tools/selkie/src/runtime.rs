@@ -224,7 +224,15 @@ pub fn build_app(
     rootfs: String,
     text: Option<String>,
     ids: (u32, u32),
+    networks: &[String],
 ) -> Result<App<String>> {
+    let mut nets = heapless::Vec::<String, { selkie_manifest::MAX_NETWORKS }>::new();
+    for n in networks {
+        if n.is_empty() || n.len() > selkie_manifest::MAX_NAME {
+            bail!("network name {n:?} is empty or longer than {} bytes", selkie_manifest::MAX_NAME);
+        }
+        nets.push(n.clone()).map_err(|_| anyhow::anyhow!("more than {} networks", selkie_manifest::MAX_NETWORKS))?;
+    }
     let mut argv = heapless::Vec::<String, MAX_ARGS>::new();
     for a in &rc.argv {
         argv.push(a.clone()).map_err(|_| anyhow::anyhow!("more than {MAX_ARGS} arguments"))?;
@@ -244,6 +252,7 @@ pub fn build_app(
         uid: ids.0,
         gid: ids.1,
         spec: spec_from_labels(&rc.labels)?,
+        networks: nets,
     };
     app.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(app)
