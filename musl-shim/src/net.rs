@@ -19,6 +19,7 @@ use crate::pipe::{bump, IoGen, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::stat::Stat;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
@@ -176,6 +177,50 @@ pub struct Net {
 enum Key {
     Port(bool, [u8; 4], u16),
     Unix(bool, [u8; 4], Vec<u8>),
+}
+
+/// App `index`'s address on its image's networks: 10.89.0.(index + 2), as a container
+/// network gives its services theirs.
+pub fn app_address(index: usize) -> [u8; 4] {
+    [10, 89, 0, (index + 2).min(254) as u8]
+}
+
+/// Where one app of an image stands on the image's networks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub address: [u8; 4],
+    /// A bit per network the app is on.
+    pub mask: u64,
+    /// Every app it shares a network with (itself included): its `/etc/hosts`.
+    pub hosts: Vec<(String, [u8; 4])>,
+}
+
+/// The networks of an image's apps, each given by its name and the networks it names
+/// (none: the image's `default` one), in the apps' order: what both runners hand to
+/// [`Net::set_member`] and [`crate::Shim::join_network`]. Past 64 networks, the rest share
+/// the last bit.
+pub fn plan(apps: &[(&str, Vec<&str>)]) -> Vec<Membership> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut masks = Vec::new();
+    for (_, nets) in apps {
+        let mut mask = 0u64;
+        let listed: &[&str] = if nets.is_empty() { &["default"] } else { nets };
+        for &n in listed {
+            let i = names.iter().position(|x| *x == n).unwrap_or_else(|| {
+                names.push(n);
+                names.len() - 1
+            });
+            mask |= 1u64 << i.min(63);
+        }
+        masks.push(mask);
+    }
+    (0..apps.len())
+        .map(|i| Membership {
+            address: app_address(i),
+            mask: masks[i],
+            hosts: (0..apps.len()).filter(|&j| masks[j] & masks[i] != 0).map(|j| (String::from(apps[j].0), app_address(j))).collect(),
+        })
+        .collect()
 }
 
 /// The key of `a` as seen from host `me`.
@@ -732,6 +777,22 @@ mod tests {
         let mut b = [0u8; 16];
         b[..4].copy_from_slice(&ip);
         Addr::Inet { v6: false, ip: b, port }
+    }
+
+    #[test]
+    fn plan_gives_addresses_masks_and_hosts_per_shared_network() {
+        let apps = [("server", alloc::vec!["front"]), ("client", alloc::vec![]), ("both", alloc::vec!["front", "default"]), ("loner", alloc::vec!["side"])];
+        let p = plan(&apps);
+        assert_eq!(p[0].address, [10, 89, 0, 2]);
+        assert_eq!(p[3].address, [10, 89, 0, 5]);
+        fn names(m: &Membership) -> Vec<&str> {
+            m.hosts.iter().map(|h| h.0.as_str()).collect()
+        }
+        assert_eq!(names(&p[0]), ["server", "both"]);
+        assert_eq!(names(&p[1]), ["client", "both"]);
+        assert_eq!(names(&p[2]), ["server", "client", "both"]);
+        assert_eq!(names(&p[3]), ["loner"]);
+        assert_eq!(p[0].mask & p[1].mask, 0);
     }
 
     #[test]

@@ -35,12 +35,6 @@ const PROC_OVERHEAD: u64 = 64 * 1024;
 const PROC_CHUNK_BITS: usize = 18;
 const CLONE_THREAD: u64 = 0x10000;
 
-/// App `id`'s address on the network of its image: 10.89.0.(id + 2), as a container
-/// network gives its services theirs.
-pub fn network_address(id: usize) -> [u8; 4] {
-    [10, 89, 0, (id + 2).min(254) as u8]
-}
-
 /// Why an app could not be started.
 pub type StartError = String;
 

@@ -172,31 +172,17 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     // that names none is on the image's `default` one): each has an address, and reaches
     // the apps that share a network with it, by name.
     if apps.len() > 1 {
-        let mut names: Vec<String> = Vec::new();
-        let mut masks: Vec<u64> = Vec::new();
-        for a in &apps {
-            let mut mask = 0u64;
-            let nets = &manifest.apps[a.id].networks;
-            let listed: Vec<String> = nets.iter().filter_map(|n| text(n, "network").ok()).collect();
-            for n in if listed.is_empty() { alloc::vec![String::from("default")] } else { listed } {
-                let i = names.iter().position(|x| *x == n).unwrap_or_else(|| {
-                    names.push(n);
-                    names.len() - 1
-                });
-                mask |= 1u64 << i.min(63);
-            }
-            masks.push(mask);
-        }
+        let nets: Vec<Vec<String>> = apps.iter().map(|a| manifest.apps[a.id].networks.iter().filter_map(|n| text(n, "network").ok()).collect()).collect();
+        let named: Vec<(&str, Vec<&str>)> = apps.iter().zip(&nets).map(|(a, n)| (a.name.as_str(), n.iter().map(String::as_str).collect())).collect();
+        let plan = musl_shim::net::plan(&named);
         let net = alloc::rc::Rc::new(core::cell::RefCell::new(musl_shim::net::Net::default()));
         let gen: musl_shim::pipe::IoGen = alloc::rc::Rc::new(core::cell::Cell::new(0));
-        for (a, &m) in apps.iter().zip(&masks) {
-            net.borrow_mut().set_member(app::network_address(a.id), m);
+        for m in &plan {
+            net.borrow_mut().set_member(m.address, m.mask);
         }
-        let all: Vec<(String, [u8; 4], u64)> = apps.iter().zip(&masks).map(|(a, &m)| (a.name.clone(), app::network_address(a.id), m)).collect();
-        for (app, &mask) in apps.iter_mut().zip(&masks) {
+        for (app, m) in apps.iter_mut().zip(&plan) {
             kernel::charge_to(Some(app.id));
-            let hosts: Vec<(String, [u8; 4])> = all.iter().filter(|h| h.2 & mask != 0).map(|h| (h.0.clone(), h.1)).collect();
-            app.shim.join_network(net.clone(), gen.clone(), app::network_address(app.id), &hosts);
+            app.shim.join_network(net.clone(), gen.clone(), m.address, &m.hosts);
             app.networked = true;
             kernel::charge_to(None);
         }

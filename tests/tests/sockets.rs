@@ -62,25 +62,27 @@ fn pair_on_linux(bin: &std::path::Path) -> Option<(String, String)> {
     Some((String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&client.stdout).into_owned()))
 }
 
-#[test]
-fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
-    // The seed's compose file shape: a server and a client on `back-tier` (with its
-    // x-msg-server), the client resolving "server" through the /etc/hosts selkie gives
-    // every app, retrying until the server listens, two sessions one after the other. A
-    // third service on another network cannot even resolve the server.
-    if !tools() || !sel4::available() {
-        return;
-    }
-    let Some(bin) = c_app("netpeer", Link::Static) else { return };
-    let Some((server_out, client_out)) = pair_on_linux(&bin) else { return };
+/// The seed's compose file shape: a server and a client on `back-tier` (with its
+/// x-msg-server), the client resolving "server" through the /etc/hosts selkie gives every
+/// app, retrying until the server listens, two sessions one after the other; and a third
+/// service on another network, which cannot even resolve the server. Written in `dir`;
+/// with what the server and the client print on Linux.
+struct Pair {
+    compose: std::path::PathBuf,
+    server_out: String,
+    client_out: String,
+}
+
+fn compose_pair(dir: &std::path::Path) -> Option<Pair> {
+    let bin = c_app("netpeer", Link::Static)?;
+    let (server_out, client_out) = pair_on_linux(&bin)?;
     assert!(server_out.contains("session 2 got hello 2") && client_out.contains("ack 2: hello 2"), "{server_out}{client_out}");
-    let tmp = tempfile::tempdir().unwrap();
-    let image = selkie_tests::oci::OciImage::new(&tmp.path().join("netpeer"), "netpeer");
+    let image = selkie_tests::oci::OciImage::new(&dir.join("netpeer"), "netpeer");
     image.layer(|r| {
         std::fs::copy(&bin, r.join("netpeer")).unwrap();
     });
     image.config(&["--config.entrypoint", "/netpeer"]);
-    let compose = tmp.path().join("compose.yaml");
+    let compose = dir.join("compose.yaml");
     let r = image.reference();
     std::fs::write(
         &compose,
@@ -89,6 +91,65 @@ fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
         ),
     )
     .unwrap();
+    Some(Pair { compose, server_out, client_out })
+}
+
+/// The lines of `out` (`selkie compose up`'s stdout) that service `name` printed, without
+/// their `NAME | ` prefix.
+fn service_lines(out: &str, name: &str) -> String {
+    let mut s = String::new();
+    for l in out.lines() {
+        if let Some((who, rest)) = l.split_once(" | ") {
+            if who.trim_end() == name {
+                s.push_str(rest);
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn the_seeds_compose_pair_runs_under_compose_up_emulate_like_on_linux() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(p) = compose_pair(tmp.path()) else { return };
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "up", "--emulate", "-f"])
+        .arg(&p.compose)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "selkie compose up failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(service_lines(&out, "server"), p.server_out, "the server's lines differ from Linux:\n{out}");
+    assert_eq!(service_lines(&out, "client"), p.client_out, "the client's lines differ from Linux:\n{out}");
+    assert!(service_lines(&out, "loner").starts_with("client: cannot resolve server"), "the loner resolved the server:\n{out}");
+    for (name, code) in [("server", 0), ("client", 0), ("loner", 2)] {
+        assert!(out.lines().any(|l| l == format!("{name} exited with code {code}")), "{name} did not exit with {code}:\n{out}");
+    }
+    // Prefixes are padded to the longest name, as compose aligns them.
+    assert!(out.lines().any(|l| l.starts_with("client | ")) && out.lines().any(|l| l.starts_with("loner  | ")), "{out}");
+    // --exit-code-from: the project's status is that service's.
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "up", "--emulate", "--exit-code-from", "loner", "-f"])
+        .arg(&p.compose)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    // Without --emulate there is nothing to run it on here: a clear error.
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin()).args(["compose", "up", "-f"]).arg(&p.compose).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--emulate"), "{o:?}");
+}
+
+#[test]
+fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
+    if !tools() || !sel4::available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(Pair { compose, server_out, client_out }) = compose_pair(tmp.path()) else { return };
     let out = tmp.path().join("image.elf");
     let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
         .args(["compose", "pack", "-f"])

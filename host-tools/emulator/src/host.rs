@@ -84,6 +84,64 @@ pub struct Env<'e, 'u> {
     /// which the root server maps shared from the bundle's text store (so it answers
     /// EFAULT, as Linux does for text). Empty while loading.
     protected: Vec<std::ops::Range<u64>>,
+    /// Where fd 1 and 2 go when several apps share this process's stdout: each line
+    /// prefixed with the app's name (`None`: straight to stdio).
+    out: Option<Output>,
+}
+
+/// One app's share of stdout and stderr when several apps run together: whole lines, each
+/// prefixed `NAME | ` as `docker compose up` prints its services' output.
+#[derive(Clone)]
+pub struct Output(std::rc::Rc<std::cell::RefCell<Lines>>);
+
+pub struct Lines {
+    prefix: String,
+    /// What fd 1 and fd 2 wrote since their last newline.
+    partial: [Vec<u8>; 2],
+}
+
+impl Output {
+    /// `name` padded to `width`, as compose aligns its columns.
+    pub fn new(name: &str, width: usize) -> Output {
+        Output(std::rc::Rc::new(std::cell::RefCell::new(Lines { prefix: format!("{name:<width$} | "), partial: [Vec::new(), Vec::new()] })))
+    }
+
+    fn write(&self, fd: i32, bytes: &[u8]) -> std::io::Result<()> {
+        let mut l = self.0.borrow_mut();
+        let i = usize::from(fd == 2);
+        l.partial[i].extend_from_slice(bytes);
+        let Some(end) = l.partial[i].iter().rposition(|&b| b == b'\n') else { return Ok(()) };
+        let done: Vec<u8> = l.partial[i].drain(..=end).collect();
+        let mut text = Vec::with_capacity(done.len() + 16);
+        for line in done.split_inclusive(|&b| b == b'\n') {
+            text.extend_from_slice(l.prefix.as_bytes());
+            text.extend_from_slice(line);
+        }
+        emit(fd, &text)
+    }
+
+    /// Writes out what is left without a newline (the app has ended).
+    pub fn flush(&self) {
+        let mut l = self.0.borrow_mut();
+        for (i, fd) in [(0, 1), (1, 2)] {
+            if !l.partial[i].is_empty() {
+                let mut text = l.prefix.clone().into_bytes();
+                text.append(&mut l.partial[i]);
+                text.push(b'\n');
+                let _ = emit(fd, &text);
+            }
+        }
+    }
+}
+
+fn emit(fd: i32, bytes: &[u8]) -> std::io::Result<()> {
+    if fd == 2 {
+        let mut e = std::io::stderr().lock();
+        e.write_all(bytes).and_then(|_| e.flush())
+    } else {
+        let mut o = std::io::stdout().lock();
+        o.write_all(bytes).and_then(|_| o.flush())
+    }
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -99,7 +157,17 @@ impl<'e, 'u> Env<'e, 'u> {
                 std::io::stderr().is_terminal(),
             ],
             protected: Vec::new(),
+            out: None,
         }
+    }
+
+    /// Sends fd 1 and 2 through `out` (several apps on one stdout).
+    pub fn with_output(mut self, out: Option<Output>) -> Self {
+        if out.is_some() {
+            self.terminals = [false; 3];
+        }
+        self.out = out;
+        self
     }
 
     /// An environment for servicing the app's syscalls, refusing writes into `protected`.
@@ -156,12 +224,9 @@ impl AddressSpace for Env<'_, '_> {
 
 impl Console for Env<'_, '_> {
     fn console_write(&mut self, fd: i32, bytes: &[u8]) -> usize {
-        let ok = if fd == 2 {
-            let mut e = std::io::stderr().lock();
-            e.write_all(bytes).and_then(|_| e.flush())
-        } else {
-            let mut o = std::io::stdout().lock();
-            o.write_all(bytes).and_then(|_| o.flush())
+        let ok = match &self.out {
+            Some(out) => out.write(fd, bytes),
+            None => emit(fd, bytes),
         };
         if ok.is_ok() {
             bytes.len()
@@ -170,6 +235,10 @@ impl Console for Env<'_, '_> {
         }
     }
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        if self.out.is_some() {
+            // Apps that share stdout get no stdin, as `docker compose up` attaches none.
+            return 0;
+        }
         std::io::stdin().lock().read(buf).unwrap_or(0)
     }
     fn is_terminal(&self, fd: i32) -> bool {

@@ -1,5 +1,6 @@
-//! selkie-emulator: runs one app on the host under unicorn (aarch64), servicing its
-//! syscalls with musl-shim — the same personality the seL4 root server uses.
+//! selkie-emulator: runs apps on the host under unicorn (aarch64), servicing their
+//! syscalls with musl-shim — the same personality the seL4 root server uses. [`run`] runs
+//! one app; [`run_all`] runs a compose project's apps together on their networks.
 //!
 //! The app runs REWRITTEN: its `svc #0` words were turned into `udf #0x5e1c` at pack time
 //! (selkie-svc-rewrite). A `udf` at a trap-table address is a syscall, exactly as on seL4;
@@ -145,6 +146,114 @@ pub fn read_rootfs_file(rootfs_cpio: &[u8], path: &str) -> Result<Vec<u8>> {
 /// are scheduled here on one host thread; see [`sched`].
 pub fn run(app: &App<String>, rootfs_cpio: &[u8], text: &[u8], opts: &Options) -> Result<ExitReport> {
     sched::Machine::start(app, rootfs_cpio, text, opts)?.run()
+}
+
+/// One app of several run together by [`run_all`].
+pub struct Service<'r> {
+    pub app: &'r App<String>,
+    pub rootfs: &'r [u8],
+    pub text: &'r [u8],
+}
+
+/// How [`run_all`] runs its apps.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeOptions {
+    pub emu: Options,
+    /// When this app ends, the others are stopped (compose's `--exit-code-from`).
+    pub ends_with: Option<String>,
+    /// When any app ends, the others are stopped (compose's `--abort-on-container-exit`).
+    pub abort_on_exit: bool,
+}
+
+/// Runs `services` together on this host thread, as `selkie compose up --emulate` does:
+/// they start in the given order, share the networks their manifests name (the same
+/// addresses, `/etc/hosts` and isolation as on seL4: [`musl_shim::net::plan`]), and
+/// their output lines are prefixed `NAME | `. Returns each app's name and report, in the
+/// given order, when every app has ended; an app whose threads all wait is stuck only
+/// when every app is (another may still wake it). Each ending is printed as a line
+/// `NAME exited with code N` (compose's words).
+pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(String, ExitReport)>> {
+    if let Some(e) = &opts.ends_with {
+        if !services.iter().any(|s| s.app.name == *e) {
+            bail!("--exit-code-from {e}: no such service");
+        }
+    }
+    let mut machines = Vec::new();
+    for s in services {
+        machines.push(sched::Machine::start(s.app, s.rootfs, s.text, &opts.emu)?);
+    }
+    let named: Vec<(&str, Vec<&str>)> =
+        services.iter().map(|s| (s.app.name.as_str(), s.app.networks.iter().map(String::as_str).collect())).collect();
+    let plan = musl_shim::net::plan(&named);
+    let net = std::rc::Rc::new(std::cell::RefCell::new(musl_shim::net::Net::default()));
+    let gen: musl_shim::pipe::IoGen = std::rc::Rc::new(std::cell::Cell::new(0));
+    let width = services.iter().map(|s| s.app.name.len()).max().unwrap_or(0);
+    for ((m, member), s) in machines.iter_mut().zip(&plan).zip(services) {
+        net.borrow_mut().set_member(member.address, member.mask);
+        m.join(&net, &gen, member, Some(host::Output::new(&s.app.name, width)));
+    }
+    let mut reports: Vec<Option<ExitReport>> = services.iter().map(|_| None).collect();
+    let ended = |name: &str, r: &ExitReport| println!("{name} exited with code {}", r.status());
+    loop {
+        let mut ran = false;
+        let mut deadline: Option<u64> = None;
+        for (i, m) in machines.iter_mut().enumerate() {
+            if reports[i].is_some() {
+                continue;
+            }
+            match m.step()? {
+                sched::Step::Ran => ran = true,
+                sched::Step::Idle(d) => {
+                    deadline = match (deadline, d) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+                sched::Step::Ended(e) => {
+                    let r = m.report(e);
+                    ended(&services[i].app.name, &r);
+                    reports[i] = Some(r);
+                    ran = true;
+                    if opts.abort_on_exit || opts.ends_with.as_deref() == Some(services[i].app.name.as_str()) {
+                        // Compose's abort-on-container-exit: the others are stopped.
+                        for (j, m) in machines.iter().enumerate() {
+                            if reports[j].is_none() {
+                                let r = m.report(Ending::Killed(9));
+                                ended(&services[j].app.name, &r);
+                                reports[j] = Some(r);
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if reports.iter().all(Option::is_some) {
+            break;
+        }
+        if ran {
+            continue;
+        }
+        match deadline {
+            Some(d) => {
+                let now = host::now(musl_shim::ClockId::Monotonic).as_nanos();
+                if d > now {
+                    std::thread::sleep(std::time::Duration::from_nanos((d - now).min(1_000_000_000)));
+                }
+            }
+            None => {
+                // Every app waits for another: none can go on.
+                for (i, m) in machines.iter().enumerate() {
+                    if reports[i].is_none() {
+                        let r = m.report(Ending::Faulted(m.stuck()));
+                        ended(&services[i].app.name, &r);
+                        reports[i] = Some(r);
+                    }
+                }
+            }
+        }
+    }
+    Ok(services.iter().zip(reports).map(|(s, r)| (s.app.name.clone(), r.expect("every app ended"))).collect())
 }
 
 /// The whole pages of read-only code segments that no writable segment touches: what the

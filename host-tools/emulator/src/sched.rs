@@ -57,6 +57,22 @@ pub struct Machine<'r> {
     stack: u64,
     /// A fault of the first process: the app's end.
     first_fault: Option<Fault>,
+    /// Other apps run on this host thread too (see [`crate::run_all`]): a thread gets its
+    /// slice and no more even when it is the app's only runnable one.
+    shared: bool,
+    /// Where the app's stdout and stderr go when it shares them.
+    out: Option<host::Output>,
+}
+
+/// What one [`Machine::step`] did.
+pub enum Step {
+    /// A thread ran (or a timeout was taken).
+    Ran,
+    /// Nothing can run until this deadline (monotonic ns), or (`None`) until another app
+    /// wakes a thread of this one.
+    Idle(Option<u64>),
+    /// The app has ended.
+    Ended(Ending),
 }
 
 /// A page above every app's stack (and its 44-bit address space use) holding one `clrex`:
@@ -126,6 +142,8 @@ impl<'r> Machine<'r> {
             heap,
             stack,
             first_fault: None,
+            shared: false,
+            out: None,
         };
         let img = ExecImage {
             path: app.binary.as_bytes().to_vec(),
@@ -201,52 +219,83 @@ impl<'r> Machine<'r> {
         Ok(())
     }
 
+    /// Runs the app alone until it ends.
     pub fn run(mut self) -> Result<ExitReport> {
         let ending = loop {
-            self.apply_events()?;
-            if let Some(f) = self.first_fault.take() {
-                break Ending::Faulted(f);
-            }
-            if let Some(end) = self.shim.app_ended() {
-                break match end {
-                    Ended::Exited(c) => Ending::Exited(c),
-                    Ended::Killed(s) => Ending::Killed(s),
-                };
-            }
-            let Some(tid) = self.runq.pop_front() else {
-                match self.shim.next_deadline() {
-                    Some(d) => {
-                        let now = self.now();
-                        if d > now {
-                            std::thread::sleep(Duration::from_nanos((d - now).min(1_000_000_000)));
-                        }
-                        let now = self.now();
-                        self.shim.expire(now);
-                        continue;
-                    }
-                    None => {
-                        let f = Fault {
-                            app: self.app.name.clone(),
-                            pc: 0,
-                            addr: 0,
-                            kind: FaultKind::Other(format!("every thread is blocked forever ({} threads)", self.threads.len())),
-                        };
-                        break Ending::Faulted(f);
+            match self.step()? {
+                Step::Ran => {}
+                Step::Idle(Some(d)) => {
+                    let now = self.now();
+                    if d > now {
+                        std::thread::sleep(Duration::from_nanos((d - now).min(1_000_000_000)));
                     }
                 }
-            };
-            if let Some(limit) = self.opts.max_syscalls {
-                if self.syscalls >= limit {
-                    let f = Fault { app: self.app.name.clone(), pc: 0, addr: 0, kind: FaultKind::Other(format!("stopped after {} syscalls", self.syscalls)) };
-                    break Ending::Faulted(f);
-                }
+                Step::Idle(None) => break Ending::Faulted(self.stuck()),
+                Step::Ended(e) => break e,
             }
-            self.run_slice(tid)?;
         };
+        Ok(self.report(ending))
+    }
+
+    /// The fault of an app whose threads all wait for something that cannot come.
+    pub fn stuck(&self) -> Fault {
+        Fault {
+            app: self.app.name.clone(),
+            pc: 0,
+            addr: 0,
+            kind: FaultKind::Other(format!("every thread is blocked forever ({} threads)", self.threads.len())),
+        }
+    }
+
+    /// How the app ended, its fault (if any) printed as the root server prints it.
+    pub fn report(&self, ending: Ending) -> ExitReport {
+        if let Some(o) = &self.out {
+            o.flush();
+        }
         if let Ending::Faulted(f) = &ending {
             eprintln!("{f}");
         }
-        Ok(ExitReport { ending, syscalls: self.syscalls, unserviced: self.shim.unserviced_seen() })
+        ExitReport { ending, syscalls: self.syscalls, unserviced: self.shim.unserviced_seen() }
+    }
+
+    /// Runs one thread for a slice, or says why none can run.
+    pub fn step(&mut self) -> Result<Step> {
+        self.apply_events()?;
+        if let Some(f) = self.first_fault.take() {
+            return Ok(Step::Ended(Ending::Faulted(f)));
+        }
+        if let Some(end) = self.shim.app_ended() {
+            return Ok(Step::Ended(match end {
+                Ended::Exited(c) => Ending::Exited(c),
+                Ended::Killed(s) => Ending::Killed(s),
+            }));
+        }
+        let Some(tid) = self.runq.pop_front() else {
+            return Ok(match self.shim.next_deadline() {
+                Some(d) if d <= self.now() => {
+                    let now = self.now();
+                    self.shim.expire(now);
+                    Step::Ran
+                }
+                d => Step::Idle(d),
+            });
+        };
+        if let Some(limit) = self.opts.max_syscalls {
+            if self.syscalls >= limit {
+                let f = Fault { app: self.app.name.clone(), pc: 0, addr: 0, kind: FaultKind::Other(format!("stopped after {} syscalls", self.syscalls)) };
+                return Ok(Step::Ended(Ending::Faulted(f)));
+            }
+        }
+        self.run_slice(tid)?;
+        Ok(Step::Ran)
+    }
+
+    /// Shares this host thread (and stdout, through `out`) with other apps on the
+    /// network `net`, as member `m` of it.
+    pub fn join(&mut self, net: &std::rc::Rc<std::cell::RefCell<musl_shim::net::Net>>, gen: &musl_shim::pipe::IoGen, m: &musl_shim::net::Membership, out: Option<host::Output>) {
+        self.shim.join_network(net.clone(), gen.clone(), m.address, &m.hosts);
+        self.shared = true;
+        self.out = out;
     }
 
     fn now(&mut self) -> u64 {
@@ -345,7 +394,7 @@ impl<'r> Machine<'r> {
         }
         let started = Instant::now();
         loop {
-            let others = !self.runq.is_empty() || self.shim.next_deadline().is_some();
+            let others = self.shared || !self.runq.is_empty() || self.shim.next_deadline().is_some();
             let p = self.procs.get_mut(&pid).unwrap();
             let pc = p.uc.pc_read().unwrap_or(0);
             p.uc.get_data_mut().budget = if others { SLICE_BLOCKS } else { 0 };
@@ -361,7 +410,7 @@ impl<'r> Machine<'r> {
                         return self.fault(tid, at, at, FaultKind::Undefined);
                     }
                     match self.syscall(tid, at)? {
-                        Go::On if started.elapsed() < SLICE || self.runq.is_empty() => continue,
+                        Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && !self.shared) => continue,
                         Go::On => {
                             self.runq.push_back(tid);
                             return Ok(());
@@ -413,7 +462,7 @@ impl<'r> Machine<'r> {
         let pid = self.threads[&tid].pid;
         self.shim.switch_to(tid);
         let p = self.procs.get_mut(&pid).unwrap();
-        let mut env = Env::for_syscall(&mut p.uc, &p.protected);
+        let mut env = Env::for_syscall(&mut p.uc, &p.protected).with_output(self.out.clone());
         let nr = env.reg(RegisterARM64::X8);
         let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
         self.syscalls += 1;

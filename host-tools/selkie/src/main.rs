@@ -1,6 +1,6 @@
 //! The `selkie` command line.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use selkie::pack::PackOptions;
 use selkie::platform::Platform;
@@ -160,10 +160,17 @@ enum ComposeCmd {
     },
     /// Check the file and print its services in start order.
     Config,
-    /// Run every service (only on seL4 for now: see `compose pack`).
+    /// Run every service on this host with the emulator (`--emulate`), output lines
+    /// prefixed `SERVICE | `, until every service has ended.
     Up {
         #[arg(long)]
         emulate: bool,
+        /// Stop the others when this service ends, and exit with its status.
+        #[arg(long, value_name = "SERVICE")]
+        exit_code_from: Option<String>,
+        /// Stop the others when any service ends.
+        #[arg(long)]
+        abort_on_container_exit: bool,
     },
 }
 
@@ -226,8 +233,31 @@ fn run(cli: Cli) -> Result<()> {
                     let names = selkie::boot::pack_compose(&project, &boot, &output)?;
                     eprintln!("packed {} into {} for {platform}", names.join(", "), output.display());
                 }
-                ComposeCmd::Up { .. } => {
-                    anyhow::bail!("`selkie compose up` is not implemented yet: the emulator runs one app; use `selkie compose pack --platform qemu-arm-virt` and boot the image")
+                ComposeCmd::Up { emulate, exit_code_from, abort_on_container_exit } => {
+                    if !emulate {
+                        anyhow::bail!("`selkie compose up` runs the services on this host with --emulate; for seL4, `selkie compose pack --platform P -o IMAGE` and boot the image");
+                    }
+                    let mut apps = Vec::new();
+                    for svc in &project.services {
+                        let r = ImageRef::parse(&svc.image).with_context(|| format!("services.{}.image", svc.name))?;
+                        let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
+                        let p = selkie::pack::prepare(&r, &opts).with_context(|| format!("service {}", svc.name))?;
+                        let (rootfs, text) = p.rootfs_and_text()?;
+                        let app = p.app("rootfs.cpio", Some("rootfs.text"))?;
+                        apps.push((app, rootfs, text));
+                    }
+                    let services: Vec<selkie_emulator::Service> =
+                        apps.iter().map(|(app, rootfs, text)| selkie_emulator::Service { app, rootfs, text }).collect();
+                    let opts = selkie_emulator::ComposeOptions {
+                        emu: selkie_emulator::Options { trace: std::env::var_os("SELKIE_TRACE").is_some(), ..Default::default() },
+                        ends_with: exit_code_from.clone(),
+                        abort_on_exit: abort_on_container_exit,
+                    };
+                    let reports = selkie_emulator::run_all(&services, &opts)?;
+                    if let Some(from) = exit_code_from {
+                        let status = reports.iter().find(|(n, _)| *n == from).map(|(_, r)| r.status()).unwrap_or(0);
+                        std::process::exit(status);
+                    }
                 }
             }
         }
