@@ -35,6 +35,8 @@ pub const O_PATH: u32 = 0o10000000;
 pub struct Cx<'c, 'a> {
     pub vfs: &'c mut Vfs<'a>,
     pub dev: &'c mut dyn Devices,
+    /// Monotonic nanoseconds when the syscall began (timerfds read it).
+    pub now: u64,
 }
 
 /// One kind of open file.
@@ -87,6 +89,14 @@ pub trait FileObject<'a> {
         None
     }
     /// The interest list, when this is an epoll instance.
+    /// When this object becomes ready by time alone (a timerfd's next expiry, monotonic
+    /// ns): a thread waiting on it is woken then.
+    fn wakes_at(&self) -> Option<u64> {
+        None
+    }
+    fn as_timerfd(&mut self) -> Option<&mut crate::poll::TimerFd> {
+        None
+    }
     fn as_epoll(&mut self) -> Option<&mut crate::poll::Epoll> {
         None
     }
@@ -121,6 +131,11 @@ pub struct FdTable<'a> {
 }
 
 impl<'a> FdTable<'a> {
+    /// The earliest time one of these fds becomes ready by time alone (timerfds).
+    pub fn earliest_wake(&self) -> Option<u64> {
+        self.slots.iter().flatten().filter_map(|e| e.file.try_borrow().ok().and_then(|f| f.obj.wakes_at())).min()
+    }
+
     pub fn get(&self, fd: i64) -> SysResult<&FdEntry<'a>> {
         usize::try_from(fd).ok().and_then(|i| self.slots.get(i)).and_then(|s| s.as_ref()).ok_or(EBADF)
     }

@@ -341,7 +341,8 @@ impl<'a> Shim<'a> {
         let action = match sys::dispatch(self, env, nr, a) {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 let cur = self.tasks.cur;
-                self.tasks.block(cur, task::Wait::Io, None);
+                let wake = self.fds.earliest_wake();
+                self.tasks.block(cur, task::Wait::Io, task::with_wake(None, wake));
                 Action::Block
             }
             // Nobody else could ever make it ready.

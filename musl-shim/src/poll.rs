@@ -26,6 +26,69 @@ impl EventFd {
     }
 }
 
+/// A timerfd: expires at `next` (monotonic ns), then every `interval` ns (0: once).
+/// Reading gives the expirations since the last read (or since it was set).
+pub struct TimerFd {
+    /// Which clock its absolute times are on (0 realtime, 1 monotonic, 7 boottime).
+    pub clock: u32,
+    pub next: Option<u64>,
+    pub interval: u64,
+}
+
+impl TimerFd {
+    pub fn new(clock: u32) -> Self {
+        TimerFd { clock, next: None, interval: 0 }
+    }
+
+    /// Takes the expirations up to `now`, moving `next` past it.
+    pub fn take(&mut self, now: u64) -> u64 {
+        match self.next {
+            Some(n) if now >= n => {
+                if self.interval == 0 {
+                    self.next = None;
+                    1
+                } else {
+                    let k = (now - n) / self.interval + 1;
+                    self.next = Some(n.saturating_add(k.saturating_mul(self.interval)));
+                    k
+                }
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl<'a> FileObject<'a> for TimerFd {
+    fn read(&mut self, cx: &mut Cx<'_, 'a>, buf: &mut [u8]) -> SysResult<usize> {
+        if buf.len() < 8 {
+            return Err(EINVAL);
+        }
+        match self.take(cx.now) {
+            0 => Err(EBLOCK),
+            k => {
+                buf[..8].copy_from_slice(&k.to_le_bytes());
+                Ok(8)
+            }
+        }
+    }
+    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        Ok(anon_stat(0x3_0002))
+    }
+    fn poll(&self, cx: &Cx<'_, 'a>) -> u16 {
+        if self.next.is_some_and(|n| cx.now >= n) {
+            POLLIN
+        } else {
+            0
+        }
+    }
+    fn wakes_at(&self) -> Option<u64> {
+        self.next
+    }
+    fn as_timerfd(&mut self) -> Option<&mut TimerFd> {
+        Some(self)
+    }
+}
+
 fn anon_stat(ino: u64) -> Stat {
     // anon_inode: no file type bits.
     Stat::synthetic(0o600, ino, 0x0d)

@@ -94,13 +94,33 @@ pub struct ThreadInfo {
     /// The mask rt_sigsuspend replaced, put back when its signal's handler is entered.
     pub suspended_mask: Option<u64>,
     pub wait: Option<Wait>,
-    /// Monotonic nanoseconds at which the wait ends, with the value it then returns.
+    /// Monotonic nanoseconds at which the wait ends, with the value it then returns
+    /// ([`TIMED_OUT_RETRY`]: the call runs again, told that its time is up).
     pub deadline: Option<(u64, i64)>,
+    /// Its wait's deadline passed with [`TIMED_OUT_RETRY`]: the call it retries returns
+    /// what it has now (poll and select clear their results, as Linux does at a timeout).
+    pub timed_out: bool,
+}
+
+/// A deadline value: at the deadline the syscall runs again rather than returning a value
+/// (see [`Tasks::take_timed_out`]).
+pub const TIMED_OUT_RETRY: i64 = i64::MIN;
+/// A deadline value: at the deadline the syscall simply runs again (a timerfd it waits on
+/// expires then).
+pub const RETRY: i64 = i64::MIN + 1;
+
+/// The earlier of a wait's own deadline and `wake` (a timerfd's expiry, retried then).
+pub fn with_wake(own: Option<(u64, i64)>, wake: Option<u64>) -> Option<(u64, i64)> {
+    match (own, wake) {
+        (Some(o), Some(w)) if w < o.0 => Some((w, RETRY)),
+        (None, Some(w)) => Some((w, RETRY)),
+        (o, _) => o,
+    }
 }
 
 impl ThreadInfo {
     pub fn new(pid: Pid, clear_tid: u64, sigmask: u64) -> Self {
-        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None }
+        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None, timed_out: false }
     }
 }
 
@@ -314,8 +334,22 @@ impl<'a> Tasks<'a> {
             .filter_map(|(&k, t)| t.deadline.filter(|d| d.0 <= now).map(|d| (k, d.1)))
             .collect();
         for (t, v) in due {
-            self.wake(t, Resume::Value(v));
+            if v == TIMED_OUT_RETRY {
+                if let Some(th) = self.threads.get_mut(&t) {
+                    th.timed_out = true;
+                }
+                self.wake(t, Resume::Retry);
+            } else if v == RETRY {
+                self.wake(t, Resume::Retry);
+            } else {
+                self.wake(t, Resume::Value(v));
+            }
         }
+    }
+
+    /// Whether `tid`'s last wait ended at its deadline (see [`TIMED_OUT_RETRY`]); clears it.
+    pub fn take_timed_out(&mut self, tid: Tid) -> bool {
+        self.threads.get_mut(&tid).is_some_and(|t| core::mem::take(&mut t.timed_out))
     }
 
     /// Whether any thread is parked (runnable ones are the runner's business).

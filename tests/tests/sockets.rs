@@ -1,7 +1,9 @@
 //! Sockets between the processes of an app (tests/apps/sockets.c): a socketpair, AF_UNIX
 //! stream and datagram sockets, TCP and UDP over loopback, poll, non-blocking calls and a
 //! refused connect. Its output and status under `selkie run --emulate` and booted on seL4
-//! must be Linux's (qemu-aarch64-static on the host's own loopback).
+//! must be Linux's (qemu-aarch64-static on the host's own loopback). So must those of
+//! tests/apps/ready.c (select and timerfds). And the seed's compose pair, as services of one
+//! compose file, under `selkie compose up --emulate` and packed into one seL4 image.
 
 use selkie_tests::apps::{c_app, Link};
 use selkie_tests::compare::Case;
@@ -44,6 +46,39 @@ fn sockets_boot_on_sel4_like_linux() {
     assert!(c.finished, "no final line within 300 s:\n{}", c.text);
     assert!(c.has_in_order(&built.want.stdout), "the console differs from Linux:\n{}", c.text);
     assert_eq!(c.status("sockets"), Some(built.want.status), "{:?}", c.reports());
+}
+
+/// tests/apps/ready.c's checks all passed.
+fn ready_ok(out: &str) {
+    assert!(out.lines().filter(|l| l.ends_with(": ok")).count() >= 14 && out.contains("ready: all ok"), "{out}");
+}
+
+#[test]
+fn select_and_timerfds_match_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("ready", Link::Static) else { return };
+    let Some(o) = Case::new("ready", &bin).compare() else { return };
+    assert_eq!(o.status, 0, "{}", o.stdout);
+    ready_ok(&o.stdout);
+}
+
+#[test]
+fn select_and_timerfds_on_sel4_like_linux() {
+    if !tools() || !sel4::available() {
+        return;
+    }
+    let Some(bin) = c_app("ready", Link::Static) else { return };
+    let Some(built) = Case::new("ready", &bin).build() else { return };
+    ready_ok(&built.want.stdout);
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image.elf");
+    sel4::pack(&[built.image.reference()], &image);
+    let c = sel4::boot(&image, 300);
+    assert!(c.finished, "no final line within 300 s:\n{}", c.text);
+    assert!(c.has_in_order(&built.want.stdout), "the console differs from Linux:\n{}", c.text);
+    assert_eq!(c.status("ready"), Some(0), "{:?}", c.reports());
 }
 
 /// The seed's compose pair (tests/apps/netpeer.c) on Linux: the server and the client as

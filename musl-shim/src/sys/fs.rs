@@ -7,6 +7,7 @@ use crate::mem::GuestMemory;
 use crate::platform::{Devices, Platform};
 use crate::stat::Stat;
 use crate::vfs::{Found, Ino, Kind, PATH_MAX, S_IFDIR};
+use crate::pipe::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::Shim;
 use alloc::boxed::Box;
 use alloc::rc::Rc;
@@ -25,7 +26,8 @@ pub fn fd_arg(v: u64) -> i64 {
 }
 
 pub(crate) fn cx<'c, 'a, E: Platform>(s: &'c mut Shim<'a>, env: &'c mut E) -> Cx<'c, 'a> {
-    Cx { vfs: &mut s.vfs, dev: env as &mut dyn Devices }
+    let now = env.now(crate::ClockId::Monotonic).as_nanos();
+    Cx { vfs: &mut s.vfs, dev: env as &mut dyn Devices, now }
 }
 
 /// Reads a path argument.
@@ -649,11 +651,81 @@ pub fn ioctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
 /// ppoll(fds, n, timeout, sigmask): readiness from each fd object; with tasks and nothing
 /// ready, the thread waits for I/O (retried on each change) until the timeout.
 pub fn ppoll<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> super::Outcome {
-    match ppoll_inner(s, env, a) {
+    let r = ppoll_inner(s, env, a);
+    wait_ready(s, env, r, a[2])
+}
+
+/// pselect6(n, readfds, writefds, exceptfds, timeout, sigmask): ppoll's readiness over
+/// fd_sets; a set comes back holding only its ready fds, and the result counts them.
+pub fn pselect6<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> super::Outcome {
+    let r = pselect6_inner(s, env, a);
+    wait_ready(s, env, r, a[4])
+}
+
+fn pselect6_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let n = a[0] as i64;
+    if !(0..=MAX_FDS as i64).contains(&n) {
+        return Err(EINVAL);
+    }
+    let cur = s.tasks.cur;
+    let timeout = if s.tasks.take_timed_out(cur) { Some(0) } else { read_timeout(env, a[4])? };
+    let words = (n as usize).div_ceil(64);
+    // (set address, what makes an fd ready for it, the set as given)
+    let kinds: [(u64, u16); 3] = [(a[1], POLLIN | POLLHUP | POLLERR), (a[2], POLLOUT | POLLERR), (a[3], 0x2 /* POLLPRI */)];
+    let mut sets = [Vec::new(), Vec::new(), Vec::new()];
+    for (i, &(at, _)) in kinds.iter().enumerate() {
+        if at != 0 {
+            for w in 0..words {
+                sets[i].push(env.read_u64(at.wrapping_add(w as u64 * 8))?);
+            }
+        }
+    }
+    let mut ready = 0u64;
+    let mut out = [alloc::vec![0u64; words], alloc::vec![0u64; words], alloc::vec![0u64; words]];
+    for fd in 0..n as usize {
+        let (w, bit) = (fd / 64, 1u64 << (fd % 64));
+        if !sets.iter().any(|set| set.get(w).is_some_and(|x| x & bit != 0)) {
+            continue;
+        }
+        let file = s.fds.file(fd as i64)?;
+        let st = file.borrow().obj.poll(&cx(s, env));
+        for (i, &(_, mask)) in kinds.iter().enumerate() {
+            if sets[i].get(w).is_some_and(|x| x & bit != 0) && st & mask != 0 {
+                out[i][w] |= bit;
+                ready += 1;
+            }
+        }
+    }
+    if ready == 0 && timeout != Some(0) {
+        if s.tasks.enabled {
+            return Err(EBLOCK_POLL);
+        }
+        if let Some(ns) = timeout {
+            env.sleep(ns);
+        }
+    }
+    for (i, &(at, _)) in kinds.iter().enumerate() {
+        if at != 0 {
+            for (w, x) in out[i].iter().enumerate() {
+                env.write_u64(at.wrapping_add(w as u64 * 8), *x)?;
+            }
+        }
+    }
+    Ok(ready)
+}
+
+/// A readiness call's result: nothing ready yet parks the thread on I/O until the
+/// timeout at `timeout_at` (a timespec; 0: none), when the call returns 0.
+fn wait_ready<E: Platform>(s: &mut Shim<'_>, env: &mut E, r: SysResult<u64>, timeout_at: u64) -> super::Outcome {
+    match r {
         Err(EBLOCK_POLL) => {
             // Woken by I/O, the call runs again and starts its timeout anew.
-            let deadline = read_timeout(env, a[2]).ok().flatten().map(|ns| (env.now(crate::ClockId::Monotonic).as_nanos().saturating_add(ns), 0));
+            let deadline = read_timeout(env, timeout_at)
+                .ok()
+                .flatten()
+                .map(|ns| (env.now(crate::ClockId::Monotonic).as_nanos().saturating_add(ns), crate::task::TIMED_OUT_RETRY));
             let cur = s.tasks.cur;
+            let deadline = crate::task::with_wake(deadline, s.fds.earliest_wake());
             s.tasks.block(cur, crate::task::Wait::Io, deadline);
             super::Outcome::Action(crate::Action::Block)
         }
@@ -678,7 +750,8 @@ fn ppoll_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     if n > MAX_FDS as u64 {
         return Err(EINVAL);
     }
-    let timeout = read_timeout(env, a[2])?;
+    let cur = s.tasks.cur;
+    let timeout = if s.tasks.take_timed_out(cur) { Some(0) } else { read_timeout(env, a[2])? };
     let mut ready = 0;
     let mut results = Vec::new();
     for i in 0..n {

@@ -67,6 +67,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         PREADV => fs::readv(s, env, a, Some(a[3])),
         PWRITEV => fs::writev(s, env, a, Some(a[3])),
         PPOLL => return Some(fs::ppoll(s, env, a)),
+        PSELECT6 => return Some(fs::pselect6(s, env, a)),
         READLINKAT => fs::readlinkat(s, env, a),
         NEWFSTATAT => fs::newfstatat(s, env, a),
         FSTAT => fs::fstat(s, env, a),
@@ -129,6 +130,9 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         // poll
         EVENTFD2 => poll::eventfd2(s, a),
         EPOLL_CREATE1 => poll::epoll_create1(s, a),
+        TIMERFD_CREATE => poll::timerfd_create(s, a),
+        TIMERFD_SETTIME => poll::timerfd_settime(s, env, a),
+        TIMERFD_GETTIME => poll::timerfd_gettime(s, env, a),
         EPOLL_CTL => poll::epoll_ctl(s, env, a),
         EPOLL_PWAIT => return Some(poll::epoll_pwait(s, env, a, false)),
         EPOLL_PWAIT2 => return Some(poll::epoll_pwait(s, env, a, true)),

@@ -5,7 +5,7 @@ use super::Outcome;
 use crate::errno::*;
 use crate::fd::{new_entry, O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::platform::{ClockId, Platform};
-use crate::poll::{Epoll, EventFd, Interest, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLONESHOT};
+use crate::poll::{Epoll, EventFd, Interest, TimerFd, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLONESHOT};
 use crate::task::Wait;
 use crate::{Action, Shim};
 use alloc::boxed::Box;
@@ -19,6 +19,86 @@ pub fn eventfd2(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     }
     let obj = EventFd::new(a[0] as u32 as u64, flags & 1 != 0, &s.tasks.io_gen);
     s.fds.install(new_entry(Box::new(obj), O_RDWR | (flags & (O_NONBLOCK | O_CLOEXEC))), 0).map(|fd| fd as u64)
+}
+
+/// timerfd_create(clockid, flags): CLOCK_REALTIME (0), CLOCK_MONOTONIC (1) or
+/// CLOCK_BOOTTIME (7, the same as monotonic here); TFD_NONBLOCK, TFD_CLOEXEC.
+pub fn timerfd_create(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let (clock, flags) = (a[0] as u32, a[1] as u32);
+    if !matches!(clock, 0 | 1 | 7) {
+        return Err(EINVAL);
+    }
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    s.fds.install(new_entry(Box::new(TimerFd::new(clock)), O_RDWR | flags), 0).map(|fd| fd as u64)
+}
+
+fn read_itimerspec<E: Platform>(env: &mut E, at: u64) -> SysResult<(u64, u64)> {
+    let mut ns = [0u64; 2];
+    for (i, v) in ns.iter_mut().enumerate() {
+        let base = at.wrapping_add(i as u64 * 16);
+        let (sec, nsec) = (env.read_u64(base)?, env.read_u64(base.wrapping_add(8))?);
+        if nsec >= 1_000_000_000 || (sec as i64) < 0 {
+            return Err(EINVAL);
+        }
+        *v = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    }
+    Ok((ns[0], ns[1]))
+}
+
+fn write_itimerspec<E: Platform>(env: &mut E, at: u64, interval: u64, value: u64) -> SysResult<()> {
+    for (i, v) in [interval, value].into_iter().enumerate() {
+        let base = at.wrapping_add(i as u64 * 16);
+        env.write_u64(base, v / 1_000_000_000)?;
+        env.write_u64(base.wrapping_add(8), v % 1_000_000_000)?;
+    }
+    Ok(())
+}
+
+/// The time left and the interval of a timer, as timerfd_gettime gives them.
+fn timer_state(t: &TimerFd, now: u64) -> (u64, u64) {
+    (t.interval, t.next.map_or(0, |n| n.saturating_sub(now)))
+}
+
+/// timerfd_settime(fd, flags, new, old): TFD_TIMER_ABSTIME (1) takes `new`'s value as a
+/// time on the timer's clock; a zero value disarms it.
+pub fn timerfd_settime<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let (fd, flags) = (fd_arg(a[0]), a[1]);
+    if flags & !3 != 0 {
+        return Err(EINVAL);
+    }
+    let (interval, value) = read_itimerspec(env, a[2])?;
+    let now = env.now(ClockId::Monotonic).as_nanos();
+    let real = env.now(ClockId::Realtime).as_nanos();
+    let file = s.fds.file(fd)?;
+    let mut f = file.borrow_mut();
+    let t = f.obj.as_timerfd().ok_or(EINVAL)?;
+    let old = timer_state(t, now);
+    t.interval = interval;
+    t.next = match (value, flags & 1 != 0) {
+        (0, _) => None,
+        (v, false) => Some(now.saturating_add(v)),
+        // Absolute: on the realtime clock, moved onto the monotonic one.
+        (v, true) if t.clock == 0 => Some(now.saturating_add(v.saturating_sub(real))),
+        (v, true) => Some(v),
+    };
+    drop(f);
+    if a[3] != 0 {
+        write_itimerspec(env, a[3], old.0, old.1)?;
+    }
+    Ok(0)
+}
+
+pub fn timerfd_gettime<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let now = env.now(ClockId::Monotonic).as_nanos();
+    let file = s.fds.file(fd_arg(a[0]))?;
+    let mut f = file.borrow_mut();
+    let t = f.obj.as_timerfd().ok_or(EINVAL)?;
+    let (interval, value) = timer_state(t, now);
+    drop(f);
+    write_itimerspec(env, a[1], interval, value)?;
+    Ok(0)
 }
 
 pub fn epoll_create1(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
@@ -134,6 +214,7 @@ pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: 
                 return Ok(Some(0));
             }
             let deadline = timeout_ns.map(|ns| (env.now(ClockId::Monotonic).as_nanos().saturating_add(ns), 0));
+            let deadline = crate::task::with_wake(deadline, s.fds.earliest_wake());
             let cur = s.tasks.cur;
             s.tasks.block(cur, Wait::Io, deadline);
             return Ok(None);
