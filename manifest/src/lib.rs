@@ -68,6 +68,10 @@ pub mod defaults {
 pub struct Manifest<S> {
     pub version: u32,
     pub apps: Vec<App<S>, MAX_APPS>,
+    /// The app whose end ends the image: the others are then stopped (compose's
+    /// `--exit-code-from`). `None`: the image runs until every app has ended.
+    #[serde(default)]
+    pub ends_with: Option<S>,
 }
 
 /// One app: which binary to start from which rootfs, and how.
@@ -210,6 +214,8 @@ pub enum Error {
     BadEscape,
     /// An environment entry without `=`.
     BadEnv,
+    /// `ends_with` names no app.
+    UnknownEndsWith,
 }
 
 impl fmt::Display for Error {
@@ -229,6 +235,7 @@ impl fmt::Display for Error {
             Error::PriorityAboveMax => write!(f, "priority is above max_priority"),
             Error::BadEscape => write!(f, "invalid escape in a string"),
             Error::BadEnv => write!(f, "environment entry without '='"),
+            Error::UnknownEndsWith => write!(f, "ends_with names no app of the manifest"),
         }
     }
 }
@@ -316,6 +323,11 @@ impl<S: ManifestStr> Manifest<S> {
             app.validate()?;
             if self.apps[..i].iter().any(|a| a.name.text() == app.name.text()) {
                 return Err(Error::DuplicateName);
+            }
+        }
+        if let Some(e) = &self.ends_with {
+            if !self.apps.iter().any(|a| a.name.text() == e.text()) {
+                return Err(Error::UnknownEndsWith);
             }
         }
         Ok(())

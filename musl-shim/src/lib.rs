@@ -114,8 +114,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Process {
     pub pid: u32,
+    /// Real, effective and saved ids are one here: set together, by root or to themselves.
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups (setgroups; none at the start, as in a container).
+    pub groups: alloc::vec::Vec<u32>,
     pub hostname: String,
     pub stack_size: u64,
     pub tid_address: u64,
@@ -180,6 +183,7 @@ impl<'a> Shim<'a> {
                 pid: PID,
                 uid: cfg.uid,
                 gid: cfg.gid,
+                groups: alloc::vec::Vec::new(),
                 hostname: cfg.hostname,
                 stack_size: cfg.stack_size,
                 tid_address: 0,

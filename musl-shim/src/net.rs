@@ -176,6 +176,9 @@ pub struct Net {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
     Port(bool, [u8; 4], u16),
+    /// A port of an IPv6-only socket (IPV6_V6ONLY): apart from the IPv4 ones, so that
+    /// [::]:p and 0.0.0.0:p can both be bound, as mosquitto does.
+    Port6(bool, [u8; 4], u16),
     Unix(bool, [u8; 4], Vec<u8>),
 }
 
@@ -233,6 +236,20 @@ fn key(stream: bool, me: [u8; 4], a: &Addr) -> Option<Key> {
 }
 
 impl Net {
+    /// What is bound at `k` for a peer addressing `to`: an IPv6 address that is not
+    /// v4-mapped reaches an IPv6-only socket first, then a dual-stack one.
+    fn find<T>(&self, k: &Key, to: &Addr, get: impl Fn(&Net, &Key) -> Option<T>) -> Option<T> {
+        if let (Key::Port(st, h, p), Addr::Inet { v6: true, ip, .. }) = (k, to) {
+            let mapped = ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff];
+            if !mapped {
+                if let Some(x) = get(self, &Key::Port6(*st, *h, *p)) {
+                    return Some(x);
+                }
+            }
+        }
+        get(self, k)
+    }
+
     /// Puts `host` on the networks of `mask`.
     pub fn set_member(&mut self, host: [u8; 4], mask: u64) {
         self.members.insert(host, mask);
@@ -312,6 +329,8 @@ pub struct Socket {
     ino: u64,
     /// shutdown(SHUT_RD): reads see end of file.
     shut_rd: bool,
+    /// IPV6_V6ONLY: an IPv6 socket that takes no IPv4 (v4-mapped) peers.
+    pub v6only: bool,
 }
 
 /// What `recv` gives: bytes and, for datagrams, the sender.
@@ -325,7 +344,7 @@ pub struct Received {
 impl Socket {
     pub fn new(net: &Rc<RefCell<Net>>, gen: &IoGen, host: [u8; 4], domain: u16, ty: u32, ino: u64) -> Socket {
         let state = if ty == SOCK_DGRAM { State::Dgram { local: None, inbox: None, peer: None } } else { State::Fresh };
-        Socket { host, domain, ty, state, net: net.clone(), gen: gen.clone(), ino, shut_rd: false }
+        Socket { host, domain, ty, state, net: net.clone(), gen: gen.clone(), ino, shut_rd: false, v6only: false }
     }
 
     /// Two connected sockets (socketpair).
@@ -376,7 +395,7 @@ impl Socket {
             Some(0) => addr.with_port(n.ephemeral(stream, self.host)?),
             _ => addr,
         };
-        let k = key(stream, self.host, &addr).ok_or(EINVAL)?;
+        let k = self.key_of(stream, &addr).ok_or(EINVAL)?;
         if n.taken(&k) {
             return Err(EADDRINUSE);
         }
@@ -394,6 +413,14 @@ impl Socket {
             _ => return Err(EINVAL),
         }
         Ok(())
+    }
+
+    /// The key this socket binds `a` under.
+    fn key_of(&self, stream: bool, a: &Addr) -> Option<Key> {
+        match (key(stream, self.host, a)?, a) {
+            (Key::Port(st, h, p), Addr::Inet { v6: true, .. }) if self.v6only => Some(Key::Port6(st, h, p)),
+            (k, _) => Some(k),
+        }
     }
 
     /// Binds to an ephemeral name when not bound yet (connect, listen, sendto).
@@ -431,7 +458,7 @@ impl Socket {
         }
         let State::Bound(addr) = &self.state else { return Err(EINVAL) };
         let addr = addr.clone();
-        let k = key(true, self.host, &addr).ok_or(EINVAL)?;
+        let k = self.key_of(true, &addr).ok_or(EINVAL)?;
         let l = Rc::new(RefCell::new(Listener { backlog: VecDeque::new(), max }));
         {
             let mut n = self.net.borrow_mut();
@@ -459,8 +486,23 @@ impl Socket {
         let Some(dest) = to.host(self.host).filter(|&d| self.net.borrow().reaches(self.host, d)) else { return Err(ENETUNREACH) };
         if !self.stream() {
             self.autobind()?;
-            if let State::Dgram { peer, .. } = &mut self.state {
-                *peer = Some(to);
+            let domain = self.domain;
+            let host = self.host;
+            if let State::Dgram { peer, local, .. } = &mut self.state {
+                // An IPv6 socket connected to an IPv4 address has IPv4-mapped names (glibc's
+                // getaddrinfo asserts it when it sorts its answers).
+                let to_v4 = match &to {
+                    Addr::Inet { v6: false, ip, .. } => Some([ip[0], ip[1], ip[2], ip[3]]),
+                    Addr::Inet { v6: true, ip, .. } if ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff] => Some([ip[12], ip[13], ip[14], ip[15]]),
+                    _ => None,
+                };
+                if let (Some(Addr::Inet { v6: true, ip, .. }), Some(to_ip)) = (local.as_mut(), to_v4) {
+                    if *ip == LOOPBACK6 || *ip == [0; 16] {
+                        let from = if to_ip[0] == 127 { [127, 0, 0, 1] } else { host };
+                        *ip = mapped(from);
+                    }
+                }
+                *peer = Some(in_domain(&to, domain));
             }
             return Ok(());
         }
@@ -471,7 +513,7 @@ impl Socket {
         }
         self.autobind()?;
         let k = key(true, self.host, &to).ok_or(EINVAL)?;
-        let l = self.net.borrow().listeners.get(&k).cloned().ok_or(ECONNREFUSED)?;
+        let l = self.net.borrow().find(&k, &to, |n, k| n.listeners.get(k).cloned()).ok_or(ECONNREFUSED)?;
         let mut lb = l.borrow_mut();
         if lb.backlog.len() >= lb.max {
             return Err(EBLOCK);
@@ -483,7 +525,7 @@ impl Socket {
             _ => Addr::Unnamed,
         };
         if let State::Bound(a) = &self.state {
-            if let Some(k) = key(true, self.host, a) {
+            if let Some(k) = self.key_of(true, a) {
                 unreserve(&mut self.net.borrow_mut(), &k);
             }
         }
@@ -495,7 +537,7 @@ impl Socket {
         let (up, down) = (Rc::new(RefCell::new(Pipe::default())), Rc::new(RefCell::new(Pipe::default())));
         lb.backlog.push_back(Pending { local: server_local, peer: local.clone(), rx: up.clone(), tx: down.clone() });
         drop(lb);
-        self.state = State::Connected { local, peer: to, rx: down, tx: up };
+        self.state = State::Connected { local, peer: in_domain(&to, self.domain), rx: down, tx: up };
         bump(&self.gen);
         Ok(())
     }
@@ -554,7 +596,7 @@ impl Socket {
             Some(a) => a.clone(),
             None => Addr::Unnamed,
         };
-        let Some(inbox) = key(false, self.host, &dest).and_then(|k| self.net.borrow().dgrams.get(&k).cloned()) else {
+        let Some(inbox) = key(false, self.host, &dest).and_then(|k| self.net.borrow().find(&k, &dest, |n, k| n.dgrams.get(k).cloned())) else {
             // Nobody bound there: UDP drops it, AF_UNIX refuses.
             return if self.domain == AF_UNIX { Err(ECONNREFUSED) } else { Ok(buf.len()) };
         };
@@ -677,6 +719,26 @@ impl Socket {
 }
 
 /// `a` (an address of this host) as another host reaches it: the host's own address.
+/// `a` as a socket of `domain` names it: an IPv4 address is IPv4-mapped for an IPv6
+/// socket.
+fn in_domain(a: &Addr, domain: u16) -> Addr {
+    match a {
+        Addr::Inet { v6: false, ip, port } if domain == AF_INET6 => Addr::Inet { v6: true, ip: mapped([ip[0], ip[1], ip[2], ip[3]]), port: *port },
+        other => other.clone(),
+    }
+}
+
+/// ::1
+const LOOPBACK6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// ::ffff:a.b.c.d
+fn mapped(v4: [u8; 4]) -> [u8; 16] {
+    let mut ip = [0u8; 16];
+    ip[10..12].copy_from_slice(&[0xff, 0xff]);
+    ip[12..16].copy_from_slice(&v4);
+    ip
+}
+
 fn own_address(a: &Addr, host: [u8; 4]) -> Addr {
     match a {
         Addr::Inet { v6, port, .. } => {
@@ -717,7 +779,7 @@ impl Drop for Socket {
                 rx.borrow_mut().reader_gone = true;
             }
             State::Listening { addr, l } => {
-                if let Some(k) = key(true, self.host, addr) {
+                if let Some(k) = self.key_of(true, addr) {
                     if n.listeners.get(&k).is_some_and(|x| Rc::ptr_eq(x, l)) {
                         n.listeners.remove(&k);
                     }
@@ -729,12 +791,12 @@ impl Drop for Socket {
                 }
             }
             State::Bound(a) => {
-                if let Some(k) = key(true, self.host, a) {
+                if let Some(k) = self.key_of(true, a) {
                     unreserve(&mut n, &k);
                 }
             }
             State::Dgram { local: Some(a), inbox: Some(i), .. } => {
-                if let Some(k) = key(false, self.host, a) {
+                if let Some(k) = self.key_of(false, a) {
                     if n.dgrams.get(&k).is_some_and(|x| Rc::ptr_eq(x, i)) {
                         n.dgrams.remove(&k);
                     }

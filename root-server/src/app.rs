@@ -742,19 +742,17 @@ impl App {
         true
     }
 
-    /// Before the shim maps file `fd` for thread `tid`: whether our heap can take the
-    /// copies the shim makes on the way (a file written at run time is copied whole, and
-    /// the mapped part is copied: twice the file at most). Probed with one allocation of that
-    /// size, freed at once, so that an mmap of a big file gets ENOMEM instead of the root
-    /// server running out of heap.
-    pub fn room_for_file_map(&mut self, tid: Tid, fd: u64) -> bool {
+    /// Before the shim maps a file for thread `tid` (mmap arguments `args`): whether our
+    /// heap can take the copy the shim makes on the way (`musl_shim::sys::mm::mmap_copy_size`:
+    /// the mapped part of an image file past the pages shared from the text store, or a file
+    /// written at run time whole). Probed with one allocation of that size, freed at once,
+    /// so that an mmap of a big file gets ENOMEM instead of the root server running out of
+    /// heap.
+    pub fn room_for_file_map(&mut self, tid: Tid, args: [u64; 6]) -> bool {
         if !self.shim.switch_to(tid) {
             return true;
         }
-        let Ok(f) = self.shim.fds.file(fd as i64) else { return true };
-        let Some(ino) = f.borrow().obj.ino() else { return true };
-        let size = self.shim.vfs.node(ino).size();
-        let need = size.saturating_mul(2).saturating_add(64 << 10);
+        let need = musl_shim::sys::mm::mmap_copy_size(&self.shim, args).saturating_add(64 << 10);
         let mut probe: Vec<u8> = Vec::new();
         usize::try_from(need).is_ok_and(|n| probe.try_reserve_exact(n).is_ok())
     }

@@ -192,7 +192,8 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     }
     let total = manifest.apps.len();
     let mut stats = Stats::default();
-    serve(&mut g, ep, &mut apps, &mut stats, timer);
+    let ends_with = manifest.ends_with.as_ref().map(|e| text(e, "ends_with")).transpose()?;
+    serve(&mut g, ep, &mut apps, &mut stats, timer, ends_with.as_deref());
     let exited = stats.exited;
     let killed = stats.killed;
     report!(
@@ -292,9 +293,20 @@ enum Next {
     Wait,
 }
 
-fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Option<Timer>) {
+fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Option<Timer>, ends_with: Option<&str>) {
     let mut next = Next::Wait;
     loop {
+        if let Some(last) = ends_with.filter(|e| apps.iter().any(|a| a.name == *e && a.done)) {
+            // The image ends with this app (compose's --exit-code-from): stop the others.
+            for a in apps.iter_mut().filter(|a| !a.done) {
+                report!("{} stopped: the image ends with {last}", a.name);
+                kernel::charge_to(Some(a.id));
+                a.destroy(g);
+                kernel::charge_to(None);
+                stats.killed += 1;
+                next = Next::Wait;
+            }
+        }
         if apps.iter().all(|a| a.done) {
             return;
         }
@@ -546,7 +558,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) 
         app.syscalls += 1;
         return ret(g, app, stats, -EAGAIN);
     }
-    if nr == NR_MMAP && args[3] & MAP_ANONYMOUS == 0 && !app.room_for_file_map(tid, args[4]) {
+    if nr == NR_MMAP && args[3] & MAP_ANONYMOUS == 0 && !app.room_for_file_map(tid, args) {
         app.syscalls += 1;
         return ret(g, app, stats, -ENOMEM);
     }

@@ -164,6 +164,43 @@ static void udp(void) {
     close(u[1]);
 }
 
+/* What mosquitto and glibc's getaddrinfo do: [::]:p with IPV6_V6ONLY beside 0.0.0.0:p,
+ * and an IPv6 datagram socket connected to an IPv4 address names itself v4-mapped. */
+static void v6only(void) {
+    int one = 1, got = 0;
+    socklen_t gl = sizeof got;
+    int s4 = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(18830)};
+    check(bind(s4, (struct sockaddr *)&a4, sizeof a4) == 0 && listen(s4, 1) == 0, "v4 listener on 0.0.0.0");
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(18830)};
+    check(bind(s6, (struct sockaddr *)&a6, sizeof a6) == -1 && errno == EADDRINUSE, "dual-stack [::] clashes with 0.0.0.0");
+    close(s6);
+    s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    setsockopt(s6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    getsockopt(s6, IPPROTO_IPV6, IPV6_V6ONLY, &got, &gl);
+    check(got == 1, "IPV6_V6ONLY reads back");
+    check(bind(s6, (struct sockaddr *)&a6, sizeof a6) == 0 && listen(s6, 1) == 0, "v6-only listener beside it");
+    int c = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = htons(18830), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    check(connect(c, (struct sockaddr *)&to6, sizeof to6) == 0, "[::1] reaches the v6-only listener");
+    int acc = accept(s6, NULL, NULL);
+    check(acc >= 0, "the v6-only listener accepts it");
+    close(acc); close(c);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to4 = {.sin_family = AF_INET, .sin_port = htons(18830), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    check(connect(c, (struct sockaddr *)&to4, sizeof to4) == 0 && (acc = accept(s4, NULL, NULL)) >= 0, "127.0.0.1 reaches the v4 listener");
+    close(acc); close(c); close(s4); close(s6);
+    int u = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 m6 = {.sin6_family = AF_INET6, .sin6_port = htons(9)};
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", &m6.sin6_addr);
+    struct sockaddr_in6 me;
+    socklen_t ml = sizeof me;
+    check(connect(u, (struct sockaddr *)&m6, sizeof m6) == 0 && getsockname(u, (struct sockaddr *)&me, &ml) == 0 && me.sin6_family == AF_INET6 &&
+              IN6_IS_ADDR_V4MAPPED(&me.sin6_addr), "v6 datagram socket connected to a v4-mapped address names itself v4-mapped");
+    close(u);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     pair();
@@ -175,5 +212,6 @@ int main(void) {
     bind(l, (struct sockaddr *)&a6, sizeof a6);
     listen(l, 1);
     check(accept(l, NULL, NULL) == -1 && errno == EAGAIN, "non-blocking accept: EAGAIN");
+    v6only();
     return 0;
 }

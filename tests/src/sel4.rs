@@ -53,17 +53,29 @@ pub fn root_server() -> PathBuf {
 
 /// `selkie pack IMAGES --platform qemu-arm-virt -o OUT`.
 pub fn pack(images: &[String], out: &Path) {
-    let o = Command::new(selkie_bin())
-        .arg("pack")
-        .args(images)
+    let mut c = Command::new(selkie_bin());
+    c.arg("pack").args(images);
+    packed(c, out, "selkie pack");
+}
+
+/// `selkie compose pack -f COMPOSE [extra...]` for qemu-arm-virt into `out`.
+pub fn compose_pack(compose: &Path, extra: &[&str], out: &Path) {
+    let mut c = Command::new(selkie_bin());
+    c.args(["compose", "pack", "-f"]).arg(compose).args(extra);
+    packed(c, out, "selkie compose pack");
+}
+
+/// Runs a pack command `c` for this platform and the built root server into `out`.
+fn packed(mut c: Command, out: &Path, what: &str) {
+    let o = c
         .args(["--platform", PLATFORM, "--root-server"])
         .arg(root_server())
         .arg("-o")
         .arg(out)
         .env("SEL4_PREFIX", prefix())
         .output()
-        .expect("selkie pack");
-    assert!(o.status.success(), "selkie pack failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        .expect(what);
+    assert!(o.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// What the console showed after the kernel handed over to the root server.

@@ -186,17 +186,7 @@ fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(Pair { compose, server_out, client_out }) = compose_pair(tmp.path()) else { return };
     let out = tmp.path().join("image.elf");
-    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
-        .args(["compose", "pack", "-f"])
-        .arg(&compose)
-        .args(["--platform", "qemu-arm-virt", "--root-server"])
-        .arg(sel4::root_server())
-        .arg("-o")
-        .arg(&out)
-        .env("SEL4_PREFIX", sel4::prefix())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "selkie compose pack failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    sel4::compose_pack(&compose, &[], &out);
     let c = sel4::boot(&out, 300);
     assert!(c.finished, "no final line within 300 s:\n{}", c.text);
     assert!(c.has_in_order(&server_out), "the server's lines differ from Linux:\n{}", c.text);

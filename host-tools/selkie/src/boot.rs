@@ -78,7 +78,7 @@ pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
 const PAD_NAME: &str = "!pad";
 
 /// Writes the bundle cpio for prepared apps.
-pub fn bundle(prepared: &[pack::Prepared]) -> Result<Vec<u8>> {
+pub fn bundle(prepared: &[pack::Prepared], ends_with: Option<&str>) -> Result<Vec<u8>> {
     // (name, data, page-align the data)
     let mut members: Vec<(String, Vec<u8>, bool)> = Vec::new();
     let mut apps = Vec::new();
@@ -89,7 +89,7 @@ pub fn bundle(prepared: &[pack::Prepared]) -> Result<Vec<u8>> {
         members.push((text, store, true));
         members.push((rootfs, cpio, false));
     }
-    let manifest = crate::runtime::manifest(apps)?;
+    let manifest = crate::runtime::manifest(apps, ends_with)?;
     members.insert(0, ("manifest.json".into(), serde_json::to_vec_pretty(&manifest)?, false));
     let mut out = Vec::new();
     let mut ino = 0u32;
@@ -212,11 +212,12 @@ pub fn add_payload(prefix: &Path, app: &Path, out: &Path) -> Result<()> {
 pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
     check_boot(boot)?;
     let prepared = pack::prepare_all(refs, opts)?;
-    pack_prepared(&prepared, boot, out)
+    pack_prepared(&prepared, boot, out, None)
 }
 
-/// `selkie compose pack`: every service of `project`, in start order, in one image.
-pub fn pack_compose(project: &crate::compose::Project, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
+/// `selkie compose pack`: every service of `project`, in start order, in one image; with
+/// `ends_with`, the image ends when that service does (compose's `--exit-code-from`).
+pub fn pack_compose(project: &crate::compose::Project, boot: &BootOptions, out: &Path, ends_with: Option<&str>) -> Result<Vec<String>> {
     check_boot(boot)?;
     let mut prepared = Vec::new();
     for svc in &project.services {
@@ -224,7 +225,7 @@ pub fn pack_compose(project: &crate::compose::Project, boot: &BootOptions, out: 
         let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
         prepared.push(pack::prepare(&r, &opts).with_context(|| format!("service {}", svc.name))?);
     }
-    pack_prepared(&prepared, boot, out)
+    pack_prepared(&prepared, boot, out, ends_with)
 }
 
 fn check_boot(boot: &BootOptions) -> Result<()> {
@@ -237,11 +238,11 @@ fn check_boot(boot: &BootOptions) -> Result<()> {
     check_prefix(&boot.sel4_prefix, &boot.platform)
 }
 
-fn pack_prepared(prepared: &[pack::Prepared], boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
+fn pack_prepared(prepared: &[pack::Prepared], boot: &BootOptions, out: &Path, ends_with: Option<&str>) -> Result<Vec<String>> {
     let root = std::fs::read(&boot.root_server).with_context(|| {
         format!("reading the root server {} (build it with root-server/build.sh, or pass --root-server)", boot.root_server.display())
     })?;
-    let b = bundle(prepared)?;
+    let b = bundle(prepared, ends_with)?;
     let elf = embed(&root, &b).with_context(|| format!("embedding the bundle into {}", boot.root_server.display()))?;
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".selkie-root-").suffix(".elf").tempfile_in(dir)?;

@@ -149,6 +149,9 @@ fn main() {
 enum ComposeCmd {
     /// One bootable seL4 image of every service, on their networks.
     Pack {
+        /// The image ends when this service does: the others are stopped then.
+        #[arg(long, value_name = "SERVICE")]
+        exit_code_from: Option<String>,
         /// seL4 platform (qemu-arm-virt, ...).
         #[arg(long)]
         platform: String,
@@ -220,7 +223,7 @@ fn run(cli: Cli) -> Result<()> {
                         println!("{}: {} networks {:?}", s.name, s.image, s.networks);
                     }
                 }
-                ComposeCmd::Pack { platform, output, root_server } => {
+                ComposeCmd::Pack { platform, output, root_server, exit_code_from } => {
                     let boot = selkie::boot::BootOptions {
                         platform: platform.clone(),
                         root_server: root_server.or_else(|| selkie::boot::default_root_server(&platform)).ok_or_else(|| {
@@ -230,7 +233,7 @@ fn run(cli: Cli) -> Result<()> {
                             anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {platform} (see README.md, Prerequisites for booting seL4)")
                         })?,
                     };
-                    let names = selkie::boot::pack_compose(&project, &boot, &output)?;
+                    let names = selkie::boot::pack_compose(&project, &boot, &output, exit_code_from.as_deref())?;
                     eprintln!("packed {} into {} for {platform}", names.join(", "), output.display());
                 }
                 ComposeCmd::Up { emulate, exit_code_from, abort_on_container_exit } => {

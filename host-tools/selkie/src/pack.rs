@@ -298,7 +298,7 @@ pub fn pack_bundle(refs: &[ImageRef], opts: &PackOptions, out: &Path) -> Result<
         })?;
         output.file(&text, |w| Ok(w.write_all(&store)?))?;
     }
-    let manifest = runtime::manifest(apps)?;
+    let manifest = runtime::manifest(apps, None)?;
     let json = serde_json::to_vec_pretty(&manifest)?;
     output.file("manifest.json", |w| Ok(w.write_all(&json)?))?;
     output.commit()?;

@@ -258,13 +258,19 @@ pub fn build_app(
     Ok(app)
 }
 
-/// The manifest for a list of apps, validated.
-pub fn manifest(apps: Vec<App<String>>) -> Result<selkie_manifest::Manifest<String>> {
+/// The manifest for a list of apps, validated; the image ends when `ends_with` does (see
+/// `Manifest::ends_with`).
+pub fn manifest(apps: Vec<App<String>>, ends_with: Option<&str>) -> Result<selkie_manifest::Manifest<String>> {
     let mut v = heapless::Vec::new();
     for a in apps {
         v.push(a).map_err(|_| anyhow::anyhow!("more than {} apps in one image", selkie_manifest::MAX_APPS))?;
     }
-    let m = selkie_manifest::Manifest { version: FORMAT_VERSION, apps: v };
+    if let Some(e) = ends_with {
+        if !v.iter().any(|a| a.name == e) {
+            bail!("{e}: no such app or service (the image is to end with it)");
+        }
+    }
+    let m = selkie_manifest::Manifest { version: FORMAT_VERSION, apps: v, ends_with: ends_with.map(String::from) };
     m.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m)
 }

@@ -128,6 +128,30 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     Ok(at)
 }
 
+/// How many bytes of our heap an mmap with arguments `a` copies on the way (0 for an
+/// anonymous mapping or a bad argument, which mmap then refuses): the mapped part of an
+/// image file after the pages the text store shares, or a run-time file whole and its
+/// mapped part. A runner with a small heap checks it first.
+pub fn mmap_copy_size(s: &Shim<'_>, a: [u64; 6]) -> u64 {
+    let [_, len, prot, flags, fd, off] = a;
+    if flags & MAP_ANONYMOUS != 0 {
+        return 0;
+    }
+    let Ok(prot) = prot_arg(prot) else { return 0 };
+    let Ok(file) = s.fds.file(fd_arg(fd)) else { return 0 };
+    let f = file.borrow();
+    let Some(ino) = f.obj.ino() else { return len };
+    let Some(src) = crate::fd::data_of(&s.vfs, ino) else {
+        return s.vfs.node(ino).size().saturating_add(len);
+    };
+    let private = flags & MAP_SHARED_VALIDATE == MAP_PRIVATE;
+    let stored = if prot.x() && !prot.w() && private { s.stored_text(src).and_then(|t| t.code_at(off)) } else { None };
+    let shared = stored.map_or(0, |c| page_up(c.len() as u64).unwrap_or(len).min(len));
+    let start = off.min(src.len() as u64);
+    let end = start.saturating_add(len).min(src.len() as u64);
+    end - start.saturating_add(shared).min(end)
+}
+
 pub fn munmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     s.mm.unmap(env, a[0], a[1]).map(|_| 0)
 }

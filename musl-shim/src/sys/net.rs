@@ -262,10 +262,25 @@ const SOL_SOCKET: u64 = 1;
 const IPPROTO_IP: u64 = 0;
 const IPPROTO_TCP: u64 = 6;
 const IPPROTO_IPV6: u64 = 41;
+const IPV6_V6ONLY: u64 = 26;
 
-/// setsockopt: the options that only tune a real network (buffers, keepalive, Nagle,
-/// reuse, timeouts, IPV6_V6ONLY) are taken and have no effect on these queues.
-pub fn setsockopt(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+/// setsockopt: IPV6_V6ONLY keeps an IPv6 socket's port apart from IPv4's; the options
+/// that only tune a real network (buffers, keepalive, Nagle, reuse, timeouts) are taken
+/// and have no effect on these queues.
+pub fn setsockopt<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[1] == IPPROTO_IPV6 && a[2] == IPV6_V6ONLY {
+        if a[4] < 4 {
+            return Err(EINVAL);
+        }
+        let on = env.read_u32(a[3])? != 0;
+        return with_sock(s, a[0], |k, _| {
+            if k.domain != AF_INET6 {
+                return Err(ENOPROTOOPT);
+            }
+            k.v6only = on;
+            Ok(0)
+        });
+    }
     with_sock(s, a[0], |_, _| Ok(()))?;
     match a[1] {
         SOL_SOCKET | IPPROTO_TCP | IPPROTO_IP | IPPROTO_IPV6 => Ok(0),
@@ -274,7 +289,7 @@ pub fn setsockopt(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
 }
 
 pub fn getsockopt<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
-    let (domain, ty, listening) = with_sock(s, a[0], |k, _| Ok((k.domain, k.ty, k.readiness() == 0 && k.peer_addr().is_err())))?;
+    let (domain, ty, listening, v6only) = with_sock(s, a[0], |k, _| Ok((k.domain, k.ty, k.readiness() == 0 && k.peer_addr().is_err(), k.v6only)))?;
     let v: u32 = match (a[1], a[2]) {
         (SOL_SOCKET, 3) => ty,                                        // SO_TYPE
         (SOL_SOCKET, 4) => 0,                                         // SO_ERROR
@@ -282,6 +297,7 @@ pub fn getsockopt<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sy
         (SOL_SOCKET, 38) => if domain == AF_UNIX { 0 } else if ty == SOCK_STREAM { 6 } else { 17 }, // SO_PROTOCOL
         (SOL_SOCKET, 30) => u32::from(listening),                    // SO_ACCEPTCONN (approximate)
         (SOL_SOCKET, 7) | (SOL_SOCKET, 8) => (if ty == SOCK_STREAM { STREAM_CAPACITY } else { DGRAM_CAPACITY }) as u32,
+        (IPPROTO_IPV6, IPV6_V6ONLY) => u32::from(v6only),
         (SOL_SOCKET, _) | (IPPROTO_TCP, _) | (IPPROTO_IP, _) | (IPPROTO_IPV6, _) => 0,
         _ => return Err(ENOPROTOOPT),
     };

@@ -765,3 +765,67 @@ pub fn setsid(s: &mut Shim<'_>) -> SysResult<u64> {
     p.pgid = pid;
     Ok(u64::from(pid))
 }
+
+/// setuid/setreuid/setresuid (or the gid ones, `group`): `ids` are (real, effective,
+/// saved), -1 leaving one as it is. This personality keeps one id for all three, so root
+/// may set it to anything (each given id must then agree), and anyone else only to itself.
+pub fn set_id(s: &mut Shim<'_>, group: bool, ids: [u64; 3]) -> SysResult<u64> {
+    let given: Vec<u32> = ids.iter().map(|&v| v as u32).filter(|&v| v != u32::MAX).collect();
+    let Some(&new) = given.first() else { return Ok(0) };
+    if given.iter().any(|&v| v != new) {
+        return Err(EINVAL);
+    }
+    let cur = if group { s.proc_.gid } else { s.proc_.uid };
+    if s.proc_.uid != 0 && new != cur {
+        return Err(EPERM);
+    }
+    if group {
+        s.proc_.gid = new;
+    } else {
+        s.proc_.uid = new;
+    }
+    Ok(0)
+}
+
+/// getresuid/getresgid: the one id, three times.
+pub fn get_res_id<E: Platform>(env: &mut E, id: u32, a: [u64; 6]) -> SysResult<u64> {
+    for at in &a[..3] {
+        env.write_u32(*at, id)?;
+    }
+    Ok(0)
+}
+
+pub fn getgroups<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let (size, list) = (a[0] as i32, a[1]);
+    let n = s.proc_.groups.len();
+    if size < 0 {
+        return Err(EINVAL);
+    }
+    if size == 0 {
+        return Ok(n as u64);
+    }
+    if (size as usize) < n {
+        return Err(EINVAL);
+    }
+    for (i, g) in s.proc_.groups.iter().enumerate() {
+        env.write_u32(list.wrapping_add(i as u64 * 4), *g)?;
+    }
+    Ok(n as u64)
+}
+
+/// setgroups(size, list): root only, at most 65536 (Linux's NGROUPS_MAX).
+pub fn setgroups<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let size = a[0] as i32;
+    if !(0..=65536).contains(&size) {
+        return Err(EINVAL);
+    }
+    if s.proc_.uid != 0 {
+        return Err(EPERM);
+    }
+    let mut groups = Vec::with_capacity(size as usize);
+    for i in 0..size as u64 {
+        groups.push(env.read_u32(a[1].wrapping_add(i * 4))?);
+    }
+    s.proc_.groups = groups;
+    Ok(0)
+}
