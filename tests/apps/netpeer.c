@@ -1,6 +1,12 @@
 /* The seed's compose pair: `netpeer server PORT` serves two clients one after the other
  * (reads a line, answers "ack N: LINE"); `netpeer client PORT HOST` resolves HOST (by
- * /etc/hosts: a service name), retries until the server is up, and makes two sessions. */
+ * /etc/hosts: a service name), retries until the server is up, and makes two sessions.
+ * A flood beside them: `netpeer sink PORT` accepts one connection, never reads it, and
+ * closes it after a second; `netpeer flood PORT HOST` writes to the sink until it is
+ * refused (non-blocking: EAGAIN), then blocks in a write until the sink is gone (EPIPE). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +79,55 @@ static int client(const char *port, const char *host) {
     return 0;
 }
 
+static int connect_to(const char *port, const char *host) {
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(host, port, &hints, &ai)) return -1;
+    for (int tries = 0; tries < 200; tries++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) return s;
+        close(s);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int sink(int port) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1)) { perror("sink"); return 1; }
+    int s = accept(l, NULL, NULL);
+    sleep(1);
+    close(s);
+    printf("sink: closed without reading\n");
+    return 0;
+}
+
+static int flood(const char *port, const char *host) {
+    signal(SIGPIPE, SIG_IGN);
+    int s = connect_to(port, host);
+    if (s < 0) { printf("flood: no sink\n"); return 3; }
+    static char buf[4096];
+    fcntl(s, F_SETFL, O_NONBLOCK);
+    long total = 0;
+    for (;;) {
+        ssize_t w = write(s, buf, sizeof buf);
+        if (w < 0) break;
+        total += w;
+        if (total > (64L << 20)) { printf("flood: never refused\n"); return 4; }
+    }
+    printf("flood: refused (%s) after %ld KiB\n", errno == EAGAIN ? "EAGAIN" : strerror(errno), total / 1024);
+    fcntl(s, F_SETFL, 0);
+    for (;;) {
+        if (write(s, buf, sizeof buf) < 0) break;
+    }
+    printf("flood: blocked until the sink closed (%s)\n", errno == EPIPE ? "EPIPE" : errno == ECONNRESET ? "ECONNRESET" : strerror(errno));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "sink")) return sink(atoi(argv[2]));
+    if (argc >= 4 && !strcmp(argv[1], "flood")) return flood(argv[2], argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "server")) return server(atoi(argv[2]));
     if (argc >= 4 && !strcmp(argv[1], "client")) return client(argv[2], argv[3]);
     fprintf(stderr, "usage: netpeer server PORT | netpeer client PORT HOST\n");

@@ -170,10 +170,13 @@ static void v6only(void) {
     int one = 1, got = 0;
     socklen_t gl = sizeof got;
     int s4 = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(18830)};
-    check(bind(s4, (struct sockaddr *)&a4, sizeof a4) == 0 && listen(s4, 1) == 0, "v4 listener on 0.0.0.0");
+    /* Port 0: the reference runs on the host's own loopback, beside other tests. */
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    socklen_t al = sizeof a4;
+    check(bind(s4, (struct sockaddr *)&a4, sizeof a4) == 0 && listen(s4, 1) == 0 && getsockname(s4, (struct sockaddr *)&a4, &al) == 0,
+          "v4 listener on 0.0.0.0");
     int s6 = socket(AF_INET6, SOCK_STREAM, 0);
-    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(18830)};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = a4.sin_port};
     check(bind(s6, (struct sockaddr *)&a6, sizeof a6) == -1 && errno == EADDRINUSE, "dual-stack [::] clashes with 0.0.0.0");
     close(s6);
     s6 = socket(AF_INET6, SOCK_STREAM, 0);
@@ -182,13 +185,13 @@ static void v6only(void) {
     check(got == 1, "IPV6_V6ONLY reads back");
     check(bind(s6, (struct sockaddr *)&a6, sizeof a6) == 0 && listen(s6, 1) == 0, "v6-only listener beside it");
     int c = socket(AF_INET6, SOCK_STREAM, 0);
-    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = htons(18830), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    struct sockaddr_in6 to6 = {.sin6_family = AF_INET6, .sin6_port = a4.sin_port, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     check(connect(c, (struct sockaddr *)&to6, sizeof to6) == 0, "[::1] reaches the v6-only listener");
     int acc = accept(s6, NULL, NULL);
     check(acc >= 0, "the v6-only listener accepts it");
     close(acc); close(c);
     c = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in to4 = {.sin_family = AF_INET, .sin_port = htons(18830), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in to4 = {.sin_family = AF_INET, .sin_port = a4.sin_port, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     check(connect(c, (struct sockaddr *)&to4, sizeof to4) == 0 && (acc = accept(s4, NULL, NULL)) >= 0, "127.0.0.1 reaches the v4 listener");
     close(acc); close(c); close(s4); close(s6);
     int u = socket(AF_INET6, SOCK_DGRAM, 0);

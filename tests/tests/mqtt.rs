@@ -55,6 +55,9 @@ fn tools() -> bool {
 /// The image (entrypoint /bin/sh, Cmd /ref.sh: the Linux reference's script) and what
 /// the reference printed.
 fn image() -> Option<Built> {
+    // The reference's broker listens on the host's port 1883: one reference at a time.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let debs = debs(&PACKAGES)?;
     // At most 150 tries, 0.2 s apart.
     let retry = |cmd: &str| format!("#!/bin/sh\nn=0\nuntil {cmd}; do\n  n=$((n + 1))\n  [ $n -lt 150 ] || exit 1\n  sleep 0.2\ndone\n");

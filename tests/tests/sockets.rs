@@ -84,7 +84,9 @@ fn select_and_timerfds_on_sel4_like_linux() {
 /// The seed's compose pair (tests/apps/netpeer.c) on Linux: the server and the client as
 /// two processes on the host's loopback; their stdouts.
 fn pair_on_linux(bin: &std::path::Path) -> Option<(String, String)> {
-    let port = (40000 + std::process::id() % 20000).to_string();
+    // A port of its own: tests of this process run side by side on the host's loopback.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let port = (40000 + (std::process::id() * 8 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 20000).to_string();
     let server = std::process::Command::new("qemu-aarch64-static")
         .arg(bin)
         .args(["server", &port])
@@ -195,4 +197,121 @@ fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
     assert_eq!(c.status("client"), Some(0), "{:?}", c.reports());
     assert!(c.text.lines().any(|l| l.starts_with("client: cannot resolve server")), "the loner resolved the server:\n{}", c.text);
     assert_eq!(c.status("loner"), Some(2), "{:?}", c.reports());
+}
+
+/// tests/apps/netbench.c as a server and a client service on one network: a compose file.
+fn netbench_compose(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let bin = c_app("netbench", Link::Static)?;
+    let image = selkie_tests::oci::OciImage::new(&dir.join("netbench"), "netbench");
+    image.layer(|r| {
+        std::fs::copy(&bin, r.join("netbench")).unwrap();
+    });
+    image.config(&["--config.entrypoint", "/netbench"]);
+    let compose = dir.join("compose.yaml");
+    let r = image.reference();
+    std::fs::write(
+        &compose,
+        format!("services:\n  server:\n    image: {r}\n    command: [server, \"7070\"]\n  client:\n    image: {r}\n    command: [client, \"7070\", server]\n    depends_on: [server]\n"),
+    )
+    .unwrap();
+    Some(compose)
+}
+
+/// The stream arrived whole (same count and checksum on both sides) and every round trip
+/// came back; returns the `bench:` lines (ratios against memcpy and getppid in the same run).
+fn netbench_checked(out: &str) -> Vec<String> {
+    let sent = out.lines().find_map(|l| l.split("client: sent ").nth(1)).unwrap_or_else(|| panic!("no client line:\n{out}"));
+    let got = out.lines().find_map(|l| l.split("server: got ").nth(1)).unwrap_or_else(|| panic!("no server line:\n{out}"));
+    assert_eq!(sent.replace(" bytes,", ""), got.replace(" bytes,", ""), "{out}");
+    assert!(sent.starts_with("67108864 bytes"), "{out}");
+    assert!(out.contains("client: 2000 round trips done") && out.contains("server: echoed 2000 messages"), "{out}");
+    out.lines().filter_map(|l| l.find("bench: ").map(|i| l[i..].to_string())).collect()
+}
+
+/// Not a timed test: it checks the bytes, and prints what the run measured (--nocapture).
+#[test]
+fn two_apps_stream_64_mib_and_round_trips_emulated_and_on_sel4() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(compose) = netbench_compose(tmp.path()) else { return };
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "up", "--emulate", "-f"])
+        .arg(&compose)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{all}");
+    for l in netbench_checked(&all) {
+        println!("emulated: {l}");
+    }
+    if !sel4::available() {
+        return;
+    }
+    let out = tmp.path().join("image.elf");
+    sel4::compose_pack(&compose, &[], &out);
+    let c = sel4::boot(&out, 600);
+    assert!(c.finished, "no final line within 600 s:\n{}", c.text);
+    for l in netbench_checked(&c.text) {
+        println!("seL4: {l}");
+    }
+    assert_eq!(c.status("client"), Some(0), "{:?}", c.reports());
+    assert_eq!(c.status("server"), Some(0), "{:?}", c.reports());
+}
+
+/// A flood beside the seed's pair: `flood` writes to `sink`, which never reads. The flood is
+/// refused (EAGAIN) once a bounded queue is full and then blocked until the sink goes,
+/// while the pair talks as on Linux; nothing of the flood reaches the other apps.
+fn flood_checked(out: &str, client_out: &str, client: &str) {
+    let refused = out
+        .lines()
+        .find_map(|l| l.split("flood: refused (EAGAIN) after ").nth(1))
+        .unwrap_or_else(|| panic!("the flood was not refused:\n{out}"));
+    let kib: u64 = refused.trim_end_matches(" KiB").parse().unwrap();
+    assert!((64..=1024).contains(&kib), "the flood queued {kib} KiB:\n{out}");
+    assert!(out.contains("flood: blocked until the sink closed"), "{out}");
+    assert_eq!(client, client_out, "the client beside the flood:\n{out}");
+}
+
+#[test]
+fn a_flooding_app_is_refused_and_the_others_go_on_emulated_and_on_sel4() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(p) = compose_pair(tmp.path()) else { return };
+    let text = std::fs::read_to_string(&p.compose).unwrap();
+    let r = text.lines().find_map(|l| l.trim().strip_prefix("image: ")).unwrap().to_string();
+    let compose = tmp.path().join("flood.yaml");
+    std::fs::write(
+        &compose,
+        format!(
+            "services:\n  server:\n    image: {r}\n    command: [server, \"5050\"]\n  sink:\n    image: {r}\n    command: [sink, \"6060\"]\n  flood:\n    image: {r}\n    command: [flood, \"6060\", sink]\n  client:\n    image: {r}\n    command: [client, \"5050\", server]\n"
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "up", "--emulate", "-f"])
+        .arg(&compose)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    flood_checked(&out, &p.client_out, &service_lines(&out, "client"));
+    for name in ["server", "sink", "flood", "client"] {
+        assert!(out.lines().any(|l| l == format!("{name} exited with code 0")), "{name}:\n{out}");
+    }
+    if !sel4::available() {
+        return;
+    }
+    let img = tmp.path().join("image.elf");
+    sel4::compose_pack(&compose, &[], &img);
+    let c = sel4::boot(&img, 300);
+    assert!(c.finished, "no final line within 300 s:\n{}", c.text);
+    let client: String = c.text.lines().filter(|l| l.starts_with("client: ")).map(|l| format!("{l}\n")).collect();
+    flood_checked(&c.text, &p.client_out, &client);
+    for name in ["server", "sink", "flood", "client"] {
+        assert_eq!(c.status(name), Some(0), "{name}: {:?}", c.reports());
+    }
 }
