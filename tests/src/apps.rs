@@ -183,7 +183,11 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
     }
     let qemu = Command::new("sh").args(["-c", "command -v qemu-aarch64-static"]).output().ok()?;
     let qemu = String::from_utf8_lossy(&qemu.stdout).trim().to_string();
-    fs::copy(&qemu, rootfs.join(".qemu-aarch64-static")).expect("copy qemu");
+    // Copied by `cp`, not by this process: a file this (multi-threaded) test process held
+    // open for writing leaks into every child another test forks meanwhile, and executing
+    // it then fails with ETXTBSY (the reference's status 126 and empty output, seen in CI).
+    let copied = Command::new("cp").arg(&qemu).arg(rootfs.join(".qemu-aarch64-static")).status().expect("cp");
+    assert!(copied.success(), "copying {qemu} into {}", rootfs.display());
     let script = match limits.nproc {
         None => "ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"".to_string(),
         Some(n) => {
