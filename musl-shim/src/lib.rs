@@ -340,13 +340,19 @@ impl<'a> Shim<'a> {
         self.vfs.set_exe(path.as_bytes());
     }
 
+    /// Parks the calling thread until I/O changes (the call is then retried), its own
+    /// `deadline` passes, or a timerfd of its fds expires (retried then too).
+    pub(crate) fn block_on_io(&mut self, deadline: Option<(u64, i64)>) {
+        let cur = self.tasks.cur;
+        let deadline = task::with_wake(deadline, self.fds.earliest_wake());
+        self.tasks.block(cur, task::Wait::Io, deadline);
+    }
+
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let action = match sys::dispatch(self, env, nr, a) {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
-                let cur = self.tasks.cur;
-                let wake = self.fds.earliest_wake();
-                self.tasks.block(cur, task::Wait::Io, task::with_wake(None, wake));
+                self.block_on_io(None);
                 Action::Block
             }
             // Nobody else could ever make it ready.

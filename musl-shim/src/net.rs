@@ -110,26 +110,28 @@ impl Addr {
 
     /// The host an address names, seen from `me`: `None` when unreachable.
     fn host(&self, me: [u8; 4]) -> Option<[u8; 4]> {
-        let v4 = |b: &[u8]| -> [u8; 4] {
-            if b[0] == 127 || b == [0; 4] {
-                me
-            } else {
-                [b[0], b[1], b[2], b[3]]
-            }
-        };
         match self {
-            Addr::Inet { v6: false, ip, .. } => Some(v4(&ip[..4])),
-            Addr::Inet { v6: true, ip, .. } => {
-                if ip[..15] == [0; 15] && ip[15] <= 1 {
-                    Some(me)
-                } else if ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff] {
-                    Some(v4(&ip[12..16]))
-                } else {
-                    None
-                }
-            }
+            Addr::Inet { .. } => match self.v4() {
+                Some(b) if b[0] == 127 || b == [0; 4] => Some(me),
+                Some(b) => Some(b),
+                None => self.is_v6_local().then_some(me),
+            },
             _ => Some(me),
         }
+    }
+
+    /// The IPv4 address an inet address holds: an IPv4 one, or an IPv4-mapped IPv6 one.
+    fn v4(&self) -> Option<[u8; 4]> {
+        match self {
+            Addr::Inet { v6: false, ip, .. } => Some([ip[0], ip[1], ip[2], ip[3]]),
+            Addr::Inet { v6: true, ip, .. } if ip[..12] == mapped([0; 4])[..12] => Some([ip[12], ip[13], ip[14], ip[15]]),
+            _ => None,
+        }
+    }
+
+    /// `::` or `::1`.
+    fn is_v6_local(&self) -> bool {
+        matches!(self, Addr::Inet { v6: true, ip, .. } if ip[..15] == [0; 15] && ip[15] <= 1)
     }
 
     fn port(&self) -> Option<u16> {
@@ -239,12 +241,9 @@ impl Net {
     /// What is bound at `k` for a peer addressing `to`: an IPv6 address that is not
     /// v4-mapped reaches an IPv6-only socket first, then a dual-stack one.
     fn find<T>(&self, k: &Key, to: &Addr, get: impl Fn(&Net, &Key) -> Option<T>) -> Option<T> {
-        if let (Key::Port(st, h, p), Addr::Inet { v6: true, ip, .. }) = (k, to) {
-            let mapped = ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff];
-            if !mapped {
-                if let Some(x) = get(self, &Key::Port6(*st, *h, *p)) {
-                    return Some(x);
-                }
+        if let (Key::Port(st, h, p), Addr::Inet { v6: true, .. }, None) = (k, to, to.v4()) {
+            if let Some(x) = get(self, &Key::Port6(*st, *h, *p)) {
+                return Some(x);
             }
         }
         get(self, k)
@@ -491,15 +490,12 @@ impl Socket {
             if let State::Dgram { peer, local, .. } = &mut self.state {
                 // An IPv6 socket connected to an IPv4 address has IPv4-mapped names (glibc's
                 // getaddrinfo asserts it when it sorts its answers).
-                let to_v4 = match &to {
-                    Addr::Inet { v6: false, ip, .. } => Some([ip[0], ip[1], ip[2], ip[3]]),
-                    Addr::Inet { v6: true, ip, .. } if ip[..10] == [0; 10] && ip[10..12] == [0xff, 0xff] => Some([ip[12], ip[13], ip[14], ip[15]]),
-                    _ => None,
-                };
-                if let (Some(Addr::Inet { v6: true, ip, .. }), Some(to_ip)) = (local.as_mut(), to_v4) {
-                    if *ip == LOOPBACK6 || *ip == [0; 16] {
+                if let (Some(l @ Addr::Inet { v6: true, .. }), Some(to_ip)) = (local.as_mut(), to.v4()) {
+                    if l.is_v6_local() {
                         let from = if to_ip[0] == 127 { [127, 0, 0, 1] } else { host };
-                        *ip = mapped(from);
+                        if let Addr::Inet { ip, .. } = l {
+                            *ip = mapped(from);
+                        }
                     }
                 }
                 *peer = Some(in_domain(&to, domain));
@@ -728,9 +724,6 @@ fn in_domain(a: &Addr, domain: u16) -> Addr {
     }
 }
 
-/// ::1
-const LOOPBACK6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-
 /// ::ffff:a.b.c.d
 fn mapped(v4: [u8; 4]) -> [u8; 16] {
     let mut ip = [0u8; 16];
@@ -741,15 +734,11 @@ fn mapped(v4: [u8; 4]) -> [u8; 16] {
 
 fn own_address(a: &Addr, host: [u8; 4]) -> Addr {
     match a {
-        Addr::Inet { v6, port, .. } => {
+        Addr::Inet { v6: true, port, .. } => Addr::Inet { v6: true, ip: mapped(host), port: *port },
+        Addr::Inet { v6: false, port, .. } => {
             let mut ip = [0u8; 16];
-            if *v6 {
-                ip[10..12].copy_from_slice(&[0xff, 0xff]);
-                ip[12..16].copy_from_slice(&host);
-            } else {
-                ip[..4].copy_from_slice(&host);
-            }
-            Addr::Inet { v6: *v6, ip, port: *port }
+            ip[..4].copy_from_slice(&host);
+            Addr::Inet { v6: false, ip, port: *port }
         }
         other => other.clone(),
     }

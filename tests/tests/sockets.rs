@@ -20,65 +20,59 @@ fn all_ok(out: &str) {
     assert!(!out.contains("FAILED"), "{out}");
 }
 
-#[test]
-fn sockets_match_linux() {
-    if !tools() {
-        return;
-    }
-    let Some(bin) = c_app("sockets", Link::Static) else { return };
-    let Some(o) = Case::new("sockets", &bin).compare() else { return };
-    assert_eq!(o.status, 0, "{}", o.stdout);
-    all_ok(&o.stdout);
-}
-
-#[test]
-fn sockets_boot_on_sel4_like_linux() {
-    if !tools() || !sel4::available() {
-        return;
-    }
-    let Some(bin) = c_app("sockets", Link::Static) else { return };
-    let Some(built) = Case::new("sockets", &bin).build() else { return };
-    all_ok(&built.want.stdout);
-    let tmp = tempfile::tempdir().unwrap();
-    let image = tmp.path().join("image.elf");
-    sel4::pack(&[built.image.reference()], &image);
-    let c = sel4::boot(&image, 300);
-    assert!(c.finished, "no final line within 300 s:\n{}", c.text);
-    assert!(c.has_in_order(&built.want.stdout), "the console differs from Linux:\n{}", c.text);
-    assert_eq!(c.status("sockets"), Some(built.want.status), "{:?}", c.reports());
-}
-
 /// tests/apps/ready.c's checks all passed.
 fn ready_ok(out: &str) {
     assert!(out.lines().filter(|l| l.ends_with(": ok")).count() >= 14 && out.contains("ready: all ok"), "{out}");
 }
 
-#[test]
-fn select_and_timerfds_match_linux() {
+/// tests/apps/NAME.c under `selkie run --emulate` gives Linux's stdout and status 0, and
+/// `ok` accepts what Linux printed.
+fn matches_linux(name: &str, ok: fn(&str)) {
     if !tools() {
         return;
     }
-    let Some(bin) = c_app("ready", Link::Static) else { return };
-    let Some(o) = Case::new("ready", &bin).compare() else { return };
+    let Some(bin) = c_app(name, Link::Static) else { return };
+    let Some(o) = Case::new(name, &bin).compare() else { return };
     assert_eq!(o.status, 0, "{}", o.stdout);
-    ready_ok(&o.stdout);
+    ok(&o.stdout);
 }
 
-#[test]
-fn select_and_timerfds_on_sel4_like_linux() {
+/// tests/apps/NAME.c booted on seL4 prints Linux's lines, in order, and ends with status 0.
+fn boots_like_linux(name: &str, ok: fn(&str)) {
     if !tools() || !sel4::available() {
         return;
     }
-    let Some(bin) = c_app("ready", Link::Static) else { return };
-    let Some(built) = Case::new("ready", &bin).build() else { return };
-    ready_ok(&built.want.stdout);
+    let Some(bin) = c_app(name, Link::Static) else { return };
+    let Some(built) = Case::new(name, &bin).build() else { return };
+    ok(&built.want.stdout);
+    assert_eq!(built.want.status, 0, "{}", built.want.stdout);
     let tmp = tempfile::tempdir().unwrap();
     let image = tmp.path().join("image.elf");
     sel4::pack(&[built.image.reference()], &image);
     let c = sel4::boot(&image, 300);
     assert!(c.finished, "no final line within 300 s:\n{}", c.text);
     assert!(c.has_in_order(&built.want.stdout), "the console differs from Linux:\n{}", c.text);
-    assert_eq!(c.status("ready"), Some(0), "{:?}", c.reports());
+    assert_eq!(c.status(name), Some(0), "{:?}", c.reports());
+}
+
+#[test]
+fn sockets_match_linux() {
+    matches_linux("sockets", all_ok);
+}
+
+#[test]
+fn sockets_boot_on_sel4_like_linux() {
+    boots_like_linux("sockets", all_ok);
+}
+
+#[test]
+fn select_and_timerfds_match_linux() {
+    matches_linux("ready", ready_ok);
+}
+
+#[test]
+fn select_and_timerfds_on_sel4_like_linux() {
+    boots_like_linux("ready", ready_ok);
 }
 
 /// The seed's compose pair (tests/apps/netpeer.c) on Linux: the server and the client as
@@ -175,6 +169,12 @@ fn the_seeds_compose_pair_runs_under_compose_up_emulate_like_on_linux() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = std::process::Command::new(selkie_tests::tools::selkie_bin())
+        .args(["compose", "up", "--emulate", "--exit-code-from", "nosuch", "-f"])
+        .arg(&p.compose)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no service \"nosuch\""), "{o:?}");
     // Without --emulate there is nothing to run it on here: a clear error.
     let o = std::process::Command::new(selkie_tests::tools::selkie_bin()).args(["compose", "up", "-f"]).arg(&p.compose).output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--emulate"), "{o:?}");

@@ -219,12 +219,7 @@ pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out
 /// `ends_with`, the image ends when that service does (compose's `--exit-code-from`).
 pub fn pack_compose(project: &crate::compose::Project, boot: &BootOptions, out: &Path, ends_with: Option<&str>) -> Result<Vec<String>> {
     check_boot(boot)?;
-    let mut prepared = Vec::new();
-    for svc in &project.services {
-        let r = ImageRef::parse(&svc.image).with_context(|| format!("services.{}.image", svc.name))?;
-        let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
-        prepared.push(pack::prepare(&r, &opts).with_context(|| format!("service {}", svc.name))?);
-    }
+    let prepared = pack::prepare_compose(project)?;
     pack_prepared(&prepared, boot, out, ends_with)
 }
 

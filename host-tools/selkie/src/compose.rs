@@ -153,6 +153,13 @@ fn unsupported(other: &BTreeMap<String, serde_yaml::Value>, at: &str) -> Result<
 }
 
 impl Project {
+    /// The service called `name` (for `--exit-code-from`).
+    pub fn service(&self, name: &str) -> Result<&Service> {
+        self.services.iter().find(|s| s.name == name).with_context(|| {
+            format!("no service {name:?} (services: {})", self.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Project> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Project::parse(&text).with_context(|| format!("{}", path.display()))

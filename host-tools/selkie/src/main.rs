@@ -1,6 +1,6 @@
 //! The `selkie` command line.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use selkie::pack::PackOptions;
 use selkie::platform::Platform;
@@ -224,6 +224,9 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 ComposeCmd::Pack { platform, output, root_server, exit_code_from } => {
+                    if let Some(from) = &exit_code_from {
+                        project.service(from)?;
+                    }
                     let boot = selkie::boot::BootOptions {
                         platform: platform.clone(),
                         root_server: root_server.or_else(|| selkie::boot::default_root_server(&platform)).ok_or_else(|| {
@@ -240,14 +243,13 @@ fn run(cli: Cli) -> Result<()> {
                     if !emulate {
                         anyhow::bail!("`selkie compose up` runs the services on this host with --emulate; for seL4, `selkie compose pack --platform P -o IMAGE` and boot the image");
                     }
+                    if let Some(from) = &exit_code_from {
+                        project.service(from)?;
+                    }
                     let mut apps = Vec::new();
-                    for svc in &project.services {
-                        let r = ImageRef::parse(&svc.image).with_context(|| format!("services.{}.image", svc.name))?;
-                        let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
-                        let p = selkie::pack::prepare(&r, &opts).with_context(|| format!("service {}", svc.name))?;
+                    for p in selkie::pack::prepare_compose(&project)? {
                         let (rootfs, text) = p.rootfs_and_text()?;
-                        let app = p.app("rootfs.cpio", Some("rootfs.text"))?;
-                        apps.push((app, rootfs, text));
+                        apps.push((p.app("rootfs.cpio", Some("rootfs.text"))?, rootfs, text));
                     }
                     let services: Vec<selkie_emulator::Service> =
                         apps.iter().map(|(app, rootfs, text)| selkie_emulator::Service { app, rootfs, text }).collect();

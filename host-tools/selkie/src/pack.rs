@@ -260,6 +260,19 @@ pub fn member_names(p: &Prepared, n: usize) -> (String, String) {
     }
 }
 
+/// Prepares every service of a compose project, in start order, each with its overrides.
+pub fn prepare_compose(project: &crate::compose::Project) -> Result<Vec<Prepared>> {
+    project
+        .services
+        .iter()
+        .map(|svc| {
+            let r = ImageRef::parse(&svc.image).with_context(|| format!("services.{}.image", svc.name))?;
+            let opts = PackOptions { service: Some(svc.clone()), ..Default::default() };
+            prepare(&r, &opts).with_context(|| format!("service {}", svc.name))
+        })
+        .collect()
+}
+
 /// Prepares every image and checks the names are unique.
 pub fn prepare_all(refs: &[ImageRef], opts: &PackOptions) -> Result<Vec<Prepared>> {
     if refs.is_empty() {

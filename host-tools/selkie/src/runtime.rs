@@ -265,11 +265,6 @@ pub fn manifest(apps: Vec<App<String>>, ends_with: Option<&str>) -> Result<selki
     for a in apps {
         v.push(a).map_err(|_| anyhow::anyhow!("more than {} apps in one image", selkie_manifest::MAX_APPS))?;
     }
-    if let Some(e) = ends_with {
-        if !v.iter().any(|a| a.name == e) {
-            bail!("{e}: no such app or service (the image is to end with it)");
-        }
-    }
     let m = selkie_manifest::Manifest { version: FORMAT_VERSION, apps: v, ends_with: ends_with.map(String::from) };
     m.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m)

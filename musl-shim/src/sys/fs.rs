@@ -724,16 +724,15 @@ fn wait_ready<E: Platform>(s: &mut Shim<'_>, env: &mut E, r: SysResult<u64>, tim
                 .ok()
                 .flatten()
                 .map(|ns| (env.now(crate::ClockId::Monotonic).as_nanos().saturating_add(ns), crate::task::TIMED_OUT_RETRY));
-            let cur = s.tasks.cur;
-            let deadline = crate::task::with_wake(deadline, s.fds.earliest_wake());
-            s.tasks.block(cur, crate::task::Wait::Io, deadline);
+            s.block_on_io(deadline);
             super::Outcome::Action(crate::Action::Block)
         }
         r => super::Outcome::Ret(r),
     }
 }
 
-fn read_timeout<E: Platform>(env: &mut E, at: u64) -> SysResult<Option<u64>> {
+/// A `struct timespec` at `at` in nanoseconds (`None` for a null pointer).
+pub(crate) fn read_timeout<E: Platform>(env: &mut E, at: u64) -> SysResult<Option<u64>> {
     if at == 0 {
         return Ok(None);
     }

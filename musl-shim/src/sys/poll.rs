@@ -6,7 +6,6 @@ use crate::errno::*;
 use crate::fd::{new_entry, O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::platform::{ClockId, Platform};
 use crate::poll::{Epoll, EventFd, Interest, TimerFd, EPOLLERR, EPOLLET, EPOLLHUP, EPOLLONESHOT};
-use crate::task::Wait;
 use crate::{Action, Shim};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -34,17 +33,14 @@ pub fn timerfd_create(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     s.fds.install(new_entry(Box::new(TimerFd::new(clock)), O_RDWR | flags), 0).map(|fd| fd as u64)
 }
 
+/// A `struct itimerspec` at `at`: (interval, value) in nanoseconds.
 fn read_itimerspec<E: Platform>(env: &mut E, at: u64) -> SysResult<(u64, u64)> {
-    let mut ns = [0u64; 2];
-    for (i, v) in ns.iter_mut().enumerate() {
-        let base = at.wrapping_add(i as u64 * 16);
-        let (sec, nsec) = (env.read_u64(base)?, env.read_u64(base.wrapping_add(8))?);
-        if nsec >= 1_000_000_000 || (sec as i64) < 0 {
-            return Err(EINVAL);
-        }
-        *v = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    if at == 0 {
+        return Err(EFAULT);
     }
-    Ok((ns[0], ns[1]))
+    let interval = super::fs::read_timeout(env, at)?.unwrap_or(0);
+    let value = super::fs::read_timeout(env, at.wrapping_add(16))?.unwrap_or(0);
+    Ok((interval, value))
 }
 
 fn write_itimerspec<E: Platform>(env: &mut E, at: u64, interval: u64, value: u64) -> SysResult<()> {
@@ -214,9 +210,7 @@ pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: 
                 return Ok(Some(0));
             }
             let deadline = timeout_ns.map(|ns| (env.now(ClockId::Monotonic).as_nanos().saturating_add(ns), 0));
-            let deadline = crate::task::with_wake(deadline, s.fds.earliest_wake());
-            let cur = s.tasks.cur;
-            s.tasks.block(cur, Wait::Io, deadline);
+            s.block_on_io(deadline);
             return Ok(None);
         }
         let mut out = Vec::with_capacity(ready.len() * 16);
