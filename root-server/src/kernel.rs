@@ -342,3 +342,28 @@ pub fn charged_peak(id: usize) -> usize {
 pub fn heap_used() -> usize {
     ALLOCATOR.used.load(Ordering::Relaxed)
 }
+
+// The bare IPC baseline's client: a thread of ours that needs no stack, no TLS and no IPC
+// buffer. It Calls the endpoint in x0 with an empty message (x1 = 0), for ever; seL4 takes
+// its syscall number from x7 (seL4_SysCall = -1).
+core::arch::global_asm!(
+    ".text",
+    ".global selkie_ipc_pinger",
+    ".p2align 2",
+    "selkie_ipc_pinger:",
+    "    mov x9, x0",
+    "1:  mov x0, x9",
+    "    mov x1, xzr",
+    "    mov x7, #-1",
+    "    svc #0",
+    "    b 1b",
+);
+
+extern "C" {
+    fn selkie_ipc_pinger();
+}
+
+/// The entry point of the baseline's client thread (see `selkie_ipc_pinger`).
+pub fn ipc_pinger_entry() -> usize {
+    selkie_ipc_pinger as *const () as usize
+}

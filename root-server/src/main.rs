@@ -12,6 +12,7 @@
 extern crate alloc;
 
 mod app;
+mod baseline;
 mod console;
 mod kernel;
 mod time;
@@ -196,6 +197,12 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     serve(&mut g, ep, &mut apps, &mut stats, timer, ends_with.as_deref());
     let exited = stats.exited;
     let killed = stats.killed;
+    // Measured after the apps, so that it costs them no boot time.
+    let ipc = match baseline::measure(&mut g) {
+        Ok(ns) => format!("{ns} ns ({} round trips)", baseline::ROUND_TRIPS),
+        Err(e) => format!("not measured ({e})"),
+    };
+    report!("stats root: bare seL4 IPC round trip (Call + ReplyRecv) {ipc}");
     report!(
         "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses; realtime from {clock}, counter at {} Hz",
         vm::entries_so_far(),
