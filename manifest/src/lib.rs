@@ -27,6 +27,8 @@ pub const MAX_ARGS: usize = 64;
 pub const MAX_ENV: usize = 64;
 /// Most published (or consumed) channel names for one app.
 pub const MAX_CHANNELS: usize = 8;
+/// Most distinct channel names in one image (every app's publishes and consumes).
+pub const MAX_IMAGE_CHANNELS: usize = 16;
 /// Most networks one app is on.
 pub const MAX_NETWORKS: usize = 8;
 /// Longest single string (argument, environment entry, path), in bytes.
@@ -325,6 +327,11 @@ impl<S: ManifestStr> Manifest<S> {
                 return Err(Error::DuplicateName);
             }
         }
+        let names = || self.apps.iter().flat_map(|a| a.spec.publishes.iter().chain(a.spec.consumes.iter()));
+        let distinct = names().enumerate().filter(|(i, n)| !names().take(*i).any(|m| m.text() == n.text())).count();
+        if distinct > MAX_IMAGE_CHANNELS {
+            return Err(Error::TooLong { what: "the image's channels (distinct publishes and consumes names)", limit: MAX_IMAGE_CHANNELS });
+        }
         if let Some(e) = &self.ends_with {
             if !self.apps.iter().any(|a| a.name.text() == e.text()) {
                 return Err(Error::UnknownEndsWith);
@@ -381,6 +388,7 @@ impl<S: ManifestStr> App<S> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     fn sample() -> &'static str {
@@ -445,6 +453,37 @@ mod tests {
         assert!(matches!(parse(b"{\"version\":1"), Err(Error::Json(_))));
         assert!(matches!(parse(b"[]"), Err(Error::Json(_))));
         assert!(matches!(parse(br#"{"version":1,"apps":[]}"#), Err(Error::NoApps)));
+    }
+
+    /// Two apps whose publishes and consumes name `distinct` channels between them.
+    fn two_apps_with_channels(distinct: usize) -> alloc_free::Buf {
+        let app = |name: &str, from: usize| {
+            let mut b = alloc_free::Buf::new();
+            let list = |b: &mut alloc_free::Buf, at: usize| {
+                for i in at..(at + 8).min(distinct) {
+                    b.push(if i > at { ",\"c" } else { "\"c" });
+                    b.push(std::format!("{i}\"").as_str());
+                }
+            };
+            b.push(std::format!(r#"{{"name":"{name}","binary":"/a","rootfs":"r.cpio","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"spec":{{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"publishes":["#).as_str());
+            list(&mut b, from);
+            b.push(r#"],"consumes":["#);
+            list(&mut b, from + 8);
+            b.push("]}}");
+            std::string::String::from(b.as_str())
+        };
+        let mut b = alloc_free::Buf::new();
+        b.push(std::format!(r#"{{"version":1,"apps":[{},{}]}}"#, app("a", 0), app("b", 16)).as_str());
+        b
+    }
+
+    #[test]
+    fn an_image_has_at_most_16_channels() {
+        assert!(parse(two_apps_with_channels(16).as_bytes()).is_ok());
+        assert_eq!(
+            parse(two_apps_with_channels(17).as_bytes()).unwrap_err(),
+            Error::TooLong { what: "the image's channels (distinct publishes and consumes names)", limit: MAX_IMAGE_CHANNELS }
+        );
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub trait FileObject<'a> {
     fn as_timerfd(&mut self) -> Option<&mut crate::poll::TimerFd> {
         None
     }
+    /// The channel, when this is one (for `mmap`).
+    fn as_channel(&self) -> Option<&crate::channel::ChannelEnd> {
+        None
+    }
     fn as_epoll(&mut self) -> Option<&mut crate::poll::Epoll> {
         None
     }
@@ -355,6 +359,8 @@ impl<'a> FileObject<'a> for DevFile {
                 Ok(buf.len())
             }
             Dev::Tty | Dev::Console => Ok(cx.dev.console_read(buf)),
+            // Opened as a ChannelEnd, never as a DevFile.
+            Dev::Channel(_) => Err(EBADF),
         }
     }
     fn write(&mut self, cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {

@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+pub mod channel;
 pub mod errno;
 pub mod fd;
 pub mod mem;
@@ -157,6 +158,10 @@ pub struct Shim<'a> {
     pub host: [u8; 4],
     /// Trap tables [`text::scan`] found for code that is not in the store, by content.
     scanned: core::cell::RefCell<alloc::collections::BTreeMap<(u64, usize), Vec<u64>>>,
+    /// The image's channels, and which of them the app publishes and consumes (by index).
+    pub bus: Option<channel::SharedBus>,
+    pub publishes: Vec<usize>,
+    pub consumes: Vec<usize>,
 }
 
 impl<'a> Shim<'a> {
@@ -202,6 +207,9 @@ impl<'a> Shim<'a> {
             net: Default::default(),
             host: [127, 0, 0, 1],
             scanned: Default::default(),
+            bus: None,
+            publishes: Vec::new(),
+            consumes: Vec::new(),
         }
     }
 
@@ -221,6 +229,26 @@ impl<'a> Shim<'a> {
         }
         self.vfs.set_etc_file(b"hosts", text.into_bytes());
         self.vfs.set_etc_file(b"resolv.conf", b"# selkie: service names are in /etc/hosts; there is no DNS server\noptions timeout:1 attempts:1\n".to_vec());
+    }
+
+    /// Gives the app the channels it publishes and consumes (names on `bus`, which holds
+    /// every channel of the image): each appears as `/dev/selkie/channels/NAME`. Call
+    /// after [`Shim::join_network`], so that a message wakes readers in other apps.
+    /// `ENOENT` names a channel the bus does not have.
+    pub fn join_bus(&mut self, bus: channel::SharedBus, publishes: &[&str], consumes: &[&str]) -> SysResult<()> {
+        let find = |n: &&str| bus.borrow().find(n).ok_or(errno::ENOENT);
+        self.publishes = publishes.iter().map(find).collect::<SysResult<_>>()?;
+        self.consumes = consumes.iter().map(find).collect::<SysResult<_>>()?;
+        let mut all: Vec<usize> = self.publishes.iter().chain(&self.consumes).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        for ch in all {
+            let perm = if self.publishes.contains(&ch) { 0o220 } else { 0 } | if self.consumes.contains(&ch) { 0o440 } else { 0 };
+            let name = String::from(bus.borrow().name(ch));
+            self.vfs.add_channel(name.as_bytes(), ch as u16, perm);
+        }
+        self.bus = Some(bus);
+        Ok(())
     }
 
     /// The pack-time trap tables of the image's ELFs (the bundle's `<rootfs>.text`).

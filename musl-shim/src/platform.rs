@@ -90,6 +90,12 @@ pub trait AddressSpace {
     fn map_shared(&mut self, _start: u64, _code: &[u8], _prot: Prot) -> bool {
         false
     }
+    /// Maps `len` bytes of the runner's own memory at address `addr` (whole pages, a
+    /// channel's ring) at `start`, read-only and shared: later writes by the runner show
+    /// through. `false` (the default) when this runner cannot.
+    fn map_runner_pages(&mut self, _start: u64, _addr: usize, _len: u64, _prot: Prot) -> bool {
+        false
+    }
 }
 
 /// Guest memory and address space together (what mremap needs to move bytes).

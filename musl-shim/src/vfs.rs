@@ -54,6 +54,8 @@ pub enum Dev {
     Urandom,
     Tty,
     Console,
+    /// /dev/selkie/channels/NAME: channel N of the image's bus (crate::channel).
+    Channel(u16),
 }
 
 impl Dev {
@@ -67,6 +69,7 @@ impl Dev {
             Dev::Urandom => (1, 9),
             Dev::Tty => (5, 0),
             Dev::Console => (5, 1),
+            Dev::Channel(n) => (crate::channel::CHANNEL_MAJOR, u32::from(n)),
         }
     }
 }
@@ -257,6 +260,15 @@ impl<'a> Vfs<'a> {
     pub fn set_etc_file(&mut self, name: &[u8], bytes: Vec<u8>) {
         let etc = self.ensure_dir(ROOT, b"etc", false);
         self.replace(etc, name, Kind::File(Data::Owned(bytes)), 0o644);
+    }
+
+    /// Adds `/dev/selkie/channels/NAME` for channel `n` of the bus (read for consumers,
+    /// write for publishers: `perm`).
+    pub fn add_channel(&mut self, name: &[u8], n: u16, perm: u32) {
+        let dev = self.ensure_dir(ROOT, b"dev", false);
+        let selkie = self.ensure_dir(dev, b"selkie", false);
+        let dir = self.ensure_dir(selkie, b"channels", false);
+        self.replace(dir, name, Kind::Dev(Dev::Channel(n)), perm);
     }
 
     /// Points /proc/self/exe at `target`.

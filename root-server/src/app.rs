@@ -163,6 +163,22 @@ impl AddressSpace for Env<'_> {
         if at % PAGE as usize != 0 || start % PAGE != 0 || prot.w() {
             return false;
         }
+        self.map_image_pages(start, at, pages, prot)
+    }
+    fn map_runner_pages(&mut self, start: u64, addr: usize, len: u64, prot: Prot) -> bool {
+        // Our image's pages (a channel's ring): mapped as the bundle's are.
+        if addr % PAGE as usize != 0 || len % PAGE != 0 || prot.w() || prot.x() {
+            return false;
+        }
+        let Ok(n) = usize::try_from(len) else { return false };
+        self.map_image_pages(start, addr, n / PAGE as usize, prot)
+    }
+}
+
+impl Env<'_> {
+    /// Maps `pages` pages of our own image from address `at` at `start`, read-only, no
+    /// copy (frames shared with the bundle, or a channel's ring).
+    fn map_image_pages(&mut self, start: u64, at: usize, pages: usize, prot: Prot) -> bool {
         let Some(slots) = (0..pages).map(|k| self.frames.slot_of(at + k * PAGE as usize)).collect::<Option<Vec<_>>>() else { return false };
         let end = start + pages as u64 * PAGE;
         for (k, slot) in slots.into_iter().enumerate() {

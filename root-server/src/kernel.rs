@@ -189,6 +189,41 @@ pub fn sigtramp_addr() -> usize {
     ptr::addr_of!(SIGTRAMP_PAGE) as usize
 }
 
+/// Channel rings (musl_shim::channel): pages of our image, so that their frames can be
+/// mapped read-only into consuming apps as the bundle's are.
+#[repr(C, align(4096))]
+struct Rings([u8; RINGS_BYTES]);
+
+const RINGS_BYTES: usize = musl_shim::channel::MAX_CHANNELS * musl_shim::channel::RING_BYTES;
+
+static mut RINGS: Rings = Rings([0; RINGS_BYTES]);
+
+fn ring_check(ring: usize, off: usize, len: usize) -> usize {
+    let size = musl_shim::channel::RING_BYTES;
+    assert!(ring < musl_shim::channel::MAX_CHANNELS && off <= size && len <= size - off, "ring access out of bounds");
+    ring_addr(ring) + off
+}
+
+/// Address of ring `ring`'s first byte (page-aligned).
+pub fn ring_addr(ring: usize) -> usize {
+    ptr::addr_of!(RINGS) as usize + ring * musl_shim::channel::RING_BYTES
+}
+
+/// Copies out of ring `ring`.
+pub fn ring_read(ring: usize, off: usize, buf: &mut [u8]) {
+    let at = ring_check(ring, off, buf.len());
+    // SAFETY: bounds checked above; RINGS is ours, always mapped, only touched through
+    // these two functions (no Rust reference to it exists); apps map it read-only.
+    unsafe { ptr::copy_nonoverlapping(at as *const u8, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// Copies into ring `ring`.
+pub fn ring_write(ring: usize, off: usize, bytes: &[u8]) {
+    let at = ring_check(ring, off, bytes.len());
+    // SAFETY: as in `ring_read`.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) }
+}
+
 /// Address of window page `i`'s first byte.
 pub fn window_addr(i: usize) -> usize {
     assert!(i < WINDOW_PAGES);

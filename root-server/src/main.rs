@@ -188,6 +188,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
             kernel::charge_to(None);
         }
     }
+    join_channels(&manifest, &mut apps)?;
     for app in &apps {
         app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
     }
@@ -214,6 +215,55 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         kernel::counter_frequency()
     );
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
+    Ok(())
+}
+
+const _: () = assert!(musl_shim::channel::MAX_CHANNELS == selkie_manifest::MAX_IMAGE_CHANNELS);
+
+/// A channel's ring in pages of our image (`kernel::ring_*`), which `mmap` maps
+/// read-only into consumers.
+struct ImageRing(usize);
+
+impl musl_shim::channel::RingMemory for ImageRing {
+    fn read(&self, off: usize, buf: &mut [u8]) {
+        kernel::ring_read(self.0, off, buf)
+    }
+    fn write(&mut self, off: usize, bytes: &[u8]) {
+        kernel::ring_write(self.0, off, bytes)
+    }
+    fn runner_addr(&self) -> Option<usize> {
+        Some(kernel::ring_addr(self.0))
+    }
+}
+
+/// The image's channels (every app's `publishes` and `consumes`): one bus, each ring in
+/// our image; every app gets the ones it names as /dev/selkie/channels/NAME.
+fn join_channels(manifest: &selkie_manifest::Manifest<selkie_manifest::Text<'_>>, apps: &mut [App]) -> Result<(), String> {
+    let names = |l: &[selkie_manifest::Text<'_>]| l.iter().map(|t| text(t, "channel")).collect::<Result<Vec<String>, String>>();
+    let mut lists: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    for app in apps.iter() {
+        let spec = &manifest.apps[app.id].spec;
+        lists.push((names(&spec.publishes)?, names(&spec.consumes)?));
+    }
+    let strs: Vec<(Vec<&str>, Vec<&str>)> = lists.iter().map(|(p, c)| (p.iter().map(String::as_str).collect(), c.iter().map(String::as_str).collect())).collect();
+    let refs: Vec<(&[&str], &[&str])> = strs.iter().map(|(p, c)| (p.as_slice(), c.as_slice())).collect();
+    let plan = musl_shim::channel::plan(&refs);
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let bus: musl_shim::channel::SharedBus = Default::default();
+    for (i, name) in plan.iter().enumerate() {
+        bus.borrow_mut()
+            .add(name, alloc::boxed::Box::new(ImageRing(i)))
+            .map_err(|_| format!("channel {name}: more than {} channels in one image", musl_shim::channel::MAX_CHANNELS))?;
+    }
+    for (app, (p, c)) in apps.iter_mut().zip(&refs) {
+        kernel::charge_to(Some(app.id));
+        let r = app.shim.join_bus(bus.clone(), p, c);
+        kernel::charge_to(None);
+        r.map_err(|e| format!("{}: its channels: {e:?}", app.name))?;
+    }
+    log::info!("{} channels", plan.len());
     Ok(())
 }
 

@@ -143,3 +143,18 @@ pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Timed {
     let stderr = collect(err_rx);
     Timed { output: Output { status, stdout, stderr }, timed_out }
 }
+
+/// The lines of `out` (`selkie compose up`'s stdout) that service `name` printed, without
+/// their `NAME | ` prefix, each ending in a newline.
+pub fn service_lines(out: &str, name: &str) -> String {
+    let mut s = String::new();
+    for l in out.lines() {
+        if let Some((who, rest)) = l.split_once(" | ") {
+            if who.trim_end() == name {
+                s.push_str(rest);
+                s.push('\n');
+            }
+        }
+    }
+    s
+}

@@ -12,7 +12,7 @@ use selkie_tests::apps::binfmt_aarch64;
 use selkie_tests::compare::{Built, Case};
 use selkie_tests::debian::debs;
 use selkie_tests::sel4;
-use selkie_tests::tools::{selkie_bin, skip_without};
+use selkie_tests::tools::{selkie_bin, service_lines, skip_without};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -93,13 +93,6 @@ fn compose(dir: &Path, image: &str) -> PathBuf {
     file
 }
 
-/// The lines of `out` that service `name` printed, without their `NAME | ` prefix.
-fn service_lines(out: &str, name: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| l.split_once(" | ").filter(|(who, _)| who.trim_end() == name).map(|(_, rest)| rest.to_string()))
-        .collect()
-}
-
 #[test]
 fn mosquitto_pub_and_sub_through_the_broker_under_compose_up_emulate() {
     if !tools() || !binfmt_aarch64() {
@@ -116,7 +109,7 @@ fn mosquitto_pub_and_sub_through_the_broker_under_compose_up_emulate() {
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "compose up:\n{out}\n{err}");
-    assert_eq!(service_lines(&out, "sub"), [MESSAGE], "the subscriber:\n{out}\n{err}");
+    assert_eq!(service_lines(&out, "sub"), format!("{MESSAGE}\n"), "the subscriber:\n{out}\n{err}");
     assert!(out.lines().any(|l| l == "pub exited with code 0"), "{out}\n{err}");
     assert!(out.lines().any(|l| l == "sub exited with code 0"), "{out}\n{err}");
 }

@@ -8,7 +8,7 @@
 use selkie_tests::apps::{c_app, Link};
 use selkie_tests::compare::Case;
 use selkie_tests::sel4;
-use selkie_tests::tools::skip_without;
+use selkie_tests::tools::{service_lines, skip_without};
 
 fn tools() -> bool {
     !skip_without(&["umoci", "qemu-aarch64-static", "aarch64-linux-musl-gcc"])
@@ -123,21 +123,6 @@ fn compose_pair(dir: &std::path::Path) -> Option<Pair> {
     )
     .unwrap();
     Some(Pair { compose, server_out, client_out })
-}
-
-/// The lines of `out` (`selkie compose up`'s stdout) that service `name` printed, without
-/// their `NAME | ` prefix.
-fn service_lines(out: &str, name: &str) -> String {
-    let mut s = String::new();
-    for l in out.lines() {
-        if let Some((who, rest)) = l.split_once(" | ") {
-            if who.trim_end() == name {
-                s.push_str(rest);
-                s.push('\n');
-            }
-        }
-    }
-    s
 }
 
 #[test]

@@ -145,7 +145,26 @@ pub fn read_rootfs_file(rootfs_cpio: &[u8], path: &str) -> Result<Vec<u8>> {
 /// stdout and stderr are this process's. Its threads and processes (clone, fork, execve)
 /// are scheduled here on one host thread; see [`sched`].
 pub fn run(app: &App<String>, rootfs_cpio: &[u8], text: &[u8], opts: &Options) -> Result<ExitReport> {
-    sched::Machine::start(app, rootfs_cpio, text, opts)?.run()
+    let mut m = sched::Machine::start(app, rootfs_cpio, text, opts)?;
+    let bus = new_bus(&[app])?;
+    m.join_bus(&bus)?;
+    m.run()
+}
+
+/// A bus with every channel `apps` publish or consume, each ring in ordinary memory.
+fn new_bus(apps: &[&App<String>]) -> Result<musl_shim::channel::SharedBus> {
+    let lists: Vec<(Vec<&str>, Vec<&str>)> = apps
+        .iter()
+        .map(|a| (a.spec.publishes.iter().map(String::as_str).collect(), a.spec.consumes.iter().map(String::as_str).collect()))
+        .collect();
+    let refs: Vec<(&[&str], &[&str])> = lists.iter().map(|(p, c)| (p.as_slice(), c.as_slice())).collect();
+    let bus: musl_shim::channel::SharedBus = Default::default();
+    for name in musl_shim::channel::plan(&refs) {
+        bus.borrow_mut()
+            .add(name, Box::new(musl_shim::channel::HeapRing::default()))
+            .map_err(|_| anyhow::anyhow!("channel {name}: more than {} channels in one image", musl_shim::channel::MAX_CHANNELS))?;
+    }
+    Ok(bus)
 }
 
 /// One app of several run together by [`run_all`].
@@ -191,6 +210,10 @@ pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(S
     for ((m, member), s) in machines.iter_mut().zip(&plan).zip(services) {
         net.borrow_mut().set_member(member.address, member.mask);
         m.join(&net, &gen, member, Some(host::Output::new(&s.app.name, width)));
+    }
+    let bus = new_bus(&services.iter().map(|s| s.app).collect::<Vec<_>>())?;
+    for m in &mut machines {
+        m.join_bus(&bus)?;
     }
     let mut reports: Vec<Option<ExitReport>> = services.iter().map(|_| None).collect();
     let ended = |name: &str, r: &ExitReport| println!("{name} exited with code {}", r.status());

@@ -298,6 +298,13 @@ impl<'r> Machine<'r> {
         self.out = out;
     }
 
+    /// Gives the app its channels on `bus` (the image's; see `musl_shim::channel`).
+    pub fn join_bus(&mut self, bus: &musl_shim::channel::SharedBus) -> Result<()> {
+        let p: Vec<&str> = self.app.spec.publishes.iter().map(String::as_str).collect();
+        let c: Vec<&str> = self.app.spec.consumes.iter().map(String::as_str).collect();
+        self.shim.join_bus(bus.clone(), &p, &c).map_err(|e| anyhow!("app {}: its channels: {e:?}", self.app.name))
+    }
+
     fn now(&mut self) -> u64 {
         let mut probe = ClockProbe;
         musl_shim::Clock::now(&mut probe, ClockId::Monotonic).as_nanos()

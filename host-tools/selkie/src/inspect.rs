@@ -132,3 +132,112 @@ pub fn render(r: &Report) -> String {
     }
     s
 }
+
+/// `selkie compose inspect`: how the services of one compose file are wired in the image
+/// `compose pack` makes (and `compose up --emulate` runs): their addresses on their
+/// networks and the channels between them.
+#[derive(Serialize)]
+pub struct ComposeReport {
+    pub services: Vec<ServiceReport>,
+    pub channels: Vec<ChannelReport>,
+}
+
+#[derive(Serialize)]
+pub struct ServiceReport {
+    pub name: String,
+    pub image: String,
+    pub networks: Vec<String>,
+    pub address: String,
+    pub publishes: Vec<String>,
+    pub consumes: Vec<String>,
+}
+
+/// One channel: who publishes and consumes it, and what carries it.
+#[derive(Serialize)]
+pub struct ChannelReport {
+    pub name: String,
+    /// /dev/selkie/channels/NAME in every app that names it.
+    pub path: String,
+    /// Its device number's minor (major `musl_shim::channel::CHANNEL_MAJOR`).
+    pub minor: usize,
+    pub publishers: Vec<String>,
+    pub consumers: Vec<String>,
+    pub ring_bytes: usize,
+    pub slots: usize,
+    pub max_message: usize,
+}
+
+/// The report for `services` (compose's services with their apps, in start order).
+pub fn compose_report(services: &[(&crate::compose::Service, selkie_manifest::App<String>)]) -> ComposeReport {
+    let named: Vec<(&str, Vec<&str>)> = services.iter().map(|(s, a)| (s.name.as_str(), a.networks.iter().map(String::as_str).collect())).collect();
+    let plan = musl_shim::net::plan(&named);
+    let lists: Vec<(Vec<&str>, Vec<&str>)> = services
+        .iter()
+        .map(|(_, a)| (a.spec.publishes.iter().map(String::as_str).collect(), a.spec.consumes.iter().map(String::as_str).collect()))
+        .collect();
+    let refs: Vec<(&[&str], &[&str])> = lists.iter().map(|(p, c)| (p.as_slice(), c.as_slice())).collect();
+    let who = |name: &str, publishes: bool| -> Vec<String> {
+        services
+            .iter()
+            .zip(&lists)
+            .filter(|(_, (p, c))| if publishes { p.contains(&name) } else { c.contains(&name) })
+            .map(|((s, _), _)| s.name.clone())
+            .collect()
+    };
+    let channels = musl_shim::channel::plan(&refs)
+        .into_iter()
+        .enumerate()
+        .map(|(minor, name)| ChannelReport {
+            name: name.to_string(),
+            path: format!("/dev/selkie/channels/{name}"),
+            minor,
+            publishers: who(name, true),
+            consumers: who(name, false),
+            ring_bytes: musl_shim::channel::RING_BYTES,
+            slots: musl_shim::channel::SLOTS,
+            max_message: musl_shim::channel::MAX_MESSAGE,
+        })
+        .collect();
+    let services = services
+        .iter()
+        .zip(&plan)
+        .map(|((s, a), m)| ServiceReport {
+            name: s.name.clone(),
+            image: s.image.clone(),
+            networks: a.networks.to_vec(),
+            address: format!("{}.{}.{}.{}", m.address[0], m.address[1], m.address[2], m.address[3]),
+            publishes: a.spec.publishes.to_vec(),
+            consumes: a.spec.consumes.to_vec(),
+        })
+        .collect();
+    ComposeReport { services, channels }
+}
+
+pub fn render_compose(r: &ComposeReport) -> String {
+    let mut s = String::new();
+    let none = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    let _ = writeln!(s, "{:<12} {:<12} {:<16} {:<20} {:<20} IMAGE", "SERVICE", "ADDRESS", "NETWORKS", "PUBLISHES", "CONSUMES");
+    for v in &r.services {
+        let _ = writeln!(s, "{:<12} {:<12} {:<16} {:<20} {:<20} {}", v.name, v.address, none(&v.networks), none(&v.publishes), none(&v.consumes), v.image);
+    }
+    if r.channels.is_empty() {
+        let _ = writeln!(s, "\nNo channels.");
+        return s;
+    }
+    let _ = writeln!(s, "\n{:<20} {:<24} {:<24} DEVICE", "CHANNEL", "PUBLISHERS", "CONSUMERS");
+    for c in &r.channels {
+        let _ = writeln!(s, "{:<20} {:<24} {:<24} {} ({}:{})", c.name, none(&c.publishers), none(&c.consumers), c.path, musl_shim::channel::CHANNEL_MAJOR, c.minor);
+    }
+    let _ = writeln!(
+        s,
+        "\nEach channel is a ring of {} bytes keeping the last {} messages of at most {} bytes: on seL4, frames \
+         of the root server that a consumer maps read-only with mmap; each write is one message, each read one.",
+        musl_shim::channel::RING_BYTES,
+        musl_shim::channel::SLOTS,
+        musl_shim::channel::MAX_MESSAGE
+    );
+    for c in r.channels.iter().filter(|c| c.publishers.is_empty() || c.consumers.is_empty()) {
+        let _ = writeln!(s, "note: {} has no {} in this file", c.name, if c.publishers.is_empty() { "publisher" } else { "consumer" });
+    }
+    s
+}

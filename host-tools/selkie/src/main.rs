@@ -163,6 +163,12 @@ enum ComposeCmd {
     },
     /// Check the file and print its services in start order.
     Config,
+    /// How the services are wired: their addresses, networks and channels.
+    Inspect {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every service on this host with the emulator (`--emulate`), output lines
     /// prefixed `SERVICE | `, until every service has ended.
     Up {
@@ -221,6 +227,17 @@ fn run(cli: Cli) -> Result<()> {
                 ComposeCmd::Config => {
                     for s in &project.services {
                         println!("{}: {} networks {:?}", s.name, s.image, s.networks);
+                    }
+                }
+                ComposeCmd::Inspect { json } => {
+                    let prepared = selkie::pack::prepare_compose(&project)?;
+                    let apps = prepared.iter().map(|p| p.app("rootfs.cpio", None)).collect::<Result<Vec<_>>>()?;
+                    let services: Vec<_> = project.services.iter().zip(apps).collect();
+                    let report = selkie::inspect::compose_report(&services);
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", selkie::inspect::render_compose(&report));
                     }
                 }
                 ComposeCmd::Pack { platform, output, root_server, exit_code_from } => {

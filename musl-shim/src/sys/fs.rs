@@ -138,6 +138,15 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
             }
             Box::new(RegularFile { ino, pos: 0 })
         }
+        Kind::Dev(crate::vfs::Dev::Channel(n)) => {
+            let ch = usize::from(*n);
+            let read = flags & O_PATH == 0 && acc != O_WRONLY;
+            if (wants_write && !s.publishes.contains(&ch)) || (read && !s.consumes.contains(&ch)) {
+                return Err(EACCES);
+            }
+            let bus = s.bus.as_ref().ok_or(ENXIO)?;
+            Box::new(crate::channel::ChannelEnd::open(bus, &s.tasks.io_gen, ch, read, wants_write, ino))
+        }
         Kind::Dev(d) => {
             if matches!(d, crate::vfs::Dev::Tty) && !(0..3).any(|fd| env.is_terminal(fd)) {
                 return Err(ENXIO);

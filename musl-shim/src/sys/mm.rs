@@ -60,6 +60,11 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     if !f.readable() {
         return Err(EACCES);
     }
+    if let Some(ch) = f.obj.as_channel() {
+        let (runner, bytes) = ch.ring();
+        drop(f);
+        return map_channel(s, env, addr, len, prot, off, fixed, runner, &bytes);
+    }
     if share != MAP_PRIVATE && prot.w() {
         // Writes would have to reach the file: not supported.
         return Err(if f.writable() { ENODEV } else { EACCES });
@@ -125,6 +130,30 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         env.write(at + shared, &data)?;
     }
     s.mm.add_traps(traps.into_iter().map(|o| at + o));
+    Ok(at)
+}
+
+/// A consumer's view of a channel's ring (crate::channel): read-only, from offset 0, at
+/// most the ring. Shared with the runner's ring when it can map its pages, else a copy of
+/// the ring as it is now.
+#[allow(clippy::too_many_arguments)]
+fn map_channel<E: Platform>(s: &mut Shim<'_>, env: &mut E, addr: u64, len: u64, prot: Prot, off: u64, fixed: bool, runner: Option<usize>, bytes: &[u8]) -> SysResult<u64> {
+    if prot.w() || prot.x() {
+        return Err(EACCES);
+    }
+    if off != 0 || len > bytes.len() as u64 {
+        return Err(EINVAL);
+    }
+    let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
+    if let Some(r) = runner {
+        env.unmap(at, len)?;
+        if env.map_runner_pages(at, r, len, prot) {
+            s.mm.record(at, at + len, prot, RegionKind::Image);
+            return Ok(at);
+        }
+        env.map(at, len, prot)?;
+    }
+    env.write(at, &bytes[..len as usize])?;
     Ok(at)
 }
 
