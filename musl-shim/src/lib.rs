@@ -370,14 +370,17 @@ impl<'a> Shim<'a> {
 
     /// Parks the calling thread until I/O changes (the call is then retried), its own
     /// `deadline` passes, or a timerfd of its fds expires (retried then too).
+    /// A call that I/O woke and that waits again keeps its first deadline.
     pub(crate) fn block_on_io(&mut self, deadline: Option<(u64, i64)>) {
         let cur = self.tasks.cur;
-        let deadline = task::with_wake(deadline, self.fds.earliest_wake());
+        let own = self.tasks.take_kept_deadline(cur).or(deadline);
+        let deadline = task::with_wake(own, self.fds.earliest_wake());
         self.tasks.block(cur, task::Wait::Io, deadline);
     }
 
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
+        let cur = self.tasks.cur;
         let action = match sys::dispatch(self, env, nr, a) {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 self.block_on_io(None);
@@ -408,6 +411,10 @@ impl<'a> Shim<'a> {
                 Action::Return(errno::ENOSYS.ret())
             }
         };
+        if !matches!(action, Action::Block) {
+            // The call is over: a deadline kept for its retries goes with it.
+            self.tasks.take_kept_deadline(cur);
+        }
         if self.tasks.enabled {
             self.tasks.poll_io();
         }

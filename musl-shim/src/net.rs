@@ -285,6 +285,10 @@ struct Pipe {
     writer_gone: bool,
     /// The reader closed: writes get EPIPE.
     reader_gone: bool,
+    /// The reader (TCP) closed with data unread, so a real stack would send a reset: the
+    /// writer's next send, or its next recv with nothing queued, fails once with
+    /// ECONNRESET (then EPIPE and end of file, as on Linux).
+    reset: bool,
 }
 
 /// A connection waiting in a listener's backlog.
@@ -560,6 +564,9 @@ impl Socket {
         if self.stream() {
             let State::Connected { tx, .. } = &self.state else { return Err(ENOTCONN) };
             let mut p = tx.borrow_mut();
+            if core::mem::take(&mut p.reset) {
+                return Err(ECONNRESET);
+            }
             if p.reader_gone || p.writer_gone {
                 return Err(EPIPE);
             }
@@ -609,8 +616,11 @@ impl Socket {
     /// Receives into `buf`; `peek` leaves the data queued.
     pub fn recv(&mut self, buf: &mut [u8], peek: bool) -> SysResult<Received> {
         match &self.state {
-            State::Connected { rx, peer, .. } => {
+            State::Connected { rx, tx, peer, .. } => {
                 let mut p = rx.borrow_mut();
+                if p.data.is_empty() && !peek && core::mem::take(&mut tx.borrow_mut().reset) {
+                    return Err(ECONNRESET);
+                }
                 if p.data.is_empty() {
                     return if p.writer_gone || self.shut_rd || buf.is_empty() {
                         Ok(Received { len: 0, from: Some(peer.clone()), truncated: 0 })
@@ -765,7 +775,9 @@ impl Drop for Socket {
         match &self.state {
             State::Connected { rx, tx, .. } => {
                 tx.borrow_mut().writer_gone = true;
-                rx.borrow_mut().reader_gone = true;
+                let mut r = rx.borrow_mut();
+                r.reader_gone = true;
+                r.reset = self.domain != AF_UNIX && !r.data.is_empty();
             }
             State::Listening { addr, l } => {
                 if let Some(k) = self.key_of(true, addr) {

@@ -100,6 +100,9 @@ pub struct ThreadInfo {
     /// Its wait's deadline passed with [`TIMED_OUT_RETRY`]: the call it retries returns
     /// what it has now (poll and select clear their results, as Linux does at a timeout).
     pub timed_out: bool,
+    /// The deadline of an I/O wait that I/O ended: the call runs again and, if it waits
+    /// again, keeps it (a timeout counts from the first call). Cleared when a call ends.
+    pub kept_deadline: Option<(u64, i64)>,
 }
 
 /// A deadline value: at the deadline the syscall runs again rather than returning a value
@@ -120,7 +123,7 @@ pub fn with_wake(own: Option<(u64, i64)>, wake: Option<u64>) -> Option<(u64, i64
 
 impl ThreadInfo {
     pub fn new(pid: Pid, clear_tid: u64, sigmask: u64) -> Self {
-        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None, timed_out: false }
+        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None, timed_out: false, kept_deadline: None }
     }
 }
 
@@ -304,8 +307,17 @@ impl<'a> Tasks<'a> {
         self.io_seen = g;
         let waiting: Vec<Tid> = self.threads.iter().filter(|(_, t)| t.wait == Some(Wait::Io)).map(|(&k, _)| k).collect();
         for t in waiting {
+            if let Some(th) = self.threads.get_mut(&t) {
+                th.kept_deadline = th.deadline.filter(|d| d.1 != RETRY);
+            }
             self.wake(t, Resume::Retry);
         }
+    }
+
+    /// The deadline `tid`'s last I/O wait had when I/O ended it (see
+    /// [`ThreadInfo::kept_deadline`]); clears it.
+    pub fn take_kept_deadline(&mut self, tid: Tid) -> Option<(u64, i64)> {
+        self.threads.get_mut(&tid).and_then(|t| t.kept_deadline.take())
     }
 
     /// Retries the threads of `parent` waiting for a child.

@@ -1,6 +1,6 @@
 /* Readiness beyond poll: select (pselect6) over pipes and sockets, with and without a
  * timeout, and timerfds (one-shot, periodic, absolute, read blocking, in poll, select and
- * epoll, disarmed). Prints only what Linux makes deterministic; exit 0 when all passed. */
+ * epoll, disarmed), and timeouts that run on while unrelated I/O goes on. Prints only what Linux makes deterministic; exit 0 when all passed. */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +123,35 @@ int main(void) {
     n = read(tn, &count, sizeof count);
     check(n == 8 && count == 1, "timerfd: an absolute realtime in the past fires at once");
     check(timerfd_create(CLOCK_MONOTONIC, 0x4000) == -1 && errno == EINVAL, "timerfd: unknown flags are EINVAL");
+
+    /* A timeout counts from the call, however often unrelated I/O (a child writing into
+     * another pipe every 20 ms, killed after both checks) happens meanwhile. */
+    int busy[2], idle[2];
+    pipe(busy);
+    pipe(idle);
+    pid_t child = fork();
+    if (child == 0) {
+        struct timespec tick = {0, 20 * 1000000};
+        for (int i = 0; i < 500; i++) {
+            write(busy[1], "x", 1);
+            nanosleep(&tick, NULL);
+        }
+        _exit(0);
+    }
+    struct pollfd ip = {idle[0], POLLIN, 0};
+    t0 = now_ms();
+    n = poll(&ip, 1, 200);
+    took = now_ms() - t0;
+    check(n == 0 && took >= 200 && took < 1500, "poll: the timeout runs on under unrelated I/O");
+    int ep2 = epoll_create1(0);
+    struct epoll_event iev = {EPOLLIN, {.u32 = 5}};
+    epoll_ctl(ep2, EPOLL_CTL_ADD, idle[0], &iev);
+    t0 = now_ms();
+    n = epoll_wait(ep2, &iev, 1, 200);
+    took = now_ms() - t0;
+    check(n == 0 && took >= 200 && took < 1500, "epoll_wait: the timeout runs on under unrelated I/O");
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
 
     printf("ready: %s\n", failed ? "FAILED" : "all ok");
     return failed;

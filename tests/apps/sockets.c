@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,47 @@ static void tcp(void) {
     close(r);
 }
 
+/* A TCP socket closed with data unread resets the connection: the peer reads what came
+ * before, then gets ECONNRESET once (from its next read, or its next write), then EPIPE. */
+static int connected(int l, struct sockaddr_in *a, int *server) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    connect(c, (struct sockaddr *)a, sizeof *a);
+    *server = accept(l, NULL, NULL);
+    return c;
+}
+
+static void reset(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 2);
+    getsockname(l, (struct sockaddr *)&a, &al);
+    signal(SIGPIPE, SIG_IGN);
+    int s, c = connected(l, &a, &s);
+    write(c, "unread", 6);
+    write(s, "for you", 7);
+    usleep(50000);
+    close(s);
+    usleep(50000);
+    char b[16];
+    check(read(c, b, sizeof b) == 7, "tcp data that came before a reset is read");
+    check(read(c, b, sizeof b) == -1 && errno == ECONNRESET, "tcp read after the peer closed with data unread: ECONNRESET");
+    check(write(c, "x", 1) == -1 && errno == EPIPE, "tcp write after the reset was reported: EPIPE");
+    close(c);
+    c = connected(l, &a, &s);
+    write(c, "unread", 6);
+    usleep(50000);
+    close(s);
+    usleep(50000);
+    check(write(c, "x", 1) == -1 && errno == ECONNRESET, "tcp write after the peer closed with data unread: ECONNRESET");
+    check(write(c, "x", 1) == -1 && errno == EPIPE, "tcp write after that: EPIPE");
+    check(read(c, b, sizeof b) == 0, "tcp read after that: end of file");
+    close(c);
+    close(l);
+    signal(SIGPIPE, SIG_DFL);
+}
+
 static void udp(void) {
     int x = socket(AF_INET, SOCK_DGRAM, 0), y = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -209,6 +251,7 @@ int main(void) {
     pair();
     unix_stream();
     tcp();
+    reset();
     udp();
     int l = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};

@@ -22,7 +22,7 @@ fn all_ok(out: &str) {
 
 /// tests/apps/ready.c's checks all passed.
 fn ready_ok(out: &str) {
-    assert!(out.lines().filter(|l| l.ends_with(": ok")).count() >= 14 && out.contains("ready: all ok"), "{out}");
+    assert!(out.lines().filter(|l| l.ends_with(": ok")).count() >= 16 && out.contains("ready: all ok"), "{out}");
 }
 
 /// tests/apps/NAME.c under `selkie run --emulate` gives Linux's stdout and status 0, and
