@@ -55,6 +55,51 @@ pub fn default_root_server(platform: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The root server for `platform`: `SELKIE_ROOT_SERVER`, the one built next to this
+/// `selkie` (see [`default_root_server`]), or, when there is none, one built now with the
+/// checkout's `root-server/build.sh` against `sel4_prefix` (a few minutes the first time;
+/// a spinner on a terminal). Says exactly what is missing when it cannot be built.
+pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
+    if let Some(p) = default_root_server(platform) {
+        return Ok(p);
+    }
+    let plat = sel4_plat(platform).with_context(|| format!("no seL4 platform {platform:?} (known: qemu-arm-virt, raspi4b, imx8mp-evk)"))?;
+    check_prefix(sel4_prefix, platform)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../root-server/build.sh");
+    ensure!(
+        script.exists(),
+        "no root server for {platform}, and no selkie checkout to build one from ({} is gone): pass --root-server PATH",
+        script.display()
+    );
+    for (tool, why) in [("cargo", "rustup (https://rustup.rs) or make deps"), ("python3", "apt-get install python3")] {
+        ensure!(
+            Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()),
+            "building the root server needs {tool}: install it with {why}"
+        );
+    }
+    let exe = std::env::current_exe().context("finding the selkie binary")?;
+    let target = exe.parent().and_then(Path::parent).context("the selkie binary's target directory")?.join("root-server").join(plat);
+    std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    let log = target.join("build.log");
+    let spinner = crate::progress::spinner(&format!("building the root server for {platform} (root-server/build.sh; the first time takes minutes)"));
+    let out = Command::new("sh")
+        .arg(&script)
+        .env("SEL4_PREFIX", sel4_prefix)
+        .env("CARGO_TARGET_DIR", &target)
+        .stderr(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    spinner.finish_and_clear();
+    if !out.status.success() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("building the root server for {platform} failed ({}; the whole log is {}):\n{}", out.status, log.display(), tail.join("\n"));
+    }
+    let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    ensure!(built.exists(), "root-server/build.sh said it built {}, but there is no such file", built.display());
+    Ok(built)
+}
+
 /// Checks that `prefix` is an installed seL4 for `platform`; says what is missing otherwise.
 pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
     let need = ["bin/kernel.elf", "bin/sel4-kernel-loader", "bin/sel4-kernel-loader-add-payload", "libsel4/include/kernel/gen_config.json"];

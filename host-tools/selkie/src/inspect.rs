@@ -34,6 +34,8 @@ pub struct BinaryReport {
     pub pie: bool,
     pub entry: u64,
     pub tls: bool,
+    /// The dynamic linker of a dynamically linked entrypoint.
+    pub interp: Option<String>,
     pub rewritten_syscalls: usize,
     pub segments: Vec<Segment>,
 }
@@ -64,6 +66,7 @@ pub fn report(p: &Prepared) -> Result<Report> {
             pie: p.elf.pie,
             entry: p.elf.entry,
             tls: p.elf.tls,
+            interp: p.elf.interp.clone(),
             rewritten_syscalls: p.traps.len(),
             segments: p.elf.segments.clone(),
         },

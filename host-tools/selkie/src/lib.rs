@@ -5,10 +5,11 @@
 //! - [`rootfs`] flattens layers into a newc cpio without extracting anything to disk.
 //! - [`runtime`] turns the image config into the container manifest's app entry.
 //! - [`elf`] checks the entrypoint and plans its resources; [`syscalls`] rewrites its `svc`s.
-//! - [`pack`] and [`inspect`] are the commands; [`transfer`] pulls and pushes images and
+//! - [`pack`], [`inspect`] and [`build`] (a Dockerfile through buildah) are the commands; [`transfer`] pulls and pushes images and
 //!   bootable seL4 images through registries.
 
 pub mod boot;
+pub mod build;
 pub mod compose;
 pub mod cache;
 pub mod digest;

@@ -25,6 +25,27 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Build a Dockerfile into an OCI layout with buildah (linux/arm64, chroot isolation,
+    /// storage under ~/.cache/selkie), then check it as pack would.
+    Build {
+        /// The build context.
+        context: PathBuf,
+        /// The Dockerfile (default: CONTEXT/Dockerfile).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Where to write the image: oci:DIR[:TAG].
+        #[arg(short, long, default_value = "oci:selkie-build:latest")]
+        tag: String,
+        /// A build argument, K=V (repeatable).
+        #[arg(long = "build-arg", value_name = "K=V")]
+        build_args: Vec<String>,
+        /// The stage to build.
+        #[arg(long)]
+        target: Option<String>,
+        /// A label to set, K=V (repeatable).
+        #[arg(long = "label", value_name = "K=V")]
+        labels: Vec<String>,
+    },
     /// Flatten images and write them as a bundle.
     Pack {
         /// Images: oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG], docker://HOST/REPO[:TAG].
@@ -183,6 +204,19 @@ enum ComposeCmd {
     },
 }
 
+/// What packing for seL4 platform `platform` needs: SEL4_PREFIX, and `root_server` or the
+/// one built for it (built now when there is none).
+fn boot_options(platform: &str, root_server: Option<PathBuf>) -> Result<selkie::boot::BootOptions> {
+    let sel4_prefix = std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
+        anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {platform} (see README.md, Prerequisites for booting seL4)")
+    })?;
+    let root_server = match root_server {
+        Some(p) => p,
+        None => selkie::boot::root_server_for(platform, &sel4_prefix)?,
+    };
+    Ok(selkie::boot::BootOptions { platform: platform.to_string(), root_server, sel4_prefix })
+}
+
 fn run(cli: Cli) -> Result<()> {
     selkie::source::registry::set_plain_http(cli.plain_http);
     match cli.cmd {
@@ -190,15 +224,7 @@ fn run(cli: Cli) -> Result<()> {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
             if let Some(sel4_platform) = platform.as_deref().filter(|p| !p.contains('/')) {
                 let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name, ..Default::default() };
-                let boot = selkie::boot::BootOptions {
-                    platform: sel4_platform.to_string(),
-                    root_server: root_server.or_else(|| selkie::boot::default_root_server(sel4_platform)).ok_or_else(|| {
-                        anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
-                    })?,
-                    sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
-                        anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {sel4_platform} (see README.md, Prerequisites for booting seL4)")
-                    })?,
-                };
+                let boot = boot_options(sel4_platform, root_server)?;
                 let names = selkie::boot::pack_image(&refs, &opts, &boot, &output)?;
                 eprintln!("packed {} into {} for {sel4_platform}", names.join(", "), output.display());
                 if let Some(to) = push {
@@ -244,15 +270,7 @@ fn run(cli: Cli) -> Result<()> {
                     if let Some(from) = &exit_code_from {
                         project.service(from)?;
                     }
-                    let boot = selkie::boot::BootOptions {
-                        platform: platform.clone(),
-                        root_server: root_server.or_else(|| selkie::boot::default_root_server(&platform)).ok_or_else(|| {
-                            anyhow::anyhow!("no root server built: run root-server/build.sh, or pass --root-server PATH")
-                        })?,
-                        sel4_prefix: std::env::var_os("SEL4_PREFIX").map(PathBuf::from).ok_or_else(|| {
-                            anyhow::anyhow!("SEL4_PREFIX is not set: point it at an installed seL4 for {platform} (see README.md, Prerequisites for booting seL4)")
-                        })?,
-                    };
+                    let boot = boot_options(&platform, root_server)?;
                     let names = selkie::boot::pack_compose(&project, &boot, &output, exit_code_from.as_deref())?;
                     eprintln!("packed {} into {} for {platform}", names.join(", "), output.display());
                 }
@@ -297,6 +315,11 @@ fn run(cli: Cli) -> Result<()> {
             let report = selkie_emulator::run(&app, &rootfs, &text, &emu)?;
             tracing::info!("{} ended: {:?} after {} syscalls", app.name, report.ending, report.syscalls);
             std::process::exit(report.status());
+        }
+        Cmd::Build { context, file, tag, build_args, target, labels } => {
+            let opts = selkie::build::BuildOptions { file, tag: tag.clone(), build_args, target, labels, storage: None };
+            let report = selkie::build::build(&context, &opts)?;
+            print!("{}", selkie::build::summary(&tag, &report));
         }
         Cmd::Inspect { image, platform, json } => {
             let r = ImageRef::parse(&image)?;

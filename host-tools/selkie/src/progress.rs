@@ -18,3 +18,16 @@ pub fn bar(len: u64, msg: &str, bytes: bool) -> ProgressBar {
     pb.set_message(msg.to_string());
     pb
 }
+
+/// A spinner with `msg` while something of unknown length runs; on a pipe, `msg` is
+/// printed once instead.
+pub fn spinner(msg: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        eprintln!("{msg}");
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
