@@ -76,21 +76,39 @@ fn select_and_timerfds_on_sel4_like_linux() {
 }
 
 /// The seed's compose pair (tests/apps/netpeer.c) on Linux: the server and the client as
-/// two processes on the host's loopback; their stdouts.
+/// two processes on the host's loopback; their stdouts. The port is one the kernel just
+/// handed out; should something take it before the server binds it (the host runs other
+/// tests), the server says so on its first line and the pair runs again on another port.
 fn pair_on_linux(bin: &std::path::Path) -> Option<(String, String)> {
-    // A port of its own: tests of this process run side by side on the host's loopback.
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let port = (40000 + (std::process::id() * 8 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 20000).to_string();
-    let server = std::process::Command::new("qemu-aarch64-static")
-        .arg(bin)
-        .args(["server", &port])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    let client = std::process::Command::new("qemu-aarch64-static").arg(bin).args(["client", &port, "localhost"]).output().ok()?;
-    let out = server.wait_with_output().ok()?;
-    assert!(client.status.success() && out.status.success(), "the pair failed on Linux: {client:?} {out:?}");
-    Some((String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&client.stdout).into_owned()))
+    use std::io::{BufRead, Read};
+    for attempt in 1..=5 {
+        let port = std::net::TcpListener::bind("0.0.0.0:0").ok()?.local_addr().ok()?.port().to_string();
+        let mut server = std::process::Command::new("qemu-aarch64-static")
+            .arg(bin)
+            .args(["server", &port])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).ok()?;
+        if first != "server: listening\n" {
+            let mut err = String::new();
+            server.stderr.take().unwrap().read_to_string(&mut err).ok()?;
+            let status = server.wait().ok()?;
+            assert!(err.contains("Address in use") && attempt < 5, "the server failed on Linux (port {port}): {status:?} {first}{err}");
+            eprintln!("port {port} was taken before the server bound it (attempt {attempt}); another port");
+            continue;
+        }
+        let client = std::process::Command::new("qemu-aarch64-static").arg(bin).args(["client", &port, "localhost"]).output().ok()?;
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).ok()?;
+        let status = server.wait().ok()?;
+        assert!(client.status.success() && status.success(), "the pair failed on Linux (port {port}): {client:?} {status:?} {first}{rest}");
+        return Some((first + &rest, String::from_utf8_lossy(&client.stdout).into_owned()));
+    }
+    unreachable!()
 }
 
 /// The seed's compose file shape: a server and a client on `back-tier` (with its
