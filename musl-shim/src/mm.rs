@@ -69,6 +69,9 @@ pub struct MemoryMap {
     /// Addresses of rewritten syscall instructions in mapped code: a trap is a syscall
     /// only at one of these (the image's trap table, and those of executable file maps).
     traps: alloc::collections::BTreeSet<u64>,
+    /// Code built with the selkie SDK is mapped ([`crate::text::sdk_abi`]): an `svc #0`
+    /// with the Linux number in x7 is a syscall too (on seL4, an UnknownSyscall fault).
+    pub sdk_syscalls: bool,
     pub layout: MemLayout,
     brk: u64,
     heap_used: u64,
@@ -76,7 +79,7 @@ pub struct MemoryMap {
 
 impl MemoryMap {
     pub fn new(layout: MemLayout) -> Self {
-        MemoryMap { regions: BTreeMap::new(), traps: alloc::collections::BTreeSet::new(), layout, brk: layout.brk_start, heap_used: 0 }
+        MemoryMap { regions: BTreeMap::new(), traps: alloc::collections::BTreeSet::new(), sdk_syscalls: false, layout, brk: layout.brk_start, heap_used: 0 }
     }
 
     pub fn heap_used(&self) -> u64 {

@@ -362,6 +362,7 @@ pub fn load<M: GuestMemory + AddressSpace>(
     }
     // After the regions: recording a region drops the traps it covered.
     mm.add_traps(at);
+    mm.sdk_syscalls |= crate::text::sdk_abi(data);
     Ok(())
 }
 

@@ -342,6 +342,47 @@ pub fn scan(elf: &[u8]) -> Option<Vec<u64>> {
     Some(found)
 }
 
+/// The ELF note the selkie SDK's musl carries (sdk/musl-x7.patch): name `"selkie"`, this
+/// type, a 4-byte version. It says the file's syscalls put their number in x7 as well as
+/// x8, so on seL4 each `svc #0` arrives as one UnknownSyscall fault whose Syscall word is
+/// the Linux number, and its code is neither rewritten nor scanned.
+pub const SDK_NOTE_TYPE: u32 = 1;
+pub const SDK_NOTE_NAME: &[u8] = b"selkie\0";
+
+/// Whether `elf` is built with the selkie SDK: a PT_NOTE segment holding the
+/// [`SDK_NOTE_TYPE`] note with version 1 or later. Anything malformed is `false`.
+pub fn sdk_abi(elf: &[u8]) -> bool {
+    if elf.get(..4) != Some(b"\x7fELF".as_slice()) || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(elf, 32), u16_at(elf, 54), u16_at(elf, 56)) else { return false };
+    const PT_NOTE: u32 = 4;
+    for i in 0..usize::from(phnum) {
+        let Some(at) = usize::try_from(phoff).ok().and_then(|o| o.checked_add(i * usize::from(phentsize))) else { return false };
+        if u32_at(elf, at) != Some(PT_NOTE) {
+            continue;
+        }
+        let (Some(off), Some(size)) = (u64_at(elf, at + 8), u64_at(elf, at + 32)) else { continue };
+        let (Ok(off), Ok(size)) = (usize::try_from(off), usize::try_from(size)) else { continue };
+        let Some(notes) = off.checked_add(size).and_then(|end| elf.get(off..end)) else { continue };
+        let mut n = 0;
+        while n + 12 <= notes.len() {
+            let (Some(namesz), Some(descsz), Some(ty)) = (u32_at(notes, n), u32_at(notes, n + 4), u32_at(notes, n + 8)) else { break };
+            let name_at = n + 12;
+            let desc_at = name_at + (namesz as usize).next_multiple_of(4);
+            let next = desc_at + (descsz as usize).next_multiple_of(4);
+            if notes.get(name_at..name_at + namesz as usize) == Some(SDK_NOTE_NAME) && ty == SDK_NOTE_TYPE && descsz >= 4 {
+                return u32_at(notes, desc_at).is_some_and(|v| v >= 1);
+            }
+            if next <= n {
+                break;
+            }
+            n = next;
+        }
+    }
+    false
+}
+
 /// A cheap 64-bit hash of a file's bytes (not cryptographic: it keys one app's own cache
 /// of [`scan`] results).
 pub fn hash(bytes: &[u8]) -> u64 {

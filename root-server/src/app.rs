@@ -679,6 +679,12 @@ impl App {
         self.shim.switch_to(tid) && self.shim.mm.is_trap(pc)
     }
 
+    /// Whether thread `tid`'s process runs code built with the selkie SDK, whose `svc #0`
+    /// carries the Linux syscall number in x7: its UnknownSyscall faults are syscalls.
+    pub fn sdk_syscalls(&mut self, tid: Tid) -> bool {
+        self.shim.switch_to(tid) && self.shim.mm.sdk_syscalls
+    }
+
     /// Runs a syscall of thread `tid` through the shim.
     pub fn syscall(&mut self, g: &mut Global, tid: Tid, nr: u64, args: [u64; 6]) -> musl_shim::Action {
         self.syscalls += 1;

@@ -2,7 +2,11 @@
 //! in its own CNode and VSpace, and services their Linux syscalls with musl-shim.
 //!
 //! Apps reach us only through faults on one endpoint, badged with the app's id:
-//! - UserException at a trap-table address: a rewritten `svc #0`, i.e. a Linux syscall;
+//! - UserException at a trap-table address: a rewritten `svc #0`, i.e. a Linux syscall
+//!   (4 kernel entries: the trap, TCB_ReadRegisters, TCB_WriteRegisters, our ReplyRecv);
+//! - UnknownSyscall from a process running selkie-SDK code (musl patched to put the Linux
+//!   number in x7 too, sdk/musl-x7.patch): a Linux syscall whose registers are all in the
+//!   fault message, answered by the reply itself (2 kernel entries: the trap, ReplyRecv);
 //! - VMFault inside a valid lazily mapped range: a frame gets mapped;
 //! - anything else kills the app with a report; the others keep running.
 #![no_std]
@@ -196,6 +200,13 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let mut stats = Stats::default();
     let ends_with = manifest.ends_with.as_ref().map(|e| text(e, "ends_with")).transpose()?;
     serve(&mut g, ep, &mut apps, &mut stats, timer, ends_with.as_deref());
+    let per = |ticks: u64| ticks * 1_000_000_000 / kernel::counter_frequency() / stats.messages.max(1);
+    report!(
+        "stats root: {} messages from apps, each {} ns handling and {} ns settling on average",
+        stats.messages,
+        per(stats.handling),
+        per(stats.settling)
+    );
     let exited = stats.exited;
     let killed = stats.killed;
     // Measured after the apps, so that it costs them no boot time.
@@ -271,6 +282,10 @@ fn join_channels(manifest: &selkie_manifest::Manifest<selkie_manifest::Text<'_>>
 struct Stats {
     exited: usize,
     killed: usize,
+    /// Counter ticks spent handling messages and settling after them, and how many.
+    handling: u64,
+    settling: u64,
+    messages: u64,
 }
 
 /// The badge of the timer's notification, bound to our TCB: a Recv on the endpoint
@@ -341,11 +356,21 @@ const LABEL_UNKNOWN_SYSCALL: u64 = 2;
 const LABEL_USER_EXCEPTION: u64 = 3;
 const LABEL_VM_FAULT: u64 = 5;
 const LABEL_VCPU_FAULT: u64 = 7;
+/// An UnknownSyscall reply: seL4 restores x0..x7, FaultIP, SP, LR (ELR) and SPSR from it.
+const SYSCALL_REPLY_LEN: usize = 12;
+/// The UnknownSyscall message's words (seL4_UnknownSyscall_*, aarch64).
+const US_FAULT_IP: usize = 8;
+const US_SP: usize = 9;
+const US_SPSR: usize = 11;
+const US_SYSCALL: usize = 12;
 
 /// What to do after handling one message.
 enum Next {
     /// Reply to the thread that sent it (its registers are written).
     Reply,
+    /// Reply to an UnknownSyscall fault with these 12 registers (x0..x7, FaultIP, SP, LR,
+    /// SPSR: seL4's order), which the kernel writes back as it resumes the thread.
+    ReplySyscall([u64; SYSCALL_REPLY_LEN]),
     /// Leave it waiting (blocked, or gone) and take the next message.
     Wait,
 }
@@ -369,6 +394,11 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
         }
         let (info, badge) = match next {
             Next::Reply => ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, 0), ()),
+            Next::ReplySyscall(regs) => {
+                // Written only now: settling may have used the IPC buffer.
+                sel4::with_ipc_buffer_mut(|ib| ib.msg_regs_mut()[..SYSCALL_REPLY_LEN].copy_from_slice(&regs));
+                ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, SYSCALL_REPLY_LEN), ())
+            }
             Next::Wait => ep.recv(()),
         };
         if badge & TIMER_BADGE != 0 {
@@ -385,8 +415,13 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
             }
             continue;
         }
+        let t0 = kernel::counter();
         next = handle(g, apps, stats, info.label(), info.length(), badge);
+        let t1 = kernel::counter();
         settle(g, apps, stats, timer.as_mut());
+        stats.handling += t1 - t0;
+        stats.settling += kernel::counter() - t1;
+        stats.messages += 1;
     }
 }
 
@@ -511,7 +546,7 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
                     _ => fault(g, app, stats, tid, SIGILL, "undefined instruction", pc, pc),
                 };
             }
-            syscall(g, app, stats, tid, pc)
+            syscall(g, app, stats, tid, pc, None)
         }
         LABEL_VM_FAULT => {
             let (pc, addr, prefetch) = (m[0], m[1], m[2]);
@@ -534,8 +569,9 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
             };
             fault(g, app, stats, tid, sig, &kind, pc, 0)
         }
+        LABEL_UNKNOWN_SYSCALL if app.sdk_syscalls(tid) => syscall(g, app, stats, tid, m[US_FAULT_IP], Some(m)),
         LABEL_UNKNOWN_SYSCALL => {
-            let (pc, x7) = (m[8], m[7]);
+            let (pc, x7) = (m[US_FAULT_IP], m[US_SYSCALL]);
             fault(g, app, stats, tid, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
         }
         LABEL_CAP_FAULT => fault(g, app, stats, tid, SIGSEGV, "capability fault", m[0], m[1]),
@@ -587,19 +623,47 @@ const MAP_ANONYMOUS: u64 = 0x20;
 const EAGAIN: i64 = 11;
 const ENOMEM: i64 = 12;
 
-fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64) -> Next {
+/// Thread `tid`'s syscall at `pc`: a rewritten `svc` (`sdk` is `None`: its registers are
+/// read and written through its TCB) or an SDK-built `svc` (`sdk` is the UnknownSyscall
+/// message, which holds every register a syscall reads; a plain return is the reply).
+fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, sdk: Option<&[u64; 14]>) -> Next {
     let before = vm::entries_so_far() - 2;
     let Some(tcb) = app.tcb_of(tid) else { return Next::Wait };
-    vm::entries(1);
     // pc, sp, spsr, x0..x8
-    let mut regs = match tcb.tcb_read_registers(false, 12) {
-        Ok(r) => r,
-        Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
+    let mut regs = match sdk {
+        Some(m) => {
+            let mut r = sel4::UserContext::default();
+            *r.pc_mut() = pc;
+            *r.sp_mut() = m[US_SP];
+            *r.spsr_mut() = m[US_SPSR];
+            for i in 0..8 {
+                *r.gpr_mut(i) = m[i];
+            }
+            // The SDK's musl sets x8 as Linux wants it, to the number it puts in x7.
+            *r.gpr_mut(8) = m[US_SYSCALL];
+            r
+        }
+        None => {
+            vm::entries(1);
+            match tcb.tcb_read_registers(false, 12) {
+                Ok(r) => r,
+                Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
+            }
+        }
     };
     let nr = *regs.gpr(8);
     let args = [0, 1, 2, 3, 4, 5].map(|i| *regs.gpr(i));
     // Returns `v` to the thread: x0 and pc + 4, then our reply restarts it.
     let mut ret = |g: &mut Global, app: &mut App, stats: &mut Stats, v: i64| {
+        if let Some(m) = sdk {
+            let mut reply = [0u64; SYSCALL_REPLY_LEN];
+            reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
+            reply[0] = v as u64;
+            reply[US_FAULT_IP] = pc + 4;
+            app.syscall_entries += vm::entries_so_far() - before;
+            app.returned += 1;
+            return Next::ReplySyscall(reply);
+        }
         *regs.gpr_mut(0) = v as u64;
         *regs.pc_mut() = pc + 4;
         vm::entries(1);

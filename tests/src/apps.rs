@@ -28,6 +28,28 @@ pub enum Link {
     Static,
     /// `-static-pie`, linked by hand: Debian's musl-gcc specs only know -static.
     StaticPie,
+    /// `-static` with the selkie SDK toolchain (sdk/build-toolchain: Debian's musl patched
+    /// to put syscall numbers in x7 too), built once into target/selkie-sdk.
+    Sdk,
+}
+
+/// The selkie SDK's compiler, built by sdk/build-toolchain on first use; `None` with one
+/// line printed when it cannot be built here (its error is shown).
+pub fn sdk_cc() -> Option<PathBuf> {
+    static CC: OnceLock<Option<PathBuf>> = OnceLock::new();
+    CC.get_or_init(|| {
+        let prefix = workspace().join("target/selkie-sdk/aarch64");
+        let out = Command::new(workspace().join("sdk/build-toolchain")).arg(&prefix).output().expect("sdk/build-toolchain");
+        if !out.status.success() {
+            crate::tools::skip(&format!(
+                "the selkie SDK toolchain did not build (sdk/build-toolchain): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            return None;
+        }
+        Some(prefix.join("bin/aarch64-selkie-linux-musl-gcc"))
+    })
+    .clone()
 }
 
 static BUILD: Mutex<()> = Mutex::new(());
@@ -64,15 +86,24 @@ pub fn c_app(name: &str, link: Link) -> Option<PathBuf> {
         return None;
     }
     let src = workspace().join("tests/apps").join(format!("{name}.c"));
-    let suffix = if link == Link::Static { "" } else { "-pie" };
+    let sdk = match link {
+        Link::Sdk => Some(sdk_cc()?),
+        _ => None,
+    };
+    let suffix = match link {
+        Link::Static => "",
+        Link::StaticPie => "-pie",
+        Link::Sdk => "-sdk",
+    };
     let out = out_dir().join(format!("{name}{suffix}"));
     let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !newer(&src, &out) {
+    if !newer(&src, &out) && sdk.as_ref().is_none_or(|cc| !newer(cc, &out)) {
         return Some(out);
     }
     let tmp = out.with_extension("tmp");
     match link {
         Link::Static => check(Command::new("aarch64-linux-musl-gcc").args(["-static", "-O2", "-o"]).arg(&tmp).arg(&src)),
+        Link::Sdk => check(Command::new(sdk.unwrap()).args(["-static", "-O2", "-o"]).arg(&tmp).arg(&src)),
         Link::StaticPie => {
             let lib = "/usr/lib/aarch64-linux-musl";
             let obj = out.with_extension("o");

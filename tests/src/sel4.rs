@@ -132,6 +132,17 @@ impl Console {
 
     /// Whether `lines` appear in this order among the console's lines (other apps' lines
     /// may come between them).
+    /// The root server's bare seL4 IPC round trip (Call + ReplyRecv between two of its own
+    /// threads) measured in this boot, in ns, from its stats line.
+    pub fn bare_ipc_ns(&self) -> f64 {
+        self.text
+            .lines()
+            .find_map(|l| l.split("bare seL4 IPC round trip (Call + ReplyRecv) ").nth(1))
+            .and_then(|r| r.split(" ns").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no bare IPC round trip in the stats:\n{}", self.text))
+    }
+
     pub fn has_in_order(&self, lines: &str) -> bool {
         let mut have = self.text.lines();
         lines.lines().all(|want| have.any(|l| l == want))

@@ -262,13 +262,7 @@ fn two_apps_stream_64_mib_and_round_trips_emulated_and_on_sel4() {
     }
     // The root server's bare seL4 IPC round trip (Call + ReplyRecv between two of its own
     // threads), measured in this boot: the baseline the issue asks for.
-    let bare_ns: f64 = c
-        .text
-        .lines()
-        .find_map(|l| l.split("bare seL4 IPC round trip (Call + ReplyRecv) ").nth(1))
-        .and_then(|r| r.split(" ns").next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no bare IPC round trip in the stats:\n{}", c.text));
+    let bare_ns = c.bare_ipc_ns();
     assert!(bare_ns > 0.0, "{}", c.text);
     let us = |key: &str| -> f64 {
         bench.iter().find_map(|l| l.split(key).nth(1)).and_then(|r| r.split(" us").next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no {key:?} in {bench:?}"))

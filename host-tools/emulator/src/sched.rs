@@ -409,14 +409,25 @@ impl<'r> Machine<'r> {
             let event = p.uc.get_data_mut().event.take();
             let cur = p.uc.pc_read().unwrap_or(0);
             match event {
-                Some(Event::Interrupt { intno: host::EXCP_UDEF, pc: at }) => {
-                    let udf = read_insn(&p.uc, at) == Some(selkie_svc_rewrite::UDF_WORD);
+                Some(Event::Interrupt { intno: intno @ (host::EXCP_UDEF | host::EXCP_SWI), pc }) => {
                     self.shim.switch_to(tid);
-                    let is_trap = udf && self.shim.mm.is_trap(at);
-                    if !is_trap {
-                        return self.fault(tid, at, at, FaultKind::Undefined);
-                    }
-                    match self.syscall(tid, at)? {
+                    let (at, nr_reg) = if intno == host::EXCP_UDEF {
+                        // A rewritten svc: a syscall only at a trap-table address.
+                        let udf = read_insn(&p.uc, pc) == Some(selkie_svc_rewrite::UDF_WORD);
+                        if !(udf && self.shim.mm.is_trap(pc)) {
+                            return self.fault(tid, pc, pc, FaultKind::Undefined);
+                        }
+                        (pc, RegisterARM64::X8)
+                    } else {
+                        // An svc (pc is past it): only selkie-SDK code may make one, with
+                        // the number in x7, as the root server reads it.
+                        let at = pc.wrapping_sub(4);
+                        if !self.shim.mm.sdk_syscalls {
+                            return self.fault(tid, at, at, FaultKind::UnrewrittenSvc);
+                        }
+                        (at, RegisterARM64::X7)
+                    };
+                    match self.syscall(tid, at, nr_reg)? {
                         Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && !self.shared) => continue,
                         Go::On => {
                             self.runq.push_back(tid);
@@ -424,9 +435,6 @@ impl<'r> Machine<'r> {
                         }
                         Go::Stop => return Ok(()),
                     }
-                }
-                Some(Event::Interrupt { intno: host::EXCP_SWI, pc: at }) => {
-                    return self.fault(tid, at.wrapping_sub(4), at.wrapping_sub(4), FaultKind::UnrewrittenSvc)
                 }
                 Some(Event::Interrupt { intno: host::EXCP_BKPT, pc: at }) => {
                     let imm = read_insn(&p.uc, at).map(|w| ((w >> 5) & 0xffff) as u16).unwrap_or(0);
@@ -464,13 +472,14 @@ impl<'r> Machine<'r> {
         Ok(())
     }
 
-    /// Services the syscall `tid` trapped on at `at`.
-    fn syscall(&mut self, tid: Tid, at: u64) -> Result<Go> {
+    /// Services the syscall `tid` trapped on at `at`, its number in register `nr_reg`
+    /// (x8 for a rewritten `svc`, x7 for selkie-SDK code).
+    fn syscall(&mut self, tid: Tid, at: u64, nr_reg: RegisterARM64) -> Result<Go> {
         let pid = self.threads[&tid].pid;
         self.shim.switch_to(tid);
         let p = self.procs.get_mut(&pid).unwrap();
         let mut env = Env::for_syscall(&mut p.uc, &p.protected).with_output(self.out.clone());
-        let nr = env.reg(RegisterARM64::X8);
+        let nr = env.reg(nr_reg);
         let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
         self.syscalls += 1;
         let action = self.shim.syscall(&mut env, nr, args);

@@ -129,7 +129,7 @@ pub fn summary(tag: &str, r: &Report) -> String {
     let b = &r.binary;
     let a = &r.app;
     format!(
-        "built {tag} ({}): app {}, entrypoint {} ({} aarch64, {} KiB, {} svc sites rewritten), argv {:?}, labels valid (priority {}, heap {} pages)\n",
+        "built {tag} ({}): app {}, entrypoint {} ({} aarch64, {} KiB, {}), argv {:?}, labels valid (priority {}, heap {} pages)\n",
         r.config_digest,
         a.name,
         b.path,
@@ -139,7 +139,7 @@ pub fn summary(tag: &str, r: &Report) -> String {
             None => "static".to_string(),
         },
         b.size / 1024,
-        b.rewritten_syscalls,
+        if b.sdk_syscalls { "selkie SDK syscalls, none rewritten".to_string() } else { format!("{} svc sites rewritten", b.rewritten_syscalls) },
         a.argv.as_slice(),
         a.spec.priority,
         a.spec.heap_pages,

@@ -37,6 +37,8 @@ pub struct BinaryReport {
     /// The dynamic linker of a dynamically linked entrypoint.
     pub interp: Option<String>,
     pub rewritten_syscalls: usize,
+    /// Built with the selkie SDK: syscalls carry their number in x7, none is rewritten.
+    pub sdk_syscalls: bool,
     pub segments: Vec<Segment>,
 }
 
@@ -68,6 +70,7 @@ pub fn report(p: &Prepared) -> Result<Report> {
             tls: p.elf.tls,
             interp: p.elf.interp.clone(),
             rewritten_syscalls: p.traps.len(),
+            sdk_syscalls: p.sdk,
             segments: p.elf.segments.clone(),
         },
         app,
@@ -107,7 +110,11 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "\nApp        {}", a.name);
     let _ = writeln!(s, "Binary     {} ({}, {}{})", r.binary.path, kib(r.binary.size as u64),
         if r.binary.pie { "static-pie" } else { "static" }, if r.binary.tls { ", TLS" } else { "" });
-    let _ = writeln!(s, "Syscalls   {} svc sites rewritten to traps", r.binary.rewritten_syscalls);
+    if r.binary.sdk_syscalls {
+        let _ = writeln!(s, "Syscalls   selkie SDK: svc with the number in x7, none rewritten (2 kernel entries each)");
+    } else {
+        let _ = writeln!(s, "Syscalls   {} svc sites rewritten to traps", r.binary.rewritten_syscalls);
+    }
     let _ = writeln!(s, "Argv       {:?}", a.argv.as_slice());
     let _ = writeln!(s, "Env        {:?}", a.envp.as_slice());
     let _ = writeln!(s, "Cwd        {}", a.cwd);

@@ -41,6 +41,8 @@ pub struct Prepared {
     pub binary: Vec<u8>,
     /// Link-time addresses of the entrypoint's `svc #0`s (rewritten in the text store).
     pub traps: Vec<u64>,
+    /// The entrypoint is built with the selkie SDK (its `svc`s set x7; none rewritten).
+    pub sdk: bool,
     pub elf: ElfInfo,
     pub ids: (u32, u32),
     /// Its compose networks (none: the image's default one).
@@ -114,7 +116,7 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
             );
         }
     }
-    let traps = crate::syscalls::entry_traps(&binary_path, &original)?;
+    let (traps, sdk) = crate::syscalls::entry_traps(&binary_path, &original)?;
     let binary = original;
 
     let passwd = file_content(&image, &mut scanned, "/etc/passwd")?;
@@ -129,7 +131,7 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
     let service_name = opts.service.as_ref().map(|s| s.name.clone());
     let name = runtime::sanitize_name(&opts.name.clone().or(service_name).or(labels_name).unwrap_or_else(|| reference.short_name()));
     let networks = opts.service.as_ref().map(|s| s.networks.clone()).unwrap_or_default();
-    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, elf, ids, networks })
+    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, sdk, elf, ids, networks })
 }
 
 /// A compose service's overrides, as docker compose applies them: `entrypoint` replaces

@@ -6,10 +6,11 @@
 
 use anyhow::Result;
 
-/// The entrypoint's trap table (link-time addresses), or why it cannot be rewritten.
-pub fn entry_traps(path: &str, bytes: &[u8]) -> Result<Vec<u64>> {
+/// The entrypoint's trap table (link-time addresses; empty for a selkie-SDK binary, which
+/// needs none) and whether it is SDK-built, or why it cannot be rewritten.
+pub fn entry_traps(path: &str, bytes: &[u8]) -> Result<(Vec<u64>, bool)> {
     let r = selkie_svc_rewrite::rewrite(bytes).map_err(|e| anyhow::anyhow!("rewriting syscalls in {path}: {e}"))?;
-    Ok(r.traps)
+    Ok((r.traps, r.sdk))
 }
 
 /// The text store of app `app`'s rootfs cpio; what went into it is logged, and files that
@@ -32,9 +33,10 @@ fn log_stats(app: &str, stats: &selkie_svc_rewrite::StoreStats) {
         tracing::warn!("{app}: {path}: not rewritten at pack time: {why}");
     }
     tracing::info!(
-        "{app}: {} ELFs, {} svc sites rewritten, {} KiB of rewritten code",
+        "{app}: {} ELFs, {} svc sites rewritten, {} KiB of rewritten code; {} selkie-SDK ELFs left as they are",
         stats.files,
         stats.traps,
-        stats.segment_bytes / 1024
+        stats.segment_bytes / 1024,
+        stats.sdk_files
     );
 }

@@ -61,6 +61,9 @@ pub struct Rewritten {
     pub used_sections: bool,
     /// How many `svc` words were left alone because symbols say they are data.
     pub objects_skipped: usize,
+    /// Built with the selkie SDK (`musl_shim::text::sdk_abi`): its `svc`s set x7 and are
+    /// left as they are; nothing was rewritten.
+    pub sdk: bool,
 }
 
 impl Rewritten {
@@ -165,6 +168,10 @@ pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
         0 => false,
         i => mapping[i - 1].1,
     };
+    if musl_shim::text::sdk_abi(data) {
+        let exec_segments = segs.into_iter().map(|s| s.file).collect();
+        return Ok(Rewritten { bytes: data.to_vec(), traps: Vec::new(), offsets: Vec::new(), exec_segments, used_sections, objects_skipped: 0, sdk: true });
+    }
     let mut out = data.to_vec();
     let mut traps = Vec::new();
     let mut offsets = Vec::new();
@@ -196,7 +203,7 @@ pub fn rewrite(data: &[u8]) -> Result<Rewritten, Error> {
     offsets.sort_unstable();
     offsets.dedup();
     let exec_segments = segs.into_iter().map(|s| s.file).collect();
-    Ok(Rewritten { bytes: out, traps, offsets, exec_segments, used_sections, objects_skipped })
+    Ok(Rewritten { bytes: out, traps, offsets, exec_segments, used_sections, objects_skipped, sdk: false })
 }
 
 /// What [`text_store`] did.
@@ -210,6 +217,8 @@ pub struct StoreStats {
     pub segment_bytes: u64,
     /// ELFs left out, with why (their `svc`s are then found when they are mapped).
     pub skipped: Vec<(String, String)>,
+    /// selkie-SDK ELFs, left out because their `svc`s need no rewrite.
+    pub sdk_files: usize,
 }
 
 /// The text store of a rootfs cpio (`musl_shim::text`): every aarch64 ELF in it rewritten,
@@ -283,6 +292,10 @@ fn store_file(name: &str, cpio_off: u64, data: &[u8], entries: &mut Vec<musl_shi
             return;
         }
     };
+    if r.sdk {
+        stats.sdk_files += 1;
+        return;
+    }
     // Executable segments' pages, merged where they share one.
     let mut pages: Vec<Range<u64>> = Vec::new();
     for seg in &r.exec_segments {

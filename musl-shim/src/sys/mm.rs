@@ -93,7 +93,9 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(src.len());
         let end = start.saturating_add(len as usize).min(src.len());
         let mut traps = alloc::vec::Vec::new();
-        if prot.x() {
+        if prot.x() && crate::text::sdk_abi(src) {
+            s.mm.sdk_syscalls = true;
+        } else if prot.x() {
             for t in s.traps_of(src) {
                 let Ok(t) = usize::try_from(t) else { continue };
                 if t >= start && t.saturating_add(4) <= end {
