@@ -346,6 +346,14 @@ impl<'a> Shim<'a> {
         true
     }
 
+    /// A mark of everything a syscall could change that matters to other threads and
+    /// apps: the I/O generation (every pipe, socket, eventfd and channel change bumps it),
+    /// the earliest deadline, and the events not yet taken. A runner that finds the same
+    /// mark after a syscall that returned at once has nothing to settle.
+    pub fn quiet_mark(&self) -> (u64, Option<u64>, usize) {
+        (self.tasks.io_gen.get(), self.tasks.next_deadline(), self.tasks.events.len())
+    }
+
     /// What happened to threads other than the caller since the last call.
     pub fn take_events(&mut self) -> Vec<task::Event> {
         self.tasks.poll_io();

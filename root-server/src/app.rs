@@ -242,7 +242,7 @@ pub struct ImageFrames {
 
 impl ImageFrames {
     /// Our slot holding the frame at virtual address `va`.
-    fn slot_of(&self, va: usize) -> Option<usize> {
+    pub fn slot_of(&self, va: usize) -> Option<usize> {
         let i = va.checked_sub(self.start)? / PAGE as usize;
         (i < self.count).then_some(self.first + i)
     }

@@ -202,10 +202,11 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     serve(&mut g, ep, &mut apps, &mut stats, timer, ends_with.as_deref());
     let per = |ticks: u64| ticks * 1_000_000_000 / kernel::counter_frequency() / stats.messages.max(1);
     report!(
-        "stats root: {} messages from apps, each {} ns handling and {} ns settling on average",
+        "stats root: {} messages from apps, each {} ns handling and {} ns settling on average; {} needed no settling",
         stats.messages,
         per(stats.handling),
-        per(stats.settling)
+        per(stats.settling),
+        stats.unsettled
     );
     let exited = stats.exited;
     let killed = stats.killed;
@@ -215,6 +216,12 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         Err(e) => format!("not measured ({e})"),
     };
     report!("stats root: bare seL4 IPC round trip (Call + ReplyRecv) {ipc}");
+    let across = match frames.slot_of(kernel::ipc_pinger_entry()).map(|slot| baseline::measure_across(&mut g, slot)) {
+        Some(Ok(ns)) => format!("{ns} ns ({} round trips)", baseline::ROUND_TRIPS),
+        Some(Err(e)) => format!("not measured ({e})"),
+        None => "not measured (the client's code is not in our image)".into(),
+    };
+    report!("stats root: bare seL4 IPC round trip between address spaces (Call + ReplyRecv) {across}");
     report!(
         "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses; realtime from {clock}, counter at {} Hz",
         vm::entries_so_far(),
@@ -286,6 +293,11 @@ struct Stats {
     handling: u64,
     settling: u64,
     messages: u64,
+    /// The last message was a syscall that returned at once and changed nothing that
+    /// other threads or apps could be waiting for (`Shim::quiet_mark`): no settling.
+    quiet: bool,
+    /// Messages after which settling was skipped so.
+    unsettled: u64,
 }
 
 /// The badge of the timer's notification, bound to our TCB: a Recv on the endpoint
@@ -416,9 +428,15 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
             continue;
         }
         let t0 = kernel::counter();
+        stats.quiet = false;
         next = handle(g, apps, stats, info.label(), info.length(), badge);
         let t1 = kernel::counter();
-        settle(g, apps, stats, timer.as_mut());
+        // Without a timer, deadlines are only seen here.
+        if stats.quiet && timer.is_some() {
+            stats.unsettled += 1;
+        } else {
+            settle(g, apps, stats, timer.as_mut());
+        }
         stats.handling += t1 - t0;
         stats.settling += kernel::counter() - t1;
         stats.messages += 1;
@@ -530,6 +548,7 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
         let what = format!("root heap quota exceeded: {} of {} bytes", kernel::charged(id), app.heap_quota);
         kill_app(g, app, stats, SIGKILL, &what);
         kernel::charge_to(None);
+        stats.quiet = false;
         return Next::Wait;
     }
     kernel::charge_to(None);
@@ -683,6 +702,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
         app.syscalls += 1;
         return ret(g, app, stats, -ENOMEM);
     }
+    let mark = app.shim.quiet_mark();
     match app.syscall(g, tid, nr, args) {
         musl_shim::Action::Return(v) if app.shim.signal_ready() => {
             let r = resume_with_signals(g, app, stats, tid, tcb, pc, |_, _, regs| {
@@ -694,7 +714,12 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
             app.returned += 1;
             r
         }
-        musl_shim::Action::Return(v) => ret(g, app, stats, v),
+        musl_shim::Action::Return(v) => {
+            let quiet = app.shim.app_ended().is_none() && app.shim.quiet_mark() == mark;
+            let next = ret(g, app, stats, v);
+            stats.quiet = quiet && !app.done;
+            next
+        }
         musl_shim::Action::SigReturn => resume_with_signals(g, app, stats, tid, tcb, pc, |app, g, regs| app.sigreturn(g, tid, regs)),
         musl_shim::Action::Block => {
             app.block(tid, pc, regs.clone());

@@ -143,6 +143,17 @@ impl Console {
             .unwrap_or_else(|| panic!("no bare IPC round trip in the stats:\n{}", self.text))
     }
 
+    /// As [`Console::bare_ipc_ns`], with the client in an address space of its own (as an
+    /// app's syscalls are: two address-space switches per round trip).
+    pub fn bare_ipc_across_ns(&self) -> f64 {
+        self.text
+            .lines()
+            .find_map(|l| l.split("bare seL4 IPC round trip between address spaces (Call + ReplyRecv) ").nth(1))
+            .and_then(|r| r.split(" ns").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no bare IPC round trip between address spaces in the stats:\n{}", self.text))
+    }
+
     pub fn has_in_order(&self, lines: &str) -> bool {
         let mut have = self.text.lines();
         lines.lines().all(|want| have.any(|l| l == want))

@@ -139,9 +139,29 @@ fn pack_builds_the_root_server_when_there_is_none() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("building the root server for qemu-arm-virt"), "{err}");
-    assert!(tmp.path().join("target/root-server/qemu-arm-virt/aarch64-sel4-nofp/release/selkie-root-server.elf").exists(), "{err}");
+    let built = tmp.path().join("target/root-server/qemu-arm-virt/aarch64-sel4-nofp/release/selkie-root-server.elf");
+    assert!(built.exists(), "{err}");
     let c = sel4::boot(&out, 300);
     assert!(c.finished && c.text.contains("HELLO = fresh"), "{}", c.text);
+    // A root server older than the checkout's sources is rebuilt (here: made to look old).
+    let pack = || {
+        Command::new(&selkie)
+            .env_remove("SELKIE_ROOT_SERVER")
+            .env("SEL4_PREFIX", sel4::prefix())
+            .env("SELKIE_LOG", "info")
+            .args(["pack", &image.reference(), "--platform", sel4::PLATFORM, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = pack();
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("rebuilding"), "a fresh root server was rebuilt: {o:?}");
+    assert!(Command::new("touch").args(["-d", "2001-01-01"]).arg(&built).status().unwrap().success());
+    let o = pack();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("is older than") && err.contains("rebuilding it"), "{err}");
+    let year_2001 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(31 * 365 * 86400);
+    assert!(std::fs::metadata(&built).unwrap().modified().unwrap() > year_2001, "the root server was not rebuilt: {err}");
     // Without SEL4_PREFIX pack says what to set.
     let o = Command::new(&selkie).env_remove("SEL4_PREFIX").args(["pack", &image.reference(), "--platform", sel4::PLATFORM, "-o"]).arg(&out).output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("SEL4_PREFIX is not set"), "{}", String::from_utf8_lossy(&o.stderr));

@@ -60,12 +60,24 @@ pub fn default_root_server(platform: &str) -> Option<PathBuf> {
 /// checkout's `root-server/build.sh` against `sel4_prefix` (a few minutes the first time;
 /// a spinner on a terminal). Says exactly what is missing when it cannot be built.
 pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../root-server/build.sh");
     if let Some(p) = default_root_server(platform) {
-        return Ok(p);
+        // One built next to us but older than the checkout's sources is rebuilt (cargo
+        // does only what changed), unless it was named or cannot be rebuilt here.
+        let newer = if std::env::var_os("SELKIE_ROOT_SERVER").is_none() { newer_source(&p) } else { None };
+        match newer {
+            None => return Ok(p),
+            Some(src) if script.exists() && check_prefix(sel4_prefix, platform).is_ok() => {
+                tracing::info!("the root server {} is older than {}: rebuilding it", p.display(), src.display());
+            }
+            Some(src) => {
+                tracing::warn!("the root server {} is older than {} and cannot be rebuilt here: using it as it is", p.display(), src.display());
+                return Ok(p);
+            }
+        }
     }
     let plat = sel4_plat(platform).with_context(|| format!("no seL4 platform {platform:?} (known: qemu-arm-virt, raspi4b, imx8mp-evk)"))?;
     check_prefix(sel4_prefix, platform)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../root-server/build.sh");
     ensure!(
         script.exists(),
         "no root server for {platform}, and no selkie checkout to build one from ({} is gone): pass --root-server PATH",
@@ -97,7 +109,39 @@ pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
     }
     let built = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     ensure!(built.exists(), "root-server/build.sh said it built {}, but there is no such file", built.display());
+    if newer_source(&built).is_some() {
+        // Cargo found nothing to do (a source's time changed, not its content): the
+        // root server is as new as its sources.
+        std::fs::File::options()
+            .append(true)
+            .open(&built)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+            .with_context(|| format!("marking {} as up to date", built.display()))?;
+    }
     Ok(built)
+}
+
+/// A source file of the root server in this checkout (its crate, musl-shim, the manifest
+/// crate, the workspace lock) changed after `built` was made: the newest such file.
+fn newer_source(built: &Path) -> Option<PathBuf> {
+    let made = std::fs::metadata(built).and_then(|m| m.modified()).ok()?;
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().ok()?;
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = ["root-server/src", "root-server/Cargo.toml", "root-server/build.sh", "root-server/Cargo.lock", "musl-shim/src", "musl-shim/Cargo.toml", "manifest/src", "manifest/Cargo.toml"]
+        .iter()
+        .map(|p| top.join(p))
+        .collect();
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else { continue };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).into_iter().flatten().flatten().map(|e| e.path()));
+        } else if let Ok(t) = meta.modified() {
+            if t > made && newest.as_ref().is_none_or(|n| t > n.0) {
+                newest = Some((t, p));
+            }
+        }
+    }
+    newest.map(|n| n.1)
 }
 
 /// Checks that `prefix` is an installed seL4 for `platform`; says what is missing otherwise.
