@@ -135,23 +135,23 @@ impl Console {
     /// The root server's bare seL4 IPC round trip (Call + ReplyRecv between two of its own
     /// threads) measured in this boot, in ns, from its stats line.
     pub fn bare_ipc_ns(&self) -> f64 {
-        self.text
-            .lines()
-            .find_map(|l| l.split("bare seL4 IPC round trip (Call + ReplyRecv) ").nth(1))
-            .and_then(|r| r.split(" ns").next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no bare IPC round trip in the stats:\n{}", self.text))
+        self.stat_ns("bare seL4 IPC round trip (Call + ReplyRecv) ")
     }
 
     /// As [`Console::bare_ipc_ns`], with the client in an address space of its own (as an
     /// app's syscalls are: two address-space switches per round trip).
     pub fn bare_ipc_across_ns(&self) -> f64 {
+        self.stat_ns("bare seL4 IPC round trip between address spaces (Call + ReplyRecv) ")
+    }
+
+    /// The number of ns after `key` in the console.
+    fn stat_ns(&self, key: &str) -> f64 {
         self.text
             .lines()
-            .find_map(|l| l.split("bare seL4 IPC round trip between address spaces (Call + ReplyRecv) ").nth(1))
+            .find_map(|l| l.split(key).nth(1))
             .and_then(|r| r.split(" ns").next())
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no bare IPC round trip between address spaces in the stats:\n{}", self.text))
+            .unwrap_or_else(|| panic!("no {key:?}in the stats:\n{}", self.text))
     }
 
     pub fn has_in_order(&self, lines: &str) -> bool {
