@@ -53,7 +53,8 @@ pub struct Global {
 }
 
 impl Global {
-    pub fn new(mut slots: Slots, pool: Pool) -> Result<Global> {
+    pub fn new(mut slots: Slots, mut pool: Pool) -> Result<Global> {
+        kernel::heap_source(pool.heap_source(&mut slots)?);
         let scratch = slots.alloc()?;
         let mut alias_slot = [0; WINDOW_PAGES];
         for s in &mut alias_slot {
