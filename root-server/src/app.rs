@@ -31,7 +31,7 @@ const THREAD_CNODE_BITS: usize = 2;
 const OBJECT_OVERHEAD: u64 = 256 * 1024;
 /// Untyped bytes for one more process's VSpace, page tables and storage CNode.
 const PROC_OVERHEAD: u64 = 64 * 1024;
-/// Chunks of a forked or exec'd process's budget (pid 1 takes 1 MiB chunks).
+/// Chunks of a forked or exec'd process's budget (pid 1's are `ut::CHUNK_BITS`).
 const PROC_CHUNK_BITS: usize = 18;
 const CLONE_THREAD: u64 = 0x10000;
 

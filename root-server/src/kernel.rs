@@ -276,24 +276,136 @@ pub fn unify_instruction(vspace: sel4::cap::VSpace, start: usize, end: usize) ->
     sel4::Error::from_sys(err).map_or(Ok(()), Err)
 }
 
-/// The root server's heap: a fixed region of our image (each of its pages costs one of the
-/// 4096 slots of our CNode), shared by every app's shim.
+/// The root server's heap: what the apps' quotas are cut from (see main.rs). Its first
+/// `HEAP_STATIC` bytes are a region of our image; the rest is mapped on demand (see
+/// [`HeapSource`]), so that the loader need not zero, and the kernel need not make frames
+/// for, megabytes that a small app never touches (issue 11, boot time).
 pub const HEAP_SIZE: usize = 8 << 20;
+/// The part of the heap in our image (.bss): a small app's state fits (hello takes 17 KiB).
+const HEAP_STATIC: usize = 256 << 10;
+/// Bytes mapped at a time when the heap grows.
+const GROW_STEP: usize = 64 << 10;
+/// Where the grown heap lies in our VSpace: far above our image, its IPC buffer and
+/// bootinfo, and within the smallest user address space of a 3-level VSpace (39 bits).
+const GROW_BASE: usize = 0x40_0000_0000;
 /// Apps' accounts: the manifest allows this many apps.
 pub const ACCOUNTS: usize = selkie_manifest::MAX_APPS;
 /// "No app": allocations charged to the root server itself.
 const ROOT: usize = usize::MAX;
 
 #[repr(C, align(4096))]
-struct HeapMem([u8; HEAP_SIZE]);
+struct HeapMem([u8; HEAP_STATIC]);
 
-static mut HEAP_MEM: HeapMem = HeapMem([0; HEAP_SIZE]);
+static mut HEAP_MEM: HeapMem = HeapMem([0; HEAP_STATIC]);
+
+/// Untyped memory and slots of ours reserved for growing the heap: frames are retyped
+/// from `untypeds` in order (a boot untyped is zeroed whole by the kernel on its first
+/// retype, so the small ones come first), into `slots`, and mapped from [`GROW_BASE`] on,
+/// with the translation tables the range lacks.
+pub struct HeapSource {
+    /// (slot, size_bits) of each untyped, used in order.
+    pub untypeds: [(usize, usize); 16],
+    pub count: usize,
+    /// Slots of our CNode for the frames and tables: `slots.start` is the next free one.
+    pub slots: core::ops::Range<usize>,
+}
+
+/// The heap's growth: set once by [`heap_source`], used under the grown heap's lock.
+struct Grower {
+    source: Option<HeapSource>,
+    /// The untyped frames are retyped from now (index into `untypeds`), and the bytes of
+    /// it retyped so far (the kernel hands an untyped out in order; a retype that does not
+    /// fit must not be tried: a debug kernel prints its error on the console).
+    current: usize,
+    used: usize,
+    /// Bytes mapped from GROW_BASE.
+    mapped: usize,
+}
+
+static mut GROWER: Grower = Grower { source: None, current: 0, used: 0, mapped: 0 };
+
+/// Hands the heap the untypeds and slots it grows with (before any app starts).
+pub fn heap_source(source: HeapSource) {
+    let _guard = ALLOCATOR.grown.lock();
+    // SAFETY: GROWER is only touched with the grown heap's lock held (taken above).
+    unsafe { (*ptr::addr_of_mut!(GROWER)).source = Some(source) };
+}
+
+impl Grower {
+    /// Retypes one object of `bp` into the next reserved slot, from the first untyped with
+    /// room for it.
+    fn retype(&mut self, bp: &sel4::ObjectBlueprint) -> Option<usize> {
+        let src = self.source.as_mut()?;
+        if src.slots.is_empty() {
+            return None;
+        }
+        let slot = src.slots.start;
+        let here = sel4::init_thread::slot::CNODE.cap().absolute_cptr_for_self();
+        let size = 1usize << bp.physical_size_bits();
+        while self.current < src.count {
+            let (ut, bits) = src.untypeds[self.current];
+            let at = self.used.next_multiple_of(size);
+            if at + size <= 1 << bits {
+                sel4::cap::Untyped::from_bits(ut as u64).untyped_retype(bp, &here, slot, 1).ok()?;
+                self.used = at + size;
+                src.slots.start += 1;
+                return Some(slot);
+            }
+            self.current += 1;
+            self.used = 0;
+        }
+        None
+    }
+
+    /// Maps a fresh frame at `va` in our VSpace, adding the translation tables it needs:
+    /// while the frame's lookup fails, a table goes in at the deepest level there is
+    /// (where the kernel maps it), so no table is ever mapped twice.
+    fn map_page(&mut self, va: usize) -> bool {
+        use sel4::CapTypeForObjectOfFixedSize as _;
+        let Some(slot) = self.retype(&sel4::cap_type::Granule::object_blueprint()) else { return false };
+        let frame = sel4::cap::Granule::from_bits(slot as u64);
+        let vspace = sel4::init_thread::slot::VSPACE.cap();
+        for level in 1..=sel4::vspace_levels::NUM_LEVELS {
+            match frame.frame_map(vspace, va, sel4::CapRights::read_write(), sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER) {
+                Ok(()) => return true,
+                Err(sel4::Error::FailedLookup) if level < sel4::vspace_levels::NUM_LEVELS => {}
+                Err(_) => return false,
+            }
+            let Some(ty) = sel4::TranslationTableObjectType::from_level(level) else { return false };
+            let Some(t) = self.retype(&ty.blueprint()) else { return false };
+            let table = sel4::cap::UnspecifiedIntermediateTranslationTable::from_bits(t as u64);
+            if table.generic_intermediate_translation_table_map(ty, vspace, va, sel4::VmAttributes::default()).is_err() {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Maps `len` more bytes (whole pages) at the grown heap's end.
+    fn grow(&mut self, len: usize) -> bool {
+        if self.mapped + len > HEAP_SIZE {
+            return false;
+        }
+        let mut done = 0;
+        while done < len {
+            if !self.map_page(GROW_BASE + self.mapped + done) {
+                break;
+            }
+            done += PAGE;
+        }
+        self.mapped += done;
+        done == len
+    }
+}
 
 /// A first-fit heap that charges every allocation to the app being served, so an app
 /// that grows its share (tmpfs inodes, fds, page maps) can be stopped before it starves
 /// the others (see `main.rs`).
 struct Accounted {
+    /// The part in our image.
     heap: linked_list_allocator::LockedHeap,
+    /// The part mapped on demand from GROW_BASE (its lock also guards GROWER).
+    grown: linked_list_allocator::LockedHeap,
     ready: AtomicBool,
     current: AtomicUsize,
     charged: [AtomicUsize; ACCOUNTS],
@@ -305,6 +417,7 @@ struct Accounted {
 #[global_allocator]
 static ALLOCATOR: Accounted = Accounted {
     heap: linked_list_allocator::LockedHeap::empty(),
+    grown: linked_list_allocator::LockedHeap::empty(),
     ready: AtomicBool::new(false),
     current: AtomicUsize::new(ROOT),
     charged: [const { AtomicUsize::new(0) }; ACCOUNTS],
@@ -320,19 +433,53 @@ impl Accounted {
     fn peak(&self) -> Option<&AtomicUsize> {
         self.peak.get(self.current.load(Ordering::Relaxed))
     }
+
+    /// A block from the static part, else from the grown part, growing it when it is full.
+    fn take(&self, layout: Layout) -> Option<ptr::NonNull<u8>> {
+        {
+            let mut heap = self.heap.lock();
+            if !self.ready.swap(true, Ordering::Relaxed) {
+                // SAFETY: HEAP_MEM is used by nothing else, and this runs once.
+                unsafe { heap.init(ptr::addr_of_mut!(HEAP_MEM) as *mut u8, HEAP_STATIC) };
+            }
+            if let Ok(p) = heap.allocate_first_fit(layout) {
+                return Some(p);
+            }
+        }
+        let mut grown = self.grown.lock();
+        if let Ok(p) = grown.allocate_first_fit(layout) {
+            return Some(p);
+        }
+        // Room for the block at any alignment, and for the allocator's own holes.
+        let need = layout.size().checked_add(layout.align())?.checked_add(64)?;
+        let step = need.div_ceil(GROW_STEP) * GROW_STEP;
+        // SAFETY: GROWER is only touched with the grown heap's lock held (taken above).
+        let grower = unsafe { &mut *ptr::addr_of_mut!(GROWER) };
+        let before = grower.mapped;
+        // What did get mapped is usable even when not all of it could be.
+        grower.grow(step);
+        let added = grower.mapped - before;
+        if added == 0 {
+            return None;
+        }
+        if before == 0 {
+            // SAFETY: [GROW_BASE, GROW_BASE + added) was just mapped read-write for us
+            // alone, and nothing else uses it.
+            unsafe { grown.init(GROW_BASE as *mut u8, added) };
+        } else {
+            // SAFETY: the pages right after the grown heap's end were just mapped, as above.
+            unsafe { grown.extend(added) };
+        }
+        grown.allocate_first_fit(layout).ok()
+    }
 }
 
-// SAFETY: the heap hands out disjoint blocks of HEAP_MEM under its lock; the counters are
-// bookkeeping only.
+// SAFETY: each part of the heap hands out disjoint blocks of its own memory (HEAP_MEM, or
+// what GROWER mapped) under its lock; the counters are bookkeeping only.
 unsafe impl GlobalAlloc for Accounted {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut heap = self.heap.lock();
-        if !self.ready.swap(true, Ordering::Relaxed) {
-            // SAFETY: HEAP_MEM is used by nothing else, and this runs once.
-            unsafe { heap.init(ptr::addr_of_mut!(HEAP_MEM) as *mut u8, HEAP_SIZE) };
-        }
-        match heap.allocate_first_fit(layout) {
-            Ok(p) => {
+        match self.take(layout) {
+            Some(p) => {
                 self.used.fetch_add(layout.size(), Ordering::Relaxed);
                 if let Some(a) = self.account() {
                     let now = a.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
@@ -342,14 +489,23 @@ unsafe impl GlobalAlloc for Accounted {
                 }
                 p.as_ptr()
             }
-            Err(()) => ptr::null_mut(),
+            None => ptr::null_mut(),
         }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if let Some(nn) = ptr::NonNull::new(p) {
-            // SAFETY: `p` came from `alloc` with this layout (GlobalAlloc's contract).
-            unsafe { self.heap.lock().deallocate(nn, layout) };
+            let at = p as usize;
+            let image = ptr::addr_of!(HEAP_MEM) as usize;
+            // SAFETY: `p` came from `alloc` with this layout (GlobalAlloc's contract), from
+            // the part its address lies in.
+            unsafe {
+                if (image..image + HEAP_STATIC).contains(&at) {
+                    self.heap.lock().deallocate(nn, layout)
+                } else {
+                    self.grown.lock().deallocate(nn, layout)
+                }
+            };
             self.used.fetch_sub(layout.size(), Ordering::Relaxed);
             if let Some(a) = self.account() {
                 let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(layout.size())));

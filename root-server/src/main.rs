@@ -257,6 +257,9 @@ impl musl_shim::channel::RingMemory for ImageRing {
 /// The image's channels (every app's `publishes` and `consumes`): one bus, each ring in
 /// our image; every app gets the ones it names as /dev/selkie/channels/NAME.
 fn join_channels(manifest: &selkie_manifest::Manifest<selkie_manifest::Text<'_>>, apps: &mut [App]) -> Result<(), String> {
+    if apps.iter().all(|a| manifest.apps[a.id].spec.publishes.is_empty() && manifest.apps[a.id].spec.consumes.is_empty()) {
+        return Ok(());
+    }
     let names = |l: &[selkie_manifest::Text<'_>]| l.iter().map(|t| text(t, "channel")).collect::<Result<Vec<String>, String>>();
     let mut lists: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     for app in apps.iter() {

@@ -1,7 +1,7 @@
 //! Capability slots in our own CNode, and untyped memory.
 //!
 //! - [`Slots`]: bootinfo's empty slots, handed out in order, then from a free list.
-//! - [`Pool`]: bootinfo's untypeds, RAM told from device memory, carved into 1 MiB child
+//! - [`Pool`]: bootinfo's untypeds, RAM told from device memory, carved into 256 KiB child
 //!   untypeds ("chunks"). A chunk belongs to one app; revoking it destroys every object the
 //!   app was given, and the chunk goes back to the pool for reuse.
 //! - [`Budget`]: one app's chunks and the bytes it may still retype.
@@ -16,8 +16,10 @@ use core::fmt;
 use core::ops::Range;
 use sel4::cap;
 
-/// Size of one chunk: 1 MiB.
-pub const CHUNK_BITS: usize = 20;
+/// Size of one chunk: 256 KiB. Small, so that a small app's chunks come out of small boot
+/// untypeds: the kernel zeroes a boot untyped whole on its first retype (a 4 MiB one cost
+/// about 10 ms of boot under QEMU).
+pub const CHUNK_BITS: usize = 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
@@ -83,6 +85,14 @@ impl Slots {
     pub fn free(&mut self, slot: usize) {
         self.free.push(slot)
     }
+    /// `n` never-used slots in a row.
+    pub fn take_range(&mut self, n: usize) -> Result<Range<usize>> {
+        if self.end - self.next < n {
+            return Err(Error::NoSlots);
+        }
+        self.next += n;
+        Ok(self.next - n..self.next)
+    }
     pub fn available(&self) -> usize {
         self.end - self.next + self.free.len()
     }
@@ -103,8 +113,10 @@ pub struct Pool {
     pub ram_bytes: u64,
     pub device_bytes: u64,
     pub device_untypeds: usize,
-    /// RAM untypeds smaller than a chunk (left unused).
+    /// RAM untypeds smaller than a chunk (the heap grows into them first, see
+    /// [`Pool::heap_source`]).
     pub small_untypeds: usize,
+    small: Vec<(cap::Untyped, usize)>,
     pub chunks_carved: usize,
 }
 
@@ -117,6 +129,7 @@ impl Pool {
             device_bytes: 0,
             device_untypeds: 0,
             small_untypeds: 0,
+            small: Vec::new(),
             chunks_carved: 0,
         };
         for (i, desc) in bootinfo.untyped_list().iter().enumerate() {
@@ -129,6 +142,9 @@ impl Pool {
             pool.ram_bytes += bytes;
             if desc.size_bits() < CHUNK_BITS {
                 pool.small_untypeds += 1;
+                if desc.size_bits() >= 12 {
+                    pool.small.push((bootinfo.untyped().index(i).cap(), desc.size_bits()));
+                }
                 continue;
             }
             pool.parents.push(Parent { cap: bootinfo.untyped().index(i).cap(), size_bits: desc.size_bits(), used: 0 });
@@ -137,7 +153,31 @@ impl Pool {
         // retype from one zeroes all of it (a 256 MiB untyped costs hundreds of ms under
         // QEMU), so touching only what is needed keeps boot fast.
         pool.parents.sort_by_key(|p| p.size_bits);
+        pool.small.sort_by_key(|&(_, b)| b);
         pool
+    }
+
+    /// What the root server's heap grows with past its static part (`kernel::HeapSource`):
+    /// the RAM untypeds too small for chunks, then the smallest untouched parent that holds
+    /// the whole heap (taken out of the pool), and slots for a frame per page and the
+    /// tables. Nothing is retyped (or zeroed) until the heap does grow.
+    pub fn heap_source(&mut self, slots: &mut Slots) -> Result<crate::kernel::HeapSource> {
+        let pages = crate::kernel::HEAP_SIZE / crate::kernel::PAGE;
+        let range = slots.take_range(pages + 16)?;
+        let mut src = crate::kernel::HeapSource { untypeds: [(0, 0); 16], count: 0, slots: range };
+        let big = self.parents.iter().position(|p| p.used == 0 && 1usize << p.size_bits >= crate::kernel::HEAP_SIZE);
+        let room = src.untypeds.len() - usize::from(big.is_some());
+        for &(c, b) in self.small.iter().take(room) {
+            src.untypeds[src.count] = (c.bits() as usize, b);
+            src.count += 1;
+        }
+        if let Some(i) = big {
+            let p = self.parents.remove(i);
+            self.ram_bytes -= 1u64 << p.size_bits;
+            src.untypeds[src.count] = (p.cap.bits() as usize, p.size_bits);
+            src.count += 1;
+        }
+        Ok(src)
     }
 
     /// A fresh or returned chunk of `2^bits` bytes, as the slot of its untyped cap.

@@ -53,7 +53,8 @@ pub struct Global {
 }
 
 impl Global {
-    pub fn new(mut slots: Slots, pool: Pool) -> Result<Global> {
+    pub fn new(mut slots: Slots, mut pool: Pool) -> Result<Global> {
+        kernel::heap_source(pool.heap_source(&mut slots)?);
         let scratch = slots.alloc()?;
         let mut alias_slot = [0; WINDOW_PAGES];
         for s in &mut alias_slot {
@@ -461,6 +462,10 @@ impl Space {
         }
         for vpage in vpages {
             let mut page = self.pages[&vpage];
+            if page.prot == prot && page.mapped == (prot.0 != 0) {
+                // As it is already (a loaded ELF's data segment, mapped RW to be written).
+                continue;
+            }
             if prot.0 == 0 {
                 if page.mapped {
                     self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
