@@ -71,6 +71,15 @@ pub fn build(context: &Path, opts: &BuildOptions) -> Result<Report> {
     let local = format!("localhost/selkie-build/{}:{}", sanitize(&dir.to_string_lossy()), sanitize(&tag));
     let mut bud = buildah(&["bud", "--isolation", "chroot", "--platform", "linux/arm64", "-t", &local]);
     bud.arg("-f").arg(&file);
+    // `FROM --platform=$BUILDPLATFORM IMAGE` (a build stage that runs on this machine, such
+    // as the SDK's) should name this machine's platform. buildah 1.28 with --platform set
+    // did not: the stage looked for IMAGE for linux/arm64 and tried to pull it (measured
+    // with localhost/selkie-sdk). So the BUILD* arguments are given, unless the user does.
+    for (k, v) in build_platform_args() {
+        if !opts.build_args.iter().any(|a| a.split_once('=').map_or(a.as_str(), |(n, _)| n) == k) {
+            bud.args(["--build-arg", &format!("{k}={v}")]);
+        }
+    }
     for a in &opts.build_args {
         bud.args(["--build-arg", a]);
     }
@@ -88,6 +97,18 @@ pub fn build(context: &Path, opts: &BuildOptions) -> Result<Report> {
     let r = ImageRef::parse(&dest)?;
     let p = crate::pack::prepare(&r, &PackOptions::default()).with_context(|| format!("{dest}, built from {}", file.display()))?;
     crate::inspect::report(&p)
+}
+
+/// BUILDPLATFORM, BUILDOS and BUILDARCH for this machine, as OCI names them.
+fn build_platform_args() -> [(&'static str, String); 3] {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        a => a,
+    };
+    [("BUILDPLATFORM", format!("linux/{arch}")), ("BUILDOS", "linux".to_string()), ("BUILDARCH", arch.to_string())]
 }
 
 fn run(mut c: Command, what: &str, file: &Path) -> Result<()> {

@@ -5,7 +5,7 @@
 //! - [`rootfs`] flattens layers into a newc cpio without extracting anything to disk.
 //! - [`runtime`] turns the image config into the container manifest's app entry.
 //! - [`elf`] checks the entrypoint and plans its resources; [`syscalls`] rewrites its `svc`s.
-//! - [`pack`], [`inspect`] and [`build`] (a Dockerfile through buildah) are the commands; [`transfer`] pulls and pushes images and
+//! - [`pack`], [`inspect`], [`build`] (a Dockerfile through buildah) and [`sdk`] (the SDK builder image) are the commands; [`transfer`] pulls and pushes images and
 //!   bootable seL4 images through registries.
 
 pub mod boot;
@@ -21,6 +21,7 @@ pub mod progress;
 pub mod reference;
 pub mod rootfs;
 pub mod runtime;
+pub mod sdk;
 pub mod source;
 pub mod syscalls;
 pub mod transfer;

@@ -46,6 +46,12 @@ enum Cmd {
         #[arg(long = "label", value_name = "K=V")]
         labels: Vec<String>,
     },
+    /// The selkie SDK: `selkie sdk build` makes the builder image (Debian bookworm with
+    /// aarch64-selkie-linux-musl-gcc) for a Dockerfile's build stage.
+    Sdk {
+        #[command(subcommand)]
+        cmd: SdkCmd,
+    },
     /// Flatten images and write them as a bundle.
     Pack {
         /// Images: oci:DIR[:TAG], docker-archive:FILE[:REPO:TAG], docker://HOST/REPO[:TAG].
@@ -137,6 +143,21 @@ enum Cmd {
     Cache {
         #[command(subcommand)]
         cmd: CacheCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SdkCmd {
+    /// Build the SDK builder image from Debian packages (debootstrap, needs root), as
+    /// localhost/selkie-sdk:latest in `selkie build`'s storage and into an OCI layout.
+    /// Nothing is rebuilt when the stored image was made from the same recipe.
+    Build {
+        /// Where to write the image: oci:DIR[:TAG] (default: oci:~/.cache/selkie/sdk-image:latest).
+        #[arg(short, long)]
+        tag: Option<String>,
+        /// Rebuild even when the stored image is up to date.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -320,6 +341,10 @@ fn run(cli: Cli) -> Result<()> {
             let opts = selkie::build::BuildOptions { file, tag: tag.clone(), build_args, target, labels, storage: None };
             let report = selkie::build::build(&context, &opts)?;
             print!("{}", selkie::build::summary(&tag, &report));
+        }
+        Cmd::Sdk { cmd: SdkCmd::Build { tag, force } } => {
+            let s = selkie::sdk::build(&selkie::sdk::SdkOptions { tag, storage: None, force })?;
+            print!("{}", selkie::sdk::summary(&s));
         }
         Cmd::Inspect { image, platform, json } => {
             let r = ImageRef::parse(&image)?;
