@@ -8,7 +8,7 @@ export SEL4_PREFIX
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: deps test build bench fuzz-build run-qemu clean
+.PHONY: deps test build bench fuzz-build run-qemu sdk clean
 
 deps:
 	@tools/install-deps
@@ -23,6 +23,12 @@ test: deps
 bench: deps
 	$(CARGO) build --release -p selkie -p selkie-bench
 	$(TARGET_DIR)/release/selkie-bench
+
+# make sdk: the selkie SDK builder image (localhost/selkie-sdk:latest, for a Dockerfile's
+# build stage; README.md, The selkie SDK). Nothing is rebuilt when it is up to date.
+sdk: deps
+	$(CARGO) build --release -p selkie
+	$(TARGET_DIR)/release/selkie sdk build
 
 # make run-qemu: builds the built-in demo (demo/hello: the seed's hello, tests/apps/hello.c,
 # as an OCI image, built from its Dockerfile by `selkie build`), and, when SEL4_PREFIX holds

@@ -237,6 +237,31 @@ fn layout_image(dir: &Path, tag: &str) -> Option<(serde_json::Value, u64)> {
     Some((config, size))
 }
 
+/// The digest of the manifest tagged `tag` in the layout `dir`.
+fn tagged_digest(dir: &Path, tag: &str) -> Option<String> {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).ok()?).ok()?;
+    let m = index["manifests"].as_array()?.iter().find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)?;
+    m["digest"].as_str().map(str::to_string)
+}
+
+/// Removes the untagged entries for `digest` from the layout's index.json; true when there
+/// were some.
+fn drop_untagged(dir: &Path, digest: &str) -> Result<bool> {
+    let path = dir.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("parsing {}", path.display()))?;
+    let Some(list) = index["manifests"].as_array_mut() else { return Ok(false) };
+    let before = list.len();
+    list.retain(|m| m["digest"] != digest || m["annotations"]["org.opencontainers.image.ref.name"].is_string());
+    if list.len() != before {
+        let tmp = dir.join("index.json.selkie-tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&index)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// The recipe hash of the image tagged `tag` in the OCI layout `dir`, if any.
 fn layout_hash(dir: &Path, tag: &str) -> Option<String> {
     layout_image(dir, tag)?.0["config"]["Labels"][HASH_LABEL].as_str().map(str::to_string)
@@ -268,6 +293,7 @@ pub fn build(opts: &SdkOptions) -> Result<SdkImage> {
     let (image_id, _) = stored(&storage).with_context(|| format!("{LOCAL_NAME} is not in {} after the build", storage.display()))?;
     if built || layout_hash(&dir, &ref_name).as_deref() != Some(hash.as_str()) {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let replaced = tagged_digest(&dir, &ref_name);
         let dest = format!("oci:{}:{ref_name}", dir.display());
         let spinner = crate::progress::spinner(&format!("selkie sdk: writing {LOCAL_NAME} to {dest}"));
         let mut c = buildah(&storage);
@@ -275,6 +301,15 @@ pub fn build(opts: &SdkOptions) -> Result<SdkImage> {
         let r = output(c, &format!("buildah push {LOCAL_NAME} {dest}"));
         spinner.finish_and_clear();
         r?;
+        // buildah leaves the image this one replaced in the index, untagged: it goes, and
+        // its blobs with it.
+        if let Some(old) = replaced {
+            if drop_untagged(&dir, &old)? && have("umoci") {
+                let mut c = Command::new("umoci");
+                c.args(["gc", "--layout"]).arg(&dir);
+                output(c, &format!("umoci gc --layout {}", dir.display()))?;
+            }
+        }
     }
     let layout_bytes = layout_image(&dir, &ref_name).map(|(_, n)| n).with_context(|| format!("no image tagged {ref_name} in {} after buildah push", dir.display()))?;
     Ok(SdkImage {
@@ -439,6 +474,22 @@ mod tests {
         let text = "# deb http://x.invalid/ bookworm main\ndeb-src http://s.invalid/ bookworm main\ndeb [arch=amd64 signed-by=/k.gpg] http://m.invalid/debian bookworm main\n";
         assert_eq!(mirror_one_line(text, "bookworm").as_deref(), Some("http://m.invalid/debian"));
         assert_eq!(mirror_one_line("deb http://m.invalid/ bookworm-security main\n", "bookworm"), None);
+    }
+
+    #[test]
+    fn a_replaced_image_leaves_the_index_only_when_untagged() {
+        let d = tempfile::tempdir().unwrap();
+        let m = |digest: &str, tag: Option<&str>| match tag {
+            Some(t) => serde_json::json!({"digest": digest, "annotations": {"org.opencontainers.image.ref.name": t}}),
+            None => serde_json::json!({"digest": digest}),
+        };
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [m("sha256:old", None), m("sha256:other", None), m("sha256:old", Some("v1")), m("sha256:new", Some("latest"))]});
+        std::fs::write(d.path().join("index.json"), index.to_string()).unwrap();
+        assert_eq!(tagged_digest(d.path(), "latest").as_deref(), Some("sha256:new"));
+        assert!(drop_untagged(d.path(), "sha256:old").unwrap());
+        let after: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(after["manifests"], serde_json::json!([m("sha256:other", None), m("sha256:old", Some("v1")), m("sha256:new", Some("latest"))]));
+        assert!(!drop_untagged(d.path(), "sha256:old").unwrap());
     }
 
     #[test]
