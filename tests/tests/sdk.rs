@@ -109,12 +109,14 @@ fn sdk_image_builds_once_and_builds_the_seeds_hello() {
     assert!(o.status.success(), "{}", text(&o));
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(summary.contains("entrypoint /hello (static aarch64") && summary.contains("priority 180"), "{summary}");
+    assert!(summary.contains("selkie SDK syscalls, none rewritten"), "pack did not see the SDK's note: {summary}");
 
     let o = selkie(&["inspect", "--json", &tag]);
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["app"]["argv"], serde_json::json!(["/hello", "hello_world", "test"]), "{r}");
     assert_eq!(r["binary"]["path"], "/hello", "{r}");
+    assert_eq!(r["binary"]["sdk_syscalls"], true, "{r}");
     assert_eq!(r["app"]["name"], "hello", "the seed's label com.koskit.app.name: {r}");
 
     // The binary itself: static aarch64, with the SDK's note.
