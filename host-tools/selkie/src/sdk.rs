@@ -360,9 +360,13 @@ fn make_image(storage: &Path, hash: &str) -> Result<()> {
     ensure!(root.is_dir(), "buildah mount gave {}, which is not a directory", root.display());
 
     let step = |msg: &str, c: Command, what: &str| -> Result<()> {
+        let t = std::time::Instant::now();
         let spinner = crate::progress::spinner(msg);
         let r = logged(c, what, &log);
         spinner.finish_and_clear();
+        if r.is_ok() {
+            eprintln!("selkie sdk: {}: done in {:.0} s", what.split(" (").next().unwrap_or(what), t.elapsed().as_secs_f64());
+        }
         r
     };
     let mut c = Command::new("debootstrap");
@@ -426,10 +430,12 @@ fn make_image(storage: &Path, hash: &str) -> Result<()> {
     output(c, "buildah config")?;
     let mut c = buildah(storage);
     c.args(["commit", "--quiet", "--rm", &name, LOCAL_NAME]);
+    let t = std::time::Instant::now();
     let spinner = crate::progress::spinner(&format!("selkie sdk: committing {LOCAL_NAME} into {}", storage.display()));
     let r = output(c, &format!("buildah commit {LOCAL_NAME}"));
     spinner.finish_and_clear();
     r?;
+    eprintln!("selkie sdk: buildah commit: done in {:.0} s", t.elapsed().as_secs_f64());
     drop(ctr);
     if let Some(old) = old {
         let mut c = buildah(storage);
