@@ -58,6 +58,17 @@ pub fn pack(images: &[String], out: &Path) {
     packed(c, out, "selkie pack");
 }
 
+/// Packs `images` into one image in a temporary directory and boots it; asserts that the
+/// root server's final line came within `timeout_s`.
+pub fn pack_and_boot(images: &[String], timeout_s: u32) -> Console {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let image = tmp.path().join("image.elf");
+    pack(images, &image);
+    let c = boot(&image, timeout_s);
+    assert!(c.finished, "no final line within {timeout_s} s:\n{}", c.text);
+    c
+}
+
 /// `selkie compose pack -f COMPOSE [extra...]` for qemu-arm-virt into `out`.
 pub fn compose_pack(compose: &Path, extra: &[&str], out: &Path) {
     let mut c = Command::new(selkie_bin());

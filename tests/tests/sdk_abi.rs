@@ -88,11 +88,7 @@ fn sdk_built_apps_boot_on_sel4_like_debian_musl() {
         let Some(want) = plain.build().map(|b| b.want) else { return };
         let Some(built) = sdk.build() else { return };
         assert_eq!(built.want.stdout, want.stdout, "{name}: the SDK build differs from Debian musl's on Linux");
-        let tmp = tempfile::tempdir().unwrap();
-        let image = tmp.path().join("image.elf");
-        sel4::pack(&[built.image.reference()], &image);
-        let c = sel4::boot(&image, 300);
-        assert!(c.finished, "{name}: no final line within 300 s:\n{}", c.text);
+        let c = sel4::pack_and_boot(&[built.image.reference()], 300);
         assert_eq!(c.app_output(), want.stdout, "{name}: the console differs from Debian musl on Linux; {:?}", c.reports());
         assert_eq!(c.status(name), Some(want.status), "{name}: {:?}", c.reports());
         // Its syscalls came as UnknownSyscall faults: no trap was rewritten, none found
