@@ -7,8 +7,8 @@
 //! 2. It is embedded into the root-server ELF as a new read-only PT_LOAD segment placed
 //!    right after the image, and the root server's `SELKIE_BUNDLE` symbol is patched with
 //!    its address and length. The new segment's program header replaces PT_GNU_STACK.
-//! 3. The seL4 kernel loader's add-payload tool (from `SEL4_PREFIX`) combines kernel,
-//!    DTB and root server into the image QEMU or a board boots.
+//! 3. [`crate::loader`] puts selkie's own kernel loader, the kernel and DTB from
+//!    `SEL4_PREFIX` and the root server into the image QEMU or a board boots.
 
 use crate::pack::{self, PackOptions};
 use crate::reference::ImageRef;
@@ -39,7 +39,7 @@ pub struct BootOptions {
     pub platform: String,
     /// The built root-server ELF.
     pub root_server: PathBuf,
-    /// Installed seL4 (kernel, loader, add-payload tool).
+    /// Installed seL4 (kernel, libsel4, support/kernel.dtb and platform_gen.yaml).
     pub sel4_prefix: PathBuf,
 }
 
@@ -124,13 +124,19 @@ pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
 /// A source file of the root server in this checkout (its crate, musl-shim, the manifest
 /// crate, the workspace lock) changed after `built` was made: the newest such file.
 fn newer_source(built: &Path) -> Option<PathBuf> {
-    let made = std::fs::metadata(built).and_then(|m| m.modified()).ok()?;
     let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().ok()?;
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut stack: Vec<PathBuf> = ["root-server/src", "root-server/Cargo.toml", "root-server/build.sh", "root-server/Cargo.lock", "musl-shim/src", "musl-shim/Cargo.toml", "manifest/src", "manifest/Cargo.toml"]
+    let sources: Vec<PathBuf> = ["root-server/src", "root-server/Cargo.toml", "root-server/build.sh", "root-server/Cargo.lock", "musl-shim/src", "musl-shim/Cargo.toml", "manifest/src", "manifest/Cargo.toml"]
         .iter()
         .map(|p| top.join(p))
         .collect();
+    newer_than(built, &sources)
+}
+
+/// The newest file under `sources` (files or directories) changed after `built` was made.
+pub(crate) fn newer_than(built: &Path, sources: &[PathBuf]) -> Option<PathBuf> {
+    let made = std::fs::metadata(built).and_then(|m| m.modified()).ok()?;
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = sources.to_vec();
     while let Some(p) = stack.pop() {
         let Ok(meta) = std::fs::metadata(&p) else { continue };
         if meta.is_dir() {
@@ -146,12 +152,12 @@ fn newer_source(built: &Path) -> Option<PathBuf> {
 
 /// Checks that `prefix` is an installed seL4 for `platform`; says what is missing otherwise.
 pub fn check_prefix(prefix: &Path, platform: &str) -> Result<()> {
-    let need = ["bin/kernel.elf", "bin/sel4-kernel-loader", "bin/sel4-kernel-loader-add-payload", "libsel4/include/kernel/gen_config.json"];
+    let need = ["bin/kernel.elf", "support/kernel.dtb", "support/platform_gen.yaml", "libsel4/include/kernel/gen_config.json"];
     for n in need {
         let p = prefix.join(n);
         ensure!(
             p.exists(),
-            "SEL4_PREFIX={} has no {n}: install seL4 16.0.0 and rust-sel4 v5.0.0's loader there (see README.md, Prerequisites for booting seL4)",
+            "SEL4_PREFIX={} has no {n}: install seL4 16.0.0 there (see README.md, Prerequisites for booting seL4)",
             prefix.display()
         );
     }
@@ -277,26 +283,6 @@ pub fn embed(root: &[u8], bundle: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Runs the loader's add-payload tool.
-pub fn add_payload(prefix: &Path, app: &Path, out: &Path) -> Result<()> {
-    let tool = prefix.join("bin/sel4-kernel-loader-add-payload");
-    let st = Command::new(&tool)
-        .arg("--loader")
-        .arg(prefix.join("bin/sel4-kernel-loader"))
-        .arg("--sel4-prefix")
-        .arg(prefix)
-        .arg("--app")
-        .arg(app)
-        .arg("-o")
-        .arg(out)
-        .status()
-        .with_context(|| format!("running {}", tool.display()))?;
-    if !st.success() {
-        bail!("{} failed ({st})", tool.display());
-    }
-    Ok(())
-}
-
 /// `selkie pack IMAGE... --platform <seL4 platform> -o image.elf`.
 pub fn pack_image(refs: &[ImageRef], opts: &PackOptions, boot: &BootOptions, out: &Path) -> Result<Vec<String>> {
     check_boot(boot)?;
@@ -328,11 +314,8 @@ fn pack_prepared(prepared: &[pack::Prepared], boot: &BootOptions, out: &Path, en
     })?;
     let b = bundle(prepared, ends_with)?;
     let elf = embed(&root, &b).with_context(|| format!("embedding the bundle into {}", boot.root_server.display()))?;
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".selkie-root-").suffix(".elf").tempfile_in(dir)?;
-    tmp.write_all(&elf)?;
-    tmp.flush()?;
-    add_payload(&boot.sel4_prefix, tmp.path(), out)?;
+    let parts = crate::loader::ImageParts { platform: &boot.platform, sel4_prefix: &boot.sel4_prefix, root_server: &elf };
+    crate::loader::write_image(&parts, out)?;
     Ok(prepared.iter().map(|p| p.name.clone()).collect())
 }
 

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod digest;
 pub mod elf;
 pub mod inspect;
+pub mod loader;
 pub mod pack;
 pub mod platform;
 pub mod progress;
