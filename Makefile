@@ -38,6 +38,8 @@ sdk: deps
 BUILD ?= build
 DEMO = $(BUILD)/demo
 SELKIE = $(TARGET_DIR)/release/selkie
+# What each board's boot chain loads: a raw kernel8.img (Pi), an arm64 Image (U-Boot), an ELF.
+IMAGE = $(BUILD)/$(if $(filter raspi4b,$(PLATFORM)),kernel8.img,$(if $(filter imx8mp-evk,$(PLATFORM)),Image,image-$(PLATFORM).elf))
 
 run-qemu: deps
 	@mkdir -p $(DEMO)
@@ -49,8 +51,8 @@ run-qemu: deps
 		set -e; \
 		root-server/build.sh > $(BUILD)/root-server.path; \
 		$(SELKIE) pack oci:$(DEMO)/oci:latest --name hello --platform $(PLATFORM) \
-			--root-server $$(cat $(BUILD)/root-server.path) -o $(BUILD)/image-$(PLATFORM).elf; \
-		qemu/$(PLATFORM) $(BUILD)/image-$(PLATFORM).elf; \
+			--root-server $$(cat $(BUILD)/root-server.path) -o $(IMAGE); \
+		qemu/$(PLATFORM) $(IMAGE); \
 	else \
 		echo "make run-qemu: no seL4 for $(PLATFORM) at SEL4_PREFIX=$(SEL4_PREFIX) (what is missing is above;"; \
 		echo "  README.md, Prerequisites for booting seL4, says how to install one). The demo runs under selkie's emulator instead:"; \
