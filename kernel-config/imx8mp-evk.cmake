@@ -30,3 +30,10 @@ set(KernelDebugBuild ON CACHE STRING "")
 
 # Kernel printing on UART2 (the EVK's console, stdout-path in imx8mp-evk.dts).
 set(KernelPrinting ON CACHE STRING "")
+
+# Real time for apps, as on qemu-arm-virt: the root server reads CNTPCT_EL0/CNTFRQ_EL0 from EL0
+# on every message and programs the EL1 physical timer (CNTP, PPI 30; the kernel's own tick is
+# on the EL2 timer). Without these two EL0 access to the counter traps and the root server
+# faults on its first message (seen in gen_config.json: EXPORT_PCNT_USER false until added).
+set(KernelArmExportPCNTUser ON CACHE BOOL "")
+set(KernelArmExportPTMRUser ON CACHE BOOL "")

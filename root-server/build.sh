@@ -6,6 +6,7 @@
 # in cargo's checkout of the rust-sel4 git dependency (the `sel4` package's workspace,
 # support/targets/).
 # Usage: root-server/build.sh [--release]   (release is the default; --debug for a dev build)
+# The ELF lands in target/root-server/<PLAT>-<config hash>/ (below) unless CARGO_TARGET_DIR is set.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -25,9 +26,14 @@ d = json.load(sys.stdin)
 print(next(p["manifest_path"] for p in d["packages"] if p["name"] == "sel4"))')
 targets=$(dirname "$(dirname "$(dirname "$sel4_manifest")")")/support/targets
 [ -f "$targets/aarch64-sel4.json" ] || { echo "root-server/build.sh: no aarch64-sel4.json in $targets" >&2; exit 1; }
-# One build dir per kernel platform: the root server is compiled against its config.
-plat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["PLAT"])' "$SEL4_PREFIX/libsel4/include/kernel/gen_config.json")
-target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server/$plat}
+# One build dir per kernel configuration, not per platform: the root server is compiled
+# against the kernel's config (an SMP and a 1-core kernel of one platform differ), so the
+# dir is PLAT plus the first 8 hex digits of gen_config.json's SHA-256, e.g.
+# target/root-server/qemu-arm-virt-1a2b3c4d (host-tools/selkie/src/boot.rs computes the same).
+config=$SEL4_PREFIX/libsel4/include/kernel/gen_config.json
+plat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["PLAT"])' "$config")
+key=$plat-$(sha256sum "$config" | cut -c1-8)
+target_dir=${CARGO_TARGET_DIR:-$here/../target/root-server/$key}
 # Our target, aarch64-sel4-nofp, is rust-sel4's aarch64-sel4 without FP/SIMD (soft-float
 # ABI): the root server then runs with its FPU disabled, and the kernel need not save and
 # restore FP state on every switch between an app and us. Generated, never committed.

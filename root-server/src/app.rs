@@ -641,9 +641,11 @@ impl App {
         };
         let cspace = sel4::CNodeCapData::new(0, sel4::WORD_SIZE - THREAD_CNODE_BITS);
         vm::entries(2);
+        // The core the thread runs on (SMP kernels: see cores.rs).
         let r = unit
             .tcb
             .tcb_set_space(sel4::CPtr::from_bits(FAULT_EP_SLOT), unit.cnode, cspace, p.space.vspace)
+            .and_then(|()| crate::cores::place(unit.tcb, self.id).map(|_| ()))
             .and_then(|()| unit.tcb.tcb_write_all_registers(resume, regs));
         if let Err(e) = r {
             self.spare.push(unit);

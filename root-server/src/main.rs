@@ -18,6 +18,7 @@ extern crate alloc;
 mod app;
 mod baseline;
 mod console;
+mod cores;
 mod kernel;
 mod time;
 mod ut;
@@ -87,6 +88,7 @@ fn map_rtc(bootinfo: &sel4::BootInfo, slots: &mut ut::Slots, devices: &mut ut::D
 }
 
 fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
+    cores::init(bootinfo);
     let frames = bootinfo.user_image_frames();
     let image_start = kernel::image_start();
     let image_end = image_start + frames.range().len() * kernel::PAGE;
@@ -223,14 +225,15 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     };
     report!("stats root: bare seL4 IPC round trip between address spaces (Call + ReplyRecv) {across}");
     report!(
-        "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses; realtime from {clock}, counter at {} Hz",
+        "stats root: {} kernel entries counted, {} heap bytes in use, {} slots free, {} of {} RAM bytes free, {} window misses; realtime from {clock}, counter at {} Hz; {}",
         vm::entries_so_far(),
         kernel::heap_used(),
         g.slots.available(),
         g.pool.free_bytes(),
         g.pool.ram_bytes,
         g.alias_misses,
-        kernel::counter_frequency()
+        kernel::counter_frequency(),
+        cores::summary()
     );
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
     Ok(())

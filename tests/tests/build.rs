@@ -136,7 +136,14 @@ fn pack_builds_the_root_server_when_there_is_none() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("building the root server for qemu-arm-virt"), "{err}");
-    let built = tmp.path().join("target/root-server/qemu-arm-virt/aarch64-sel4-nofp/release/selkie-root-server.elf");
+    // One build dir per kernel configuration: target/root-server/qemu-arm-virt-<config hash>.
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path().join("target/root-server"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("qemu-arm-virt-"))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}\n{err}");
+    let built = dirs[0].join("aarch64-sel4-nofp/release/selkie-root-server.elf");
     assert!(built.exists(), "{err}");
     let c = sel4::boot(&out, 300);
     assert!(c.finished && c.text.contains("HELLO = fresh"), "{}", c.text);

@@ -43,15 +43,28 @@ pub struct BootOptions {
     pub sel4_prefix: PathBuf,
 }
 
-/// Where `root-server/build.sh` leaves the root server for `platform`, relative to the
-/// `selkie` binary's target dir (target/<profile>/selkie -> target/root-server/<PLAT>/...).
-pub fn default_root_server(platform: &str) -> Option<PathBuf> {
+/// The name of root-server/build.sh's build dir for the kernel in `sel4_prefix`: seL4's
+/// PLAT and the first 8 hex digits of the SHA-256 of its gen_config.json (one dir per
+/// kernel configuration: an SMP and a 1-core kernel of one platform are built apart).
+pub fn root_server_key(sel4_prefix: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    let path = sel4_prefix.join("libsel4/include/kernel/gen_config.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    let plat = cfg.get("PLAT").and_then(|v| v.as_str()).with_context(|| format!("{} names no PLAT", path.display()))?;
+    Ok(format!("{plat}-{}", &hex::encode(sha2::Sha256::digest(&bytes))[..8]))
+}
+
+/// Where `root-server/build.sh` leaves the root server for the kernel in `sel4_prefix`,
+/// relative to the `selkie` binary's target dir
+/// (target/<profile>/selkie -> target/root-server/<PLAT>-<hash>/..., see [`root_server_key`]).
+pub fn default_root_server(sel4_prefix: &Path) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SELKIE_ROOT_SERVER") {
         return Some(PathBuf::from(p));
     }
     let exe = std::env::current_exe().ok()?;
     let target = exe.parent()?.parent()?;
-    let p = target.join("root-server").join(sel4_plat(platform)?).join("aarch64-sel4-nofp/release/selkie-root-server.elf");
+    let p = target.join("root-server").join(root_server_key(sel4_prefix).ok()?).join("aarch64-sel4-nofp/release/selkie-root-server.elf");
     p.exists().then_some(p)
 }
 
@@ -61,7 +74,7 @@ pub fn default_root_server(platform: &str) -> Option<PathBuf> {
 /// a spinner on a terminal). Says exactly what is missing when it cannot be built.
 pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../root-server/build.sh");
-    if let Some(p) = default_root_server(platform) {
+    if let Some(p) = default_root_server(sel4_prefix) {
         // One built next to us but older than the checkout's sources is rebuilt (cargo
         // does only what changed), unless it was named or cannot be rebuilt here.
         let newer = if std::env::var_os("SELKIE_ROOT_SERVER").is_none() { newer_source(&p) } else { None };
@@ -76,7 +89,7 @@ pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
             }
         }
     }
-    let plat = sel4_plat(platform).with_context(|| format!("no seL4 platform {platform:?} (known: qemu-arm-virt, raspi4b, imx8mp-evk)"))?;
+    sel4_plat(platform).with_context(|| format!("no seL4 platform {platform:?} (known: qemu-arm-virt, raspi4b, imx8mp-evk)"))?;
     check_prefix(sel4_prefix, platform)?;
     ensure!(
         script.exists(),
@@ -90,7 +103,7 @@ pub fn root_server_for(platform: &str, sel4_prefix: &Path) -> Result<PathBuf> {
         );
     }
     let exe = std::env::current_exe().context("finding the selkie binary")?;
-    let target = exe.parent().and_then(Path::parent).context("the selkie binary's target directory")?.join("root-server").join(plat);
+    let target = exe.parent().and_then(Path::parent).context("the selkie binary's target directory")?.join("root-server").join(root_server_key(sel4_prefix)?);
     std::fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     let log = target.join("build.log");
     let spinner = crate::progress::spinner(&format!("building the root server for {platform} (root-server/build.sh; the first time takes minutes)"));
