@@ -123,6 +123,8 @@ impl Target {
             .arg(image)
             .env("SELKIE_QEMU_TIMEOUT", timeout_s.to_string())
             .env("SELKIE_QEMU_CORES", self.cores.to_string())
+            // qemu/imx8mp-evk hands QEMU this kernel's device tree.
+            .env("SEL4_PREFIX", &self.prefix)
             .output()
             .expect("qemu");
         let all = String::from_utf8_lossy(&o.stdout).into_owned();

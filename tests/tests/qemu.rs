@@ -2,7 +2,9 @@
 //! booted under QEMU (qemu-arm-virt): each app's console output and exit status must equal
 //! the Linux reference's
 //! (qemu-aarch64-static) and the emulated runner's (`selkie run --emulate`). Several apps
-//! share one image; a crashing app must not stop a healthy one.
+//! share one image; a crashing app must not stop a healthy one. The same apps also boot on
+//! every platform whose seL4 is installed (/opt/seL4/<platform>, and <platform>-smp4 on
+//! four cores), each packed in the format its boot chain takes.
 //! Skipped, with one line, when SEL4_PREFIX or rust-sel4 is unavailable.
 
 use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, shell_status, Link, SIGNALS_EXPECTED, SIGTHREADS_EXPECTED};
@@ -477,4 +479,59 @@ fn mapping_a_file_too_big_for_the_root_heap_gets_enomem() {
     let c = boot(tmp.path(), &[&Expect { name: "bigmap".into(), image: img.reference(), stdout: String::new(), status: 0 }]);
     assert!(c.has_in_order("/big.bin: mmap of 12582912 bytes: Out of memory\n/foo.txt: mmap of 4 bytes: ok, first byte 102"), "{}", c.text);
     assert_eq!(c.status("bigmap"), Some(0), "{:?}", c.reports());
+}
+
+/// One app alone, then a crashing app next to two healthy ones, on `platform` with the
+/// kernel installed for `cores` cores; one SKIP line when that kernel is not installed.
+fn same_apps_on(platform: &'static str, cores: u32) {
+    let t = sel4::Target::installed(platform, cores);
+    if !t.prefix.exists() {
+        selkie_tests::tools::skip(&format!("{platform} on {cores} cores: no seL4 installed at {}", t.prefix.display()));
+        return;
+    }
+    if skip_without(&["umoci", "qemu-aarch64-static", "aarch64-linux-musl-gcc"]) || !t.available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (Some(h), Some(w), Some(bad)) =
+        (app(tmp.path(), "hello", &["hello_world", "test"], &[]), app(tmp.path(), "walker", &["/data"], &[]), app(tmp.path(), "nullderef", &[], &[]))
+    else {
+        return;
+    };
+    let c = t.pack_and_boot(&[h.image.clone()], BOOT_TIMEOUT);
+    assert_eq!(c.app_output(), h.stdout, "{platform}/{cores}: seL4 console differs from Linux; reports: {:?}", c.reports());
+    assert_eq!(c.status("hello"), Some(h.status), "{platform}/{cores}: {:?}", c.reports());
+
+    let c = t.pack_and_boot(&[bad.image.clone(), h.image.clone(), w.image.clone()], BOOT_TIMEOUT);
+    assert_eq!(c.status("nullderef"), Some(139), "{platform}/{cores}: {:?}", c.reports());
+    for e in [&h, &w] {
+        assert!(c.has_in_order(&e.stdout), "{platform}/{cores}: {}'s output is not on the console in order:\n{}", e.name, c.text);
+        assert_eq!(c.status(&e.name), Some(e.status), "{platform}/{cores}: {}: {:?}", e.name, c.reports());
+    }
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 3 apps done: 2 exited, 1 killed")), "{platform}/{cores}: {:?}", c.reports());
+}
+
+#[test]
+fn same_apps_on_qemu_arm_virt_4_cores() {
+    same_apps_on("qemu-arm-virt", 4);
+}
+
+#[test]
+fn same_apps_on_raspi4b() {
+    same_apps_on("raspi4b", 1);
+}
+
+#[test]
+fn same_apps_on_raspi4b_4_cores() {
+    same_apps_on("raspi4b", 4);
+}
+
+#[test]
+fn same_apps_on_imx8mp_evk() {
+    same_apps_on("imx8mp-evk", 1);
+}
+
+#[test]
+fn same_apps_on_imx8mp_evk_4_cores() {
+    same_apps_on("imx8mp-evk", 4);
 }
