@@ -568,4 +568,31 @@ mod tests {
         assert_eq!((segs[1].paddr, segs[1].data.as_slice(), segs[1].memsz), (0x6000_0000, &b"kernel"[..], 0x1000));
         assert_eq!(object::File::parse(&*img).unwrap().entry(), 0x4000_0000);
     }
+
+    /// `elf_image` with each segment's vaddr moved by `v_minus_p`.
+    fn elf_at(entry: u64, v_minus_p: u64, segs: &[(u64, &[u8], u64)]) -> Vec<u8> {
+        let mut img = elf_image(entry, segs);
+        for i in 0..segs.len() {
+            let at = 64 + 56 * i + 16;
+            let p = u64::from_le_bytes(img[at..at + 8].try_into().unwrap());
+            img[at..at + 8].copy_from_slice(&p.wrapping_add(v_minus_p).to_le_bytes());
+        }
+        img
+    }
+
+    #[test]
+    fn layout_puts_dtb_then_root_server_after_the_kernel() {
+        let kernel = elf_at(0x80_6000_0000, 0x80_0000_0000, &[(0x6000_0000, b"kernel", 0x23_f000)]);
+        let root = elf_image(0x40_1000, &[(0x40_0000, b"text", 0x1000), (0x40_1000, b"data", 0x3000)]);
+        let l = layout(&kernel, &root, &[0xd0; 0x1ed8], None).unwrap();
+        let kinds: Vec<(u64, u64)> = l.chunks.iter().map(|c| (c.kind, c.dst)).collect();
+        assert_eq!(kinds, [(KERNEL, 0x6000_0000), (DTB, 0x6023_f000), (ROOT_SERVER, 0x6024_1000), (TABLES, 0x6024_5000)]);
+        // ui_p_reg_start/end, pv_offset (paddr - vaddr), v_entry, dtb_addr_p, dtb_size
+        assert_eq!(l.args, [0x6024_1000, 0x6024_5000, 0x6024_1000 - 0x40_0000, 0x40_1000, 0x6023_f000, 0x1ed8]);
+        assert_eq!((l.kernel_entry, l.ttbr0), (0x80_6000_0000, 0x6024_5000));
+        let root_chunk = &l.chunks[2];
+        assert_eq!((&root_chunk.data[..4], &root_chunk.data[0x1000..0x1004]), (&b"text"[..], &b"data"[..]));
+        let t = Tables { base: l.ttbr0, t: l.chunks[3].data.chunks(4096).map(|p| std::array::from_fn(|i| u64::from_le_bytes(p[i * 8..i * 8 + 8].try_into().unwrap()))).collect() };
+        assert_eq!(tests::translate(&t, 0x80_6000_1234).map(|x| x.0), Some(0x6000_1234));
+    }
 }
