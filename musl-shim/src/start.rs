@@ -42,6 +42,12 @@ pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 pub const AT_EXECFN: u64 = 31;
+/// selkie's own auxv entry (no Linux type has this number): its value says which syscall
+/// paths this runner takes besides Linux's `svc`; 2: the selkie SDK's seL4_Call
+/// (`text::SDK_CALL_LABEL`). The SDK's musl makes its short syscalls that way only when it
+/// finds this entry, so the same binary runs on Linux too.
+pub const AT_SELKIE: u64 = 0x5e1;
+pub const SELKIE_ABI: u64 = 2;
 
 /// Why an ELF cannot be started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +403,7 @@ pub fn auxv(plan: &LoadPlan, bias: u64, uid: u32, gid: u32, hwcap: u64) -> Vec<(
         (AT_HWCAP2, 0),
         (AT_CLKTCK, 100),
         (AT_SECURE, 0),
+        (AT_SELKIE, SELKIE_ABI),
     ]
 }
 

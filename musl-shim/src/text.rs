@@ -343,11 +343,22 @@ pub fn scan(elf: &[u8]) -> Option<Vec<u64>> {
 }
 
 /// The ELF note the selkie SDK's musl carries (sdk/musl-x7.patch): name `"selkie"`, this
-/// type, a 4-byte version. It says the file's syscalls put their number in x7 as well as
-/// x8, so on seL4 each `svc #0` arrives as one UnknownSyscall fault whose Syscall word is
-/// the Linux number, and its code is neither rewritten nor scanned.
+/// type, a 4-byte version. It says the file's syscalls reach the root server without a
+/// rewrite, so its code is neither rewritten nor scanned. Version 1: every `svc #0` has
+/// the number in x7 as well as x8, and arrives as an UnknownSyscall fault whose Syscall
+/// word is the Linux number. Version 2 also makes syscalls of up to four arguments as an
+/// seL4_Call ([`SDK_CALL_LABEL`]), which seL4's IPC fastpath carries.
 pub const SDK_NOTE_TYPE: u32 = 1;
 pub const SDK_NOTE_NAME: &[u8] = b"selkie\0";
+/// The label of an SDK syscall made as an seL4_Call (version 2 of the note; up to four
+/// arguments): `SDK_CALL_LABEL | nr`, the arguments as the message's words (x2..x5),
+/// on CPtr 1, the thread's own endpoint.
+pub const SDK_CALL_LABEL: u64 = 0x5e10_0000;
+/// The bits of such a label that hold the syscall number.
+pub const SDK_CALL_NR: u64 = 0xf_ffff;
+/// The label of the one-word reply that returns such a syscall's result (in x2; the
+/// SDK's musl tells it by x1, the reply's message info).
+pub const SDK_REPLY_LABEL: u64 = 0x5e1;
 
 /// Whether `elf` is built with the selkie SDK: a PT_NOTE segment holding the
 /// [`SDK_NOTE_TYPE`] note with version 1 or later. Anything malformed is `false`.

@@ -1,12 +1,15 @@
 //! selkie's root server: the seL4 root task that starts every app of the embedded bundle
 //! in its own CNode and VSpace, and services their Linux syscalls with musl-shim.
 //!
-//! Apps reach us only through faults on one endpoint, badged with the app's id:
+//! Apps reach us through one endpoint, badged for each thread:
 //! - UserException at a trap-table address: a rewritten `svc #0`, i.e. a Linux syscall
 //!   (4 kernel entries: the trap, TCB_ReadRegisters, TCB_WriteRegisters, our ReplyRecv);
 //! - UnknownSyscall from a process running selkie-SDK code (musl patched to put the Linux
 //!   number in x7 too, sdk/musl-x7.patch): a Linux syscall whose registers are all in the
 //!   fault message, answered by the reply itself (2 kernel entries: the trap, ReplyRecv);
+//! - an seL4_Call from selkie-SDK code (its syscalls of up to four arguments): label
+//!   `SDK_CALL | nr`, the arguments as the message, answered by a one-word reply (2 kernel
+//!   entries, both on seL4's IPC fastpath);
 //! - VMFault inside a valid lazily mapped range: a frame gets mapped;
 //! - anything else kills the app with a report; the others keep running.
 #![no_std]
@@ -381,6 +384,23 @@ const US_FAULT_IP: usize = 8;
 const US_SP: usize = 9;
 const US_SPSR: usize = 11;
 const US_SYSCALL: usize = 12;
+/// An SDK-built syscall with up to four arguments is an seL4_Call on the thread's own
+/// endpoint (sdk/musl-x7.patch): label `SDK_CALL | nr`, the arguments as its words. It
+/// takes the kernel's IPC fastpath both ways, unlike a fault, which never does.
+use musl_shim::text::{SDK_CALL_LABEL as SDK_CALL, SDK_CALL_NR, SDK_REPLY_LABEL as SDK_REPLY};
+
+/// How a syscall reached us.
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    /// A rewritten `svc` (a UserException): registers are read and written through the TCB.
+    Rewritten,
+    /// An SDK-built `svc` with the number in x7 (an UnknownSyscall fault): the message
+    /// holds every register a syscall reads, and a plain return is the reply.
+    Fault(&'a [u64; 14]),
+    /// An SDK-built seL4_Call of `len` words: the message holds the arguments; a plain
+    /// return is a one-word reply, anything else reads the registers when it needs them.
+    Call { nr: u64, len: usize, m: &'a [u64; 14] },
+}
 
 /// What to do after handling one message.
 enum Next {
@@ -389,6 +409,8 @@ enum Next {
     /// Reply to an UnknownSyscall fault with these 12 registers (x0..x7, FaultIP, SP, LR,
     /// SPSR: seL4's order), which the kernel writes back as it resumes the thread.
     ReplySyscall([u64; SYSCALL_REPLY_LEN]),
+    /// Reply to an SDK seL4_Call with its result (label `SDK_REPLY`, one word).
+    ReplyCall(u64),
     /// Leave it waiting (blocked, or gone) and take the next message.
     Wait,
 }
@@ -416,6 +438,10 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
                 // Written only now: settling may have used the IPC buffer.
                 sel4::with_ipc_buffer_mut(|ib| ib.msg_regs_mut()[..SYSCALL_REPLY_LEN].copy_from_slice(&regs));
                 ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, SYSCALL_REPLY_LEN), ())
+            }
+            Next::ReplyCall(v) => {
+                sel4::with_ipc_buffer_mut(|ib| ib.msg_regs_mut()[0] = v);
+                ep.reply_recv(sel4::MessageInfo::new(SDK_REPLY, 0, 0, 1), ())
             }
             Next::Wait => ep.recv(()),
         };
@@ -549,7 +575,16 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
         return Next::Wait;
     }
     kernel::charge_to(Some(id));
-    let next = handle_app(g, app, stats, tid, label, len, &m);
+    let mut next = handle_app(g, app, stats, tid, label, len, &m);
+    if matches!(next, Next::Reply) && is_sdk_call(label) {
+        // Its registers are written, but a reply to a Call would overwrite x0..x5 with
+        // the message: restart the thread instead (it leaves the Call, the reply cap goes).
+        vm::entries(1);
+        if let Some(Err(e)) = app.tcb_of(tid).map(|t| t.tcb_resume()) {
+            log::error!("{}: resuming thread {tid}: {e}", app.name);
+        }
+        next = Next::Wait;
+    }
     if !app.done && kernel::charged(id) > app.heap_quota {
         let what = format!("root heap quota exceeded: {} of {} bytes", kernel::charged(id), app.heap_quota);
         kill_app(g, app, stats, SIGKILL, &what);
@@ -559,6 +594,11 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
     }
     kernel::charge_to(None);
     next
+}
+
+/// Whether a message's label is that of an SDK syscall made as an seL4_Call.
+fn is_sdk_call(label: u64) -> bool {
+    label & !SDK_CALL_NR == SDK_CALL
 }
 
 fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label: u64, len: usize, m: &[u64; 14]) -> Next {
@@ -571,7 +611,7 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
                     _ => fault(g, app, stats, tid, SIGILL, "undefined instruction", pc, pc),
                 };
             }
-            syscall(g, app, stats, tid, pc, None)
+            syscall(g, app, stats, tid, pc, Entry::Rewritten)
         }
         LABEL_VM_FAULT => {
             let (pc, addr, prefetch) = (m[0], m[1], m[2]);
@@ -594,7 +634,11 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
             };
             fault(g, app, stats, tid, sig, &kind, pc, 0)
         }
-        LABEL_UNKNOWN_SYSCALL if app.sdk_syscalls(tid) => syscall(g, app, stats, tid, m[US_FAULT_IP], Some(m)),
+        LABEL_UNKNOWN_SYSCALL if app.sdk_syscalls(tid) => syscall(g, app, stats, tid, m[US_FAULT_IP], Entry::Fault(m)),
+        l if is_sdk_call(l) && app.sdk_syscalls(tid) => {
+            let call = Entry::Call { nr: l & SDK_CALL_NR, len: len.min(4), m };
+            syscall(g, app, stats, tid, 0, call)
+        }
         LABEL_UNKNOWN_SYSCALL => {
             let (pc, x7) = (m[US_FAULT_IP], m[US_SYSCALL]);
             fault(g, app, stats, tid, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
@@ -603,6 +647,46 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
         0 => fault(g, app, stats, tid, SIGSYS, &format!("sent an seL4 message of {len} words"), 0, 0),
         l => fault(g, app, stats, tid, SIGKILL, &format!("fault label {l}"), m[0], 0),
     }
+}
+
+/// Returns `v` from thread `tid`'s syscall at `pc` and resumes it past it: by the reply
+/// to its fault or Call, or (a rewritten `svc`) with x0 and pc written first.
+#[allow(clippy::too_many_arguments)]
+fn return_value(
+    g: &mut Global,
+    app: &mut App,
+    stats: &mut Stats,
+    tid: u32,
+    tcb: sel4::cap::Tcb,
+    entry: Entry,
+    regs: &mut sel4::UserContext,
+    pc: u64,
+    before: u64,
+    v: i64,
+) -> Next {
+    let next = match entry {
+        Entry::Fault(m) => {
+            let mut reply = [0u64; SYSCALL_REPLY_LEN];
+            reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
+            reply[0] = v as u64;
+            reply[US_FAULT_IP] = pc + 4;
+            Next::ReplySyscall(reply)
+        }
+        Entry::Call { .. } => Next::ReplyCall(v as u64),
+        Entry::Rewritten => {
+            *regs.gpr_mut(0) = v as u64;
+            *regs.pc_mut() = pc + 4;
+            vm::entries(1);
+            // pc, sp, spsr, x0
+            if let Err(e) = tcb.tcb_write_registers(false, 4, regs) {
+                return fault(g, app, stats, tid, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
+            }
+            Next::Reply
+        }
+    };
+    app.syscall_entries += vm::entries_so_far() - before;
+    app.returned += 1;
+    next
 }
 
 /// Resumes thread `tid` (trapped at `pc`) with all its registers as `set` leaves them,
@@ -648,15 +732,14 @@ const MAP_ANONYMOUS: u64 = 0x20;
 const EAGAIN: i64 = 11;
 const ENOMEM: i64 = 12;
 
-/// Thread `tid`'s syscall at `pc`: a rewritten `svc` (`sdk` is `None`: its registers are
-/// read and written through its TCB) or an SDK-built `svc` (`sdk` is the UnknownSyscall
-/// message, which holds every register a syscall reads; a plain return is the reply).
-fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, sdk: Option<&[u64; 14]>) -> Next {
+/// Thread `tid`'s syscall at `pc` (for an seL4_Call, 0: read when needed), reached by
+/// `entry`.
+fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u64, entry: Entry) -> Next {
     let before = vm::entries_so_far() - 2;
     let Some(tcb) = app.tcb_of(tid) else { return Next::Wait };
     // pc, sp, spsr, x0..x8
-    let mut regs = match sdk {
-        Some(m) => {
+    let (mut regs, nr, args) = match entry {
+        Entry::Fault(m) => {
             let mut r = sel4::UserContext::default();
             *r.pc_mut() = pc;
             *r.sp_mut() = m[US_SP];
@@ -666,50 +749,53 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
             }
             // The SDK's musl sets x8 as Linux wants it, to the number it puts in x7.
             *r.gpr_mut(8) = m[US_SYSCALL];
-            r
+            (r, m[US_SYSCALL], [0, 1, 2, 3, 4, 5].map(|i| m[i]))
         }
-        None => {
+        Entry::Rewritten => {
             vm::entries(1);
             match tcb.tcb_read_registers(false, 12) {
-                Ok(r) => r,
+                Ok(r) => {
+                    let args = [0, 1, 2, 3, 4, 5].map(|i| *r.gpr(i));
+                    let nr = *r.gpr(8);
+                    (r, nr, args)
+                }
                 Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
             }
         }
-    };
-    let nr = *regs.gpr(8);
-    let args = [0, 1, 2, 3, 4, 5].map(|i| *regs.gpr(i));
-    // Returns `v` to the thread: x0 and pc + 4, then our reply restarts it.
-    let mut ret = |g: &mut Global, app: &mut App, stats: &mut Stats, v: i64| {
-        if let Some(m) = sdk {
-            let mut reply = [0u64; SYSCALL_REPLY_LEN];
-            reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
-            reply[0] = v as u64;
-            reply[US_FAULT_IP] = pc + 4;
-            app.syscall_entries += vm::entries_so_far() - before;
-            app.returned += 1;
-            return Next::ReplySyscall(reply);
+        Entry::Call { nr, len, m } => {
+            let mut args = [0; 6];
+            args[..len].copy_from_slice(&m[..len]);
+            (sel4::UserContext::default(), nr, args)
         }
-        *regs.gpr_mut(0) = v as u64;
-        *regs.pc_mut() = pc + 4;
-        vm::entries(1);
-        // pc, sp, spsr, x0
-        if let Err(e) = tcb.tcb_write_registers(false, 4, &mut regs) {
-            return fault(g, app, stats, tid, SIGKILL, &format!("writing registers failed: {e}"), pc, 0);
-        }
-        app.syscall_entries += vm::entries_so_far() - before;
-        app.returned += 1;
-        Next::Reply
     };
+    // Returns `v` to the thread and resumes it past the syscall.
+    macro_rules! ret {
+        ($v:expr) => {
+            return_value(g, app, stats, tid, tcb, entry, &mut regs, pc, before, $v)
+        };
+    }
     if nr == NR_CLONE && !app.prepare_clone(g, tid, args[0]) {
         app.syscalls += 1;
-        return ret(g, app, stats, -EAGAIN);
+        return ret!(-EAGAIN);
     }
     if nr == NR_MMAP && args[3] & MAP_ANONYMOUS == 0 && !app.room_for_file_map(tid, args) {
         app.syscalls += 1;
-        return ret(g, app, stats, -ENOMEM);
+        return ret!(-ENOMEM);
     }
     let mark = app.shim.quiet_mark();
-    match app.syscall(g, tid, nr, args) {
+    let action = app.syscall(g, tid, nr, args);
+    if matches!(entry, Entry::Call { .. }) && !(matches!(action, musl_shim::Action::Return(_)) && !app.shim.signal_ready()) {
+        // Not a plain return: what follows needs the thread's registers (pc is its svc).
+        vm::entries(1);
+        match tcb.tcb_read_registers(false, 12) {
+            Ok(r) => {
+                pc = *r.pc();
+                regs = r;
+            }
+            Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
+        }
+    }
+    match action {
         musl_shim::Action::Return(v) if app.shim.signal_ready() => {
             let r = resume_with_signals(g, app, stats, tid, tcb, pc, |_, _, regs| {
                 *regs.gpr_mut(0) = v as u64;
@@ -722,7 +808,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
         }
         musl_shim::Action::Return(v) => {
             let quiet = app.shim.app_ended().is_none() && app.shim.quiet_mark() == mark;
-            let next = ret(g, app, stats, v);
+            let next = ret!(v);
             stats.quiet = quiet && !app.done;
             next
         }
@@ -748,7 +834,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
                 app.block(tid, pc, regs.clone());
                 Next::Wait
             }
-            Ok(()) => ret(g, app, stats, i64::from(sp.child)),
+            Ok(()) => ret!(i64::from(sp.child)),
             Err(e) => {
                 report!("{}: clone: the child could not be started: {e}", app.name);
                 app.spawn_failed(g, tid, &sp);
@@ -757,7 +843,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, pc: u64, 
                     app.block(tid, pc, regs.clone());
                     return Next::Wait;
                 }
-                ret(g, app, stats, i64::from(sp.child))
+                ret!(i64::from(sp.child))
             }
         },
         musl_shim::Action::Exec(img) => match app.exec(g, tid, &img) {

@@ -1,6 +1,8 @@
 /* The cost of a syscall that the runner answers at once: ROUNDS rounds of N getppid
  * calls, timed with CLOCK_MONOTONIC, less the same loop with no syscall in it; the median
  * round is printed.
+ * getppid() is musl's own wrapper, a syscall of no arguments (syscall() would pass six
+ * words it reads from wherever varargs are).
  *
  *   sysbench [--first] [--wait CHANNEL] [--signal CHANNEL] ROUNDS N LABEL
  *
@@ -63,9 +65,9 @@ int main(int argc, char **argv) {
         char m[16];
         if (in >= 0 && !(first && r == 0) && read(in, m, sizeof m) <= 0) return 4;
         /* Warm up, then time the calls and the empty loop. */
-        for (long k = 0; k < n / 10; k++) ppid = (pid_t)syscall(SYS_getppid);
+        for (long k = 0; k < n / 10; k++) ppid = getppid();
         double t0 = now_ns();
-        for (long k = 0; k < n; k++) ppid = (pid_t)syscall(SYS_getppid);
+        for (long k = 0; k < n; k++) ppid = getppid();
         double calls = now_ns() - t0;
         volatile long sink = 0;
         t0 = now_ns();

@@ -30,11 +30,11 @@ fn case(name: &str, link: Link) -> Option<Case> {
     Some(c)
 }
 
-/// The "selkie" note as binutils shows it (type 1, version 1).
+/// The "selkie" note as binutils shows it (type 1, version 2: seL4_Call for short syscalls).
 fn has_sdk_note(bin: &std::path::Path) -> bool {
     let o = std::process::Command::new("aarch64-linux-gnu-readelf").arg("-n").arg(bin).output().unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
-    s.lines().any(|l| l.trim_start().starts_with("selkie ")) && s.contains("description data: 01 00 00 00")
+    s.lines().any(|l| l.trim_start().starts_with("selkie ")) && s.contains("description data: 02 00 00 00")
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::{shared_text, Ending, ExitReport, Fault, FaultKind, Options};
 use anyhow::{anyhow, Context, Result};
 use musl_shim::mm::{MemoryMap, PAGE};
 use musl_shim::start::{self, LoadPlan, StackInfo};
+use musl_shim::text::{SDK_CALL_LABEL as SDK_CALL, SDK_CALL_NR};
 use musl_shim::task::{Ended, Event as TaskEvent, Pid, Resume, Tid};
 use musl_shim::vfs::{Found, Kind, ROOT};
 use musl_shim::sigframe::{self, Delivery, SIGTRAMP};
@@ -22,6 +23,17 @@ use std::time::{Duration, Instant};
 use unicorn_engine::{Arch, Arm64CpuModel, Mode, RegisterARM64, Unicorn};
 
 /// How long a thread runs before another runnable one gets the CPU.
+/// How a syscall passes its number and arguments.
+#[derive(Clone, Copy, Debug)]
+enum Abi {
+    /// Linux's: the arguments in x0..x5, the number in this register (x8 for a rewritten
+    /// `svc`, x7 for selkie-SDK code).
+    Linux(RegisterARM64),
+    /// The selkie SDK's seL4_Call: the number from the label, `len` arguments in x2..x5.
+    /// The result goes to x0 as for Linux's: the SDK's musl takes x2 only after a reply.
+    Call { nr: u64, len: usize },
+}
+
 const SLICE: Duration = Duration::from_millis(10);
 /// The same in translation blocks started: what the block hook counts.
 const SLICE_BLOCKS: u64 = 200_000;
@@ -411,23 +423,33 @@ impl<'r> Machine<'r> {
             match event {
                 Some(Event::Interrupt { intno: intno @ (host::EXCP_UDEF | host::EXCP_SWI), pc }) => {
                     self.shim.switch_to(tid);
-                    let (at, nr_reg) = if intno == host::EXCP_UDEF {
+                    let (at, abi) = if intno == host::EXCP_UDEF {
                         // A rewritten svc: a syscall only at a trap-table address.
                         let udf = read_insn(&p.uc, pc) == Some(selkie_svc_rewrite::UDF_WORD);
                         if !(udf && self.shim.mm.is_trap(pc)) {
                             return self.fault(tid, pc, pc, FaultKind::Undefined);
                         }
-                        (pc, RegisterARM64::X8)
+                        (pc, Abi::Linux(RegisterARM64::X8))
                     } else {
-                        // An svc (pc is past it): only selkie-SDK code may make one, with
-                        // the number in x7, as the root server reads it.
+                        // An svc (pc is past it): only selkie-SDK code may make one, as the
+                        // root server takes it: an seL4_Call on CPtr 1 (x7 = -1) with the
+                        // number in the label, or the number in x7.
                         let at = pc.wrapping_sub(4);
                         if !self.shim.mm.sdk_syscalls {
                             return self.fault(tid, at, at, FaultKind::UnrewrittenSvc);
                         }
-                        (at, RegisterARM64::X7)
+                        let reg = |r| p.uc.reg_read(r).unwrap_or(0);
+                        if reg(RegisterARM64::X7) == u64::MAX {
+                            let info = reg(RegisterARM64::X1);
+                            if reg(RegisterARM64::X0) != 1 || (info >> 12) & !SDK_CALL_NR != SDK_CALL {
+                                return self.fault(tid, at, at, FaultKind::Other(format!("an seL4 Call, message info {info:#x}")));
+                            }
+                            (at, Abi::Call { nr: (info >> 12) & SDK_CALL_NR, len: ((info & 0x7f) as usize).min(4) })
+                        } else {
+                            (at, Abi::Linux(RegisterARM64::X7))
+                        }
                     };
-                    match self.syscall(tid, at, nr_reg)? {
+                    match self.syscall(tid, at, abi)? {
                         Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && !self.shared) => continue,
                         Go::On => {
                             self.runq.push_back(tid);
@@ -472,15 +494,23 @@ impl<'r> Machine<'r> {
         Ok(())
     }
 
-    /// Services the syscall `tid` trapped on at `at`, its number in register `nr_reg`
-    /// (x8 for a rewritten `svc`, x7 for selkie-SDK code).
-    fn syscall(&mut self, tid: Tid, at: u64, nr_reg: RegisterARM64) -> Result<Go> {
+    /// Services the syscall `tid` trapped on at `at`, made as `abi` says.
+    fn syscall(&mut self, tid: Tid, at: u64, abi: Abi) -> Result<Go> {
         let pid = self.threads[&tid].pid;
         self.shim.switch_to(tid);
         let p = self.procs.get_mut(&pid).unwrap();
         let mut env = Env::for_syscall(&mut p.uc, &p.protected).with_output(self.out.clone());
-        let nr = env.reg(nr_reg);
-        let args = [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]));
+        let (nr, args) = match abi {
+            Abi::Linux(nr_reg) => (env.reg(nr_reg), [0, 1, 2, 3, 4, 5].map(|i| env.reg(host::XREG[i]))),
+            Abi::Call { nr, len } => {
+                // The arguments are the message's words, x2..x5; the rest are zero.
+                let mut args = [0; 6];
+                for (i, a) in args.iter_mut().enumerate().take(len) {
+                    *a = env.reg(host::XREG[i + 2]);
+                }
+                (nr, args)
+            }
+        };
         self.syscalls += 1;
         let action = self.shim.syscall(&mut env, nr, args);
         drop(env);
