@@ -1,5 +1,5 @@
 # seL4 kernel settings for the NXP i.MX 8M Plus EVK, AArch64.
-# UNTESTED with selkie: no seL4 install for this board exists on the build machine yet.
+# UNTESTED with selkie: this kernel builds (seL4 16.0.0), but no image boots it yet (no loader).
 #
 # Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
 # kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).

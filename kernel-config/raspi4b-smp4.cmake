@@ -1,6 +1,8 @@
 # seL4 kernel settings for raspi4b with 4 cores (SMP): the same kernel as kernel-config/raspi4b.cmake,
 # built to run on all four cores. Install it next to the 1-core one as SEL4_PREFIX
 # /opt/seL4/raspi4b-smp4 (the multi-core tests look there).
+# Builds; not booted yet (QEMU starts all four cores only from a raw image at EL2, which
+# rust-sel4's loader is not).
 #
 # Initial-cache script for the seL4 16.0.0 kernel build: cmake -C kernel-config/raspi4b-smp4.cmake,
 # with the cross-compiler and install prefix on the command line, as for the base file.

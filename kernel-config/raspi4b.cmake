@@ -1,5 +1,6 @@
 # seL4 kernel settings for the Raspberry Pi 4 Model B (BCM2711), AArch64.
-# UNTESTED with selkie: no seL4 install for this board exists on the build machine yet.
+# UNTESTED on hardware. Under QEMU 10's raspi4b (ELF -kernel with has_el3=off, one core) this
+# kernel, rust-sel4's loader and selkie's root server boot and run apps (platforms/raspi4b).
 #
 # Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
 # kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).
