@@ -96,6 +96,13 @@ impl Target {
         self.packed(c, out, "selkie pack");
     }
 
+    /// `selkie pack IMAGES [extra...] --platform P -o OUT`.
+    pub fn pack_with(&self, images: &[String], extra: &[&str], out: &Path) {
+        let mut c = Command::new(selkie_bin());
+        c.arg("pack").args(images).args(extra);
+        self.packed(c, out, "selkie pack");
+    }
+
     /// `selkie compose pack -f COMPOSE [extra...]` into `out`.
     pub fn compose_pack(&self, compose: &Path, extra: &[&str], out: &Path) {
         let mut c = Command::new(selkie_bin());

@@ -542,3 +542,61 @@ fn same_apps_on_imx8mp_evk() {
 fn same_apps_on_imx8mp_evk_4_cores() {
     same_apps_on("imx8mp-evk", 4);
 }
+
+/// `selkie pack --platform raspi4b --sdcard`: the card is read back with other tools than the
+/// ones that wrote it (fsck.fat checks the FAT32 partition, mtools copies files out of it), and
+/// the kernel8.img taken off the card boots in QEMU's raspi4b the way the Pi firmware starts it.
+/// The firmware stage itself (start4.elf reading config.txt) cannot run in QEMU: untested here.
+#[test]
+fn an_sd_card_for_the_pi_boots_its_kernel8_img() {
+    let t = sel4::Target::installed("raspi4b", 1);
+    if !t.prefix.exists() {
+        selkie_tests::tools::skip(&format!("raspi4b SD card: no seL4 installed at {}", t.prefix.display()));
+        return;
+    }
+    if skip_without(&["umoci", "qemu-aarch64-static", "aarch64-linux-musl-gcc", "mcopy", "fsck.fat", "apt-get", "dpkg-deb"]) || !t.available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(h) = app(tmp.path(), "hello", &["hello_world", "test"], &[]) else { return };
+    let card = tmp.path().join("sd.img");
+    // Firmware from Debian's packages, fetched into selkie's cache on first use.
+    t.pack_with(&[h.image.clone()], &["--sdcard"], &card);
+
+    let raw = std::fs::read(&card).unwrap();
+    assert_eq!(&raw[510..512], &[0x55, 0xaa], "no MBR signature");
+    assert_eq!(raw[446 + 4], 0x0c, "the first partition is not FAT32 (LBA)");
+    let start = u32::from_le_bytes(raw[454..458].try_into().unwrap()) as usize * 512;
+    let len = u32::from_le_bytes(raw[458..462].try_into().unwrap()) as usize * 512;
+    assert_eq!(start + len, raw.len(), "the partition does not end where the image does");
+    let part = tmp.path().join("boot.part");
+    std::fs::write(&part, &raw[start..start + len]).unwrap();
+    let fsck = Command::new("fsck.fat").arg("-n").arg(&part).output().unwrap();
+    assert!(fsck.status.success(), "fsck.fat -n found problems:\n{}{}", String::from_utf8_lossy(&fsck.stdout), String::from_utf8_lossy(&fsck.stderr));
+
+    let list = Command::new("mdir").env("MTOOLS_SKIP_CHECK", "1").args(["-b", "-i"]).arg(&part).arg("::").output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_lowercase();
+    for f in ["start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "config.txt", "kernel8.img"] {
+        assert!(list.contains(&format!("::/{f}")), "{f} is not on the boot partition: {list}");
+    }
+    let get = |name: &str| -> Vec<u8> {
+        let to = tmp.path().join(format!("out-{name}"));
+        let o = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i"]).arg(&part).arg(format!("::{name}")).arg(&to).output().unwrap();
+        assert!(o.status.success(), "mcopy ::{name}: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(&to).unwrap()
+    };
+    let config = String::from_utf8(get("config.txt")).unwrap();
+    for line in ["arm_64bit=1", "kernel=kernel8.img", "enable_uart=1"] {
+        assert!(config.lines().any(|l| l == line), "config.txt lacks {line}:\n{config}");
+    }
+    assert!(get("start4.elf").len() > 1 << 20, "start4.elf is not the GPU firmware");
+    let dtb = get("bcm2711-rpi-4-b.dtb");
+    assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed], "the device tree is not a DTB");
+
+    let kernel8 = tmp.path().join("kernel8.img");
+    std::fs::write(&kernel8, get("kernel8.img")).unwrap();
+    let c = t.boot(&kernel8, BOOT_TIMEOUT);
+    assert!(c.finished, "no final line:\n{}", c.text);
+    assert_eq!(c.app_output(), h.stdout, "the card's kernel8.img: seL4 console differs from Linux; reports: {:?}", c.reports());
+    assert_eq!(c.status("hello"), Some(h.status), "{:?}", c.reports());
+}

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod reference;
 pub mod rootfs;
 pub mod runtime;
+pub mod sdcard;
 pub mod sdk;
 pub mod source;
 pub mod syscalls;

@@ -1,6 +1,6 @@
 //! The `selkie` command line.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use selkie::pack::PackOptions;
 use selkie::platform::Platform;
@@ -78,6 +78,14 @@ enum Cmd {
         /// Also push the bootable image to docker://HOST/REPO[:TAG] as an OCI artifact.
         #[arg(long, value_name = "REF")]
         push: Option<String>,
+        /// raspi4b: write a complete SD-card image (MBR, a FAT32 boot partition with the firmware,
+        /// the device tree, config.txt and kernel8.img) that `dd` puts on a card.
+        #[arg(long)]
+        sdcard: bool,
+        /// With --sdcard: take start4.elf, fixup4.dat and bcm2711-rpi-4-b.dtb from DIR instead of
+        /// Debian's packages (fetched once into selkie's cache).
+        #[arg(long, value_name = "DIR", requires = "sdcard")]
+        firmware: Option<PathBuf>,
     },
     /// Compose files: `selkie compose pack [-f compose.yaml] --platform P -o IMAGE` makes
     /// one bootable image of every service.
@@ -241,11 +249,38 @@ fn boot_options(platform: &str, root_server: Option<PathBuf>) -> Result<selkie::
 fn run(cli: Cli) -> Result<()> {
     selkie::source::registry::set_plain_http(cli.plain_http);
     match cli.cmd {
-        Cmd::Pack { images, format, output, platform, root_server, keep_devices, name, push } => {
+        Cmd::Pack { images, format, output, platform, root_server, keep_devices, name, push, sdcard, firmware } => {
             let refs = images.iter().map(|s| ImageRef::parse(s)).collect::<Result<Vec<_>>>()?;
+            if sdcard && platform.as_deref() != Some("raspi4b") {
+                anyhow::bail!("--sdcard writes a Raspberry Pi 4 SD card: it needs --platform raspi4b");
+            }
             if let Some(sel4_platform) = platform.as_deref().filter(|p| !p.contains('/')) {
                 let opts = PackOptions { platform: Platform::default(), keep_devices, args: None, name, ..Default::default() };
                 let boot = boot_options(sel4_platform, root_server)?;
+                if sdcard {
+                    if push.is_some() {
+                        anyhow::bail!("--push takes the bootable image, not an SD card: pack without --sdcard to push");
+                    }
+                    // The firmware first: a missing file or mirror fails before the long part.
+                    let fw = match &firmware {
+                        Some(dir) => selkie::sdcard::firmware_from_dir(dir)?,
+                        None => selkie::sdcard::debian_firmware()?,
+                    };
+                    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                    let tmp = tempfile::Builder::new().prefix(".selkie-kernel8").tempfile_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+                    let names = selkie::boot::pack_image(&refs, &opts, &boot, tmp.path())?;
+                    let kernel8 = std::fs::read(tmp.path()).with_context(|| format!("reading {}", tmp.path().display()))?;
+                    let card = selkie::sdcard::write(&output, &kernel8, &fw)?;
+                    eprintln!(
+                        "packed {} into the SD-card image {} for raspi4b: {} MiB, a FAT32 boot partition with {} (firmware: {})",
+                        names.join(", "),
+                        output.display(),
+                        card.bytes >> 20,
+                        card.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                        fw.origin
+                    );
+                    return Ok(());
+                }
                 let names = selkie::boot::pack_image(&refs, &opts, &boot, &output)?;
                 eprintln!("packed {} into {} for {sel4_platform}", names.join(", "), output.display());
                 if let Some(to) = push {

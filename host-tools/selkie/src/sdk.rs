@@ -72,7 +72,7 @@ pub struct SdkImage {
     pub built: bool,
 }
 
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     default_storage().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
