@@ -58,10 +58,11 @@ pub enum Action {
     Block,
     /// Only this thread ended (`exit` with other threads left): destroy it.
     ThreadExit,
-    /// clone/fork/vfork made a thread or a process: see [`Spawn`].
-    Spawned(Spawn),
+    /// clone/fork/vfork made a thread or a process: see [`Spawn`]. (Boxed, as `Exec`'s
+    /// image: an Action is returned by every syscall, and a small one is copied cheaply.)
+    Spawned(Box<Spawn>),
     /// execve: replace the process's image with this program (see [`ExecImage`]).
-    Exec(ExecImage),
+    Exec(Box<ExecImage>),
     /// rt_sigreturn: the runner hands the thread's registers to [`Shim::sigreturn`] and
     /// resumes it with what the frame held.
     SigReturn,
@@ -348,10 +349,12 @@ impl<'a> Shim<'a> {
 
     /// A mark of everything a syscall could change that matters to other threads and
     /// apps: the I/O generation (every pipe, socket, eventfd and channel change bumps it),
-    /// the earliest deadline, and the events not yet taken. A runner that finds the same
-    /// mark after a syscall that returned at once has nothing to settle.
-    pub fn quiet_mark(&self) -> (u64, Option<u64>, usize) {
-        (self.tasks.io_gen.get(), self.tasks.next_deadline(), self.tasks.events.len())
+    /// the scheduling generation (a thread parked with its deadline, or one went: the
+    /// earliest deadline may differ), and the events not yet taken (a wake is one). A runner
+    /// that finds the same mark after a syscall that returned at once has nothing to settle.
+    /// Cheap: no thread is looked at.
+    pub fn quiet_mark(&self) -> (u64, u64, usize) {
+        (self.tasks.io_gen.get(), self.tasks.sched_gen, self.tasks.events.len())
     }
 
     /// What happened to threads other than the caller since the last call.

@@ -77,8 +77,10 @@ impl Shim<'_> {
     /// Whether the current thread has a signal to take now (its runner then calls
     /// [`Shim::deliver_signal`] before resuming it).
     pub fn signal_ready(&self) -> bool {
+        // One lookup of the thread: this runs after every syscall.
+        let t = self.tasks.threads.get(&self.tasks.cur);
         // A thread back from rt_sigsuspend has its mask to restore, signal or not.
-        self.tasks.threads.get(&self.tasks.cur).is_some_and(|t| t.suspended_mask.is_some()) || self.signal_pending_unblocked()
+        t.is_some_and(|t| t.suspended_mask.is_some()) || (self.proc_.pending | t.map_or(0, |t| t.pending)) & !self.proc_.sigmask != 0
     }
 
     /// Whether a signal for the current thread (its own or its process's) is pending and

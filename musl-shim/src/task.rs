@@ -160,6 +160,12 @@ pub struct Tasks<'a> {
     pub events: Vec<Event>,
     pub io_gen: IoGen,
     io_seen: u64,
+    /// Bumped whenever a thread's deadline may change (it parks, or a thread goes), so a
+    /// runner can tell that the earliest deadline is unchanged without scanning threads.
+    pub sched_gen: u64,
+    /// At least the number of threads with a `kept_deadline` (never fewer): most syscalls
+    /// end with none to take, and then need not look their thread up.
+    kept: usize,
     next_id: u32,
     next_pipe: u64,
     pub max_tasks: u32,
@@ -181,6 +187,8 @@ impl<'a> Tasks<'a> {
             events: Vec::new(),
             io_gen: Rc::new(Cell::new(0)),
             io_seen: 0,
+            sched_gen: 0,
+            kept: 0,
             next_id: 2,
             next_pipe: 0,
             max_tasks: DEFAULT_MAX_TASKS,
@@ -237,6 +245,7 @@ impl<'a> Tasks<'a> {
     /// Parks `tid` on `wait`, with an optional (deadline, value at the deadline).
     pub fn block(&mut self, tid: Tid, wait: Wait, deadline: Option<(u64, i64)>) {
         if let Some(t) = self.threads.get_mut(&tid) {
+            self.sched_gen += 1;
             t.wait = Some(wait);
             t.deadline = deadline;
             if let Wait::Futex { pid, addr, .. } = wait {
@@ -309,6 +318,9 @@ impl<'a> Tasks<'a> {
         for t in waiting {
             if let Some(th) = self.threads.get_mut(&t) {
                 th.kept_deadline = th.deadline.filter(|d| d.1 != RETRY);
+                if th.kept_deadline.is_some() {
+                    self.kept += 1;
+                }
             }
             self.wake(t, Resume::Retry);
         }
@@ -317,7 +329,14 @@ impl<'a> Tasks<'a> {
     /// The deadline `tid`'s last I/O wait had when I/O ended it (see
     /// [`ThreadInfo::kept_deadline`]); clears it.
     pub fn take_kept_deadline(&mut self, tid: Tid) -> Option<(u64, i64)> {
-        self.threads.get_mut(&tid).and_then(|t| t.kept_deadline.take())
+        if self.kept == 0 {
+            return None;
+        }
+        let kept = self.threads.get_mut(&tid).and_then(|t| t.kept_deadline.take());
+        if kept.is_some() {
+            self.kept -= 1;
+        }
+        kept
     }
 
     /// Retries the threads of `parent` waiting for a child.

@@ -687,10 +687,25 @@ impl App {
         self.shim.switch_to(tid) && self.shim.mm.sdk_syscalls
     }
 
+    /// Thread `tid`'s TCB and process, in one lookup.
+    pub fn thread(&self, tid: Tid) -> Option<(cap::Tcb, Pid)> {
+        self.threads.get(&tid).map(|t| (t.unit.tcb, t.pid))
+    }
+
     /// Runs a syscall of thread `tid` through the shim.
     pub fn syscall(&mut self, g: &mut Global, tid: Tid, nr: u64, args: [u64; 6]) -> musl_shim::Action {
+        match self.pid_of(tid) {
+            Some(pid) => self.syscall_in(g, tid, pid, nr, args),
+            None => {
+                self.syscalls += 1;
+                musl_shim::Action::Killed(9)
+            }
+        }
+    }
+
+    /// Runs a syscall of thread `tid`, of process `pid` (see [`App::thread`]), through the shim.
+    pub fn syscall_in(&mut self, g: &mut Global, tid: Tid, pid: Pid, nr: u64, args: [u64; 6]) -> musl_shim::Action {
         self.syscalls += 1;
-        let Some(pid) = self.pid_of(tid) else { return musl_shim::Action::Killed(9) };
         let Some(p) = self.procs.get_mut(&pid) else { return musl_shim::Action::Killed(9) };
         if !self.shim.switch_to(tid) {
             return musl_shim::Action::Killed(9);

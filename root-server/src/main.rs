@@ -361,15 +361,25 @@ impl Timer {
     }
 }
 
-/// Copies of the fault message's first words (the IPC buffer is reused by every call).
+/// Copies of the message's first 14 words (the IPC buffer is reused by every call); those
+/// past the message's length are stale.
 fn message() -> [u64; 14] {
-    let mut m = [0u64; 14];
     sel4::with_ipc_buffer(|ib| {
         let regs = ib.msg_regs();
-        let n = regs.len().min(m.len());
-        m[..n].copy_from_slice(&regs[..n]);
-    });
-    m
+        core::array::from_fn(|i| regs[i])
+    })
+}
+
+/// The arguments of an SDK Call of `len` words: its first four words, the rest 0. Word by
+/// word and no more than these: the root server is built without FP/SIMD registers, so a
+/// block copy (as `message` makes) is a call of memcpy, which costs more under QEMU than the
+/// few words an SDK syscall sends.
+fn call_args(len: usize) -> [u64; 6] {
+    let n = len.min(4);
+    sel4::with_ipc_buffer(|ib| {
+        let regs = ib.msg_regs();
+        core::array::from_fn(|i| if i < n { regs[i] } else { 0 })
+    })
 }
 
 const LABEL_CAP_FAULT: u64 = 1;
@@ -397,18 +407,19 @@ enum Entry<'a> {
     /// An SDK-built `svc` with the number in x7 (an UnknownSyscall fault): the message
     /// holds every register a syscall reads, and a plain return is the reply.
     Fault(&'a [u64; 14]),
-    /// An SDK-built seL4_Call of `len` words: the message holds the arguments; a plain
-    /// return is a one-word reply, anything else reads the registers when it needs them.
-    Call { nr: u64, len: usize, m: &'a [u64; 14] },
+    /// An SDK-built seL4_Call: its words are the arguments (the rest 0); a plain return is
+    /// a one-word reply, anything else reads the registers when it needs them.
+    Call { nr: u64, args: [u64; 6] },
 }
 
 /// What to do after handling one message.
 enum Next {
     /// Reply to the thread that sent it (its registers are written).
     Reply,
-    /// Reply to an UnknownSyscall fault with these 12 registers (x0..x7, FaultIP, SP, LR,
-    /// SPSR: seL4's order), which the kernel writes back as it resumes the thread.
-    ReplySyscall([u64; SYSCALL_REPLY_LEN]),
+    /// Reply to an UnknownSyscall fault with the 12 registers in `Global::syscall_reply`
+    /// (x0..x7, FaultIP, SP, LR, SPSR: seL4's order), which the kernel writes back as it
+    /// resumes the thread.
+    ReplySyscall,
     /// Reply to an SDK seL4_Call with its result (label `SDK_REPLY`, one word).
     ReplyCall(u64),
     /// Leave it waiting (blocked, or gone) and take the next message.
@@ -434,9 +445,9 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
         }
         let (info, badge) = match next {
             Next::Reply => ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, 0), ()),
-            Next::ReplySyscall(regs) => {
+            Next::ReplySyscall => {
                 // Written only now: settling may have used the IPC buffer.
-                sel4::with_ipc_buffer_mut(|ib| ib.msg_regs_mut()[..SYSCALL_REPLY_LEN].copy_from_slice(&regs));
+                sel4::with_ipc_buffer_mut(|ib| ib.msg_regs_mut()[..SYSCALL_REPLY_LEN].copy_from_slice(&g.syscall_reply));
                 ep.reply_recv(sel4::MessageInfo::new(0, 0, 0, SYSCALL_REPLY_LEN), ())
             }
             Next::ReplyCall(v) => {
@@ -560,7 +571,6 @@ fn kill_app(g: &mut Global, app: &mut App, stats: &mut Stats, sig: i32, kind: &s
 }
 
 fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: usize, badge: u64) -> Next {
-    let m = message();
     // The app's trap and our next ReplyRecv (or Recv).
     vm::entries(2);
     // Each thread's fault endpoint carries its own badge.
@@ -575,7 +585,12 @@ fn handle(g: &mut Global, apps: &mut [App], stats: &mut Stats, label: u64, len: 
         return Next::Wait;
     }
     kernel::charge_to(Some(id));
-    let mut next = handle_app(g, app, stats, tid, label, len, &m);
+    let mut next = if is_sdk_call(label) && app.sdk_syscalls(tid) {
+        // The SDK's fast path: a Call's few words, not the whole message.
+        call(g, app, stats, tid, label & SDK_CALL_NR, call_args(len))
+    } else {
+        handle_app(g, app, stats, tid, label, len, &message())
+    };
     if matches!(next, Next::Reply) && is_sdk_call(label) {
         // Its registers are written, but a reply to a Call would overwrite x0..x5 with
         // the message: restart the thread instead (it leaves the Call, the reply cap goes).
@@ -635,10 +650,6 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
             fault(g, app, stats, tid, sig, &kind, pc, 0)
         }
         LABEL_UNKNOWN_SYSCALL if app.sdk_syscalls(tid) => syscall(g, app, stats, tid, m[US_FAULT_IP], Entry::Fault(m)),
-        l if is_sdk_call(l) && app.sdk_syscalls(tid) => {
-            let call = Entry::Call { nr: l & SDK_CALL_NR, len: len.min(4), m };
-            syscall(g, app, stats, tid, 0, call)
-        }
         LABEL_UNKNOWN_SYSCALL => {
             let (pc, x7) = (m[US_FAULT_IP], m[US_SYSCALL]);
             fault(g, app, stats, tid, SIGSYS, &format!("unrewritten svc, seL4 syscall {}", x7 as i64), pc, pc)
@@ -666,11 +677,10 @@ fn return_value(
 ) -> Next {
     let next = match entry {
         Entry::Fault(m) => {
-            let mut reply = [0u64; SYSCALL_REPLY_LEN];
-            reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
-            reply[0] = v as u64;
-            reply[US_FAULT_IP] = pc + 4;
-            Next::ReplySyscall(reply)
+            g.syscall_reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
+            g.syscall_reply[0] = v as u64;
+            g.syscall_reply[US_FAULT_IP] = pc + 4;
+            Next::ReplySyscall
         }
         Entry::Call { .. } => Next::ReplyCall(v as u64),
         Entry::Rewritten => {
@@ -762,11 +772,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u
                 Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), pc, 0),
             }
         }
-        Entry::Call { nr, len, m } => {
-            let mut args = [0; 6];
-            args[..len].copy_from_slice(&m[..len]);
-            (sel4::UserContext::default(), nr, args)
-        }
+        Entry::Call { nr, args } => (sel4::UserContext::default(), nr, args),
     };
     // Returns `v` to the thread and resumes it past the syscall.
     macro_rules! ret {
@@ -794,6 +800,62 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u
             }
             Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
         }
+    }
+    complete(g, app, stats, tid, tcb, entry, regs, pc, before, mark, action)
+}
+
+/// Thread `tid`'s SDK seL4_Call of syscall `nr`: the shim runs it on the message's words
+/// alone, and a plain return is the one-word reply, without reading or building the
+/// thread's registers: the fast path of the SDK's syscalls. Anything else reads the
+/// registers (pc is the thread's `svc`) and goes on as every other entry does; clone and
+/// mmap, which need more than the shim, take the general path from the start.
+fn call(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, nr: u64, args: [u64; 6]) -> Next {
+    if nr == NR_CLONE || nr == NR_MMAP {
+        return syscall(g, app, stats, tid, 0, Entry::Call { nr, args });
+    }
+    let before = vm::entries_so_far() - 2;
+    let Some((tcb, pid)) = app.thread(tid) else { return Next::Wait };
+    let mark = app.shim.quiet_mark();
+    let action = app.syscall_in(g, tid, pid, nr, args);
+    if let musl_shim::Action::Return(v) = action {
+        if !app.shim.signal_ready() {
+            stats.quiet = app.shim.app_ended().is_none() && app.shim.quiet_mark() == mark && !app.done;
+            app.syscall_entries += vm::entries_so_far() - before;
+            app.returned += 1;
+            return Next::ReplyCall(v as u64);
+        }
+    }
+    vm::entries(1);
+    match tcb.tcb_read_registers(false, 12) {
+        Ok(regs) => {
+            let pc = *regs.pc();
+            complete(g, app, stats, tid, tcb, Entry::Call { nr, args }, regs, pc, before, mark, action)
+        }
+        Err(e) => fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
+    }
+}
+
+/// Carries out the shim's `action` for thread `tid`'s syscall at `pc`, with its registers
+/// `regs` (as it trapped); `mark` is the shim's quiet mark from before the syscall.
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    g: &mut Global,
+    app: &mut App,
+    stats: &mut Stats,
+    tid: u32,
+    tcb: sel4::cap::Tcb,
+    entry: Entry,
+    mut regs: sel4::UserContext,
+    pc: u64,
+    before: u64,
+    mark: (u64, u64, usize),
+    action: musl_shim::Action,
+) -> Next {
+    // Returns `v` to the thread and resumes it past the syscall.
+    macro_rules! ret {
+        ($v:expr) => {
+            return_value(g, app, stats, tid, tcb, entry, &mut regs, pc, before, $v)
+        };
     }
     match action {
         musl_shim::Action::Return(v) if app.shim.signal_ready() => {

@@ -50,6 +50,9 @@ pub struct Global {
     pub owners: BTreeMap<u64, (usize, u32)>,
     next_badge: u64,
     next_key: usize,
+    /// The 12 registers of the UnknownSyscall reply the root server sends next (main.rs's
+    /// `Next::ReplySyscall`): kept here so that `Next`, returned for every message, stays small.
+    pub syscall_reply: [u64; 12],
 }
 
 impl Global {
@@ -72,6 +75,7 @@ impl Global {
             owners: BTreeMap::new(),
             next_badge: 1,
             next_key: 0,
+            syscall_reply: [0; 12],
         })
     }
 

@@ -562,7 +562,7 @@ impl<'r> Machine<'r> {
                 p.loaded = None;
                 Ok(Go::Stop)
             }
-            Action::Spawned(sp) => self.spawn(tid, pid, at, sp),
+            Action::Spawned(sp) => self.spawn(tid, pid, at, *sp),
             Action::Exec(img) => {
                 match self.load(&img) {
                     Ok(l) => {

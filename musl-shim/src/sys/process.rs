@@ -292,7 +292,7 @@ const CLONE_NAMESPACES: u64 = 0x0002_0000 | 0x7e00_0000;
 /// execs or exits, and the vforking parent waits for that).
 pub fn clone<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
     match clone_inner(s, env, a) {
-        Ok(spawn) => Outcome::Action(Action::Spawned(spawn)),
+        Ok(spawn) => Outcome::Action(Action::Spawned(alloc::boxed::Box::new(spawn))),
         Err(e) => Outcome::Ret(Err(e)),
     }
 }
@@ -392,6 +392,7 @@ pub fn exit_thread<E: Platform>(s: &mut Shim<'_>, env: &mut E, status: i32) -> O
 
 fn remove_thread(s: &mut Shim<'_>, tid: u32) {
     if let Some(t) = s.tasks.threads.remove(&tid) {
+        s.tasks.sched_gen += 1;
         if let Some(Wait::Futex { pid, addr, .. }) = t.wait {
             s.tasks.futexes.get_mut(&(pid, addr)).map(|q| q.retain(|&x| x != tid));
         }
@@ -616,7 +617,7 @@ pub fn execve<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcom
     match exec_prepare(s, env, a) {
         Ok(img) => {
             exec_commit(s, &img);
-            Outcome::Action(Action::Exec(img))
+            Outcome::Action(Action::Exec(alloc::boxed::Box::new(img)))
         }
         Err(e) => Outcome::Ret(Err(e)),
     }
