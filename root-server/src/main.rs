@@ -660,21 +660,21 @@ fn handle_app(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, label:
     }
 }
 
-/// Returns `v` from thread `tid`'s syscall at `pc` and resumes it past it: by the reply
-/// to its fault or Call, or (a rewritten `svc`) with x0 and pc written first.
-#[allow(clippy::too_many_arguments)]
-fn return_value(
-    g: &mut Global,
-    app: &mut App,
-    stats: &mut Stats,
+/// A syscall being handled: its thread, how it entered, the pc of its `svc` (0 for a Call
+/// whose registers were not read), and the kernel entries counted before it.
+#[derive(Clone, Copy)]
+struct At<'a> {
     tid: u32,
     tcb: sel4::cap::Tcb,
-    entry: Entry,
-    regs: &mut sel4::UserContext,
+    entry: Entry<'a>,
     pc: u64,
     before: u64,
-    v: i64,
-) -> Next {
+}
+
+/// Returns `v` from the syscall `at` and resumes its thread past it: by the reply to its
+/// fault or Call, or (a rewritten `svc`) with x0 and pc written first.
+fn return_value(g: &mut Global, app: &mut App, stats: &mut Stats, at: At, regs: &mut sel4::UserContext, v: i64) -> Next {
+    let At { tid, tcb, entry, pc, before } = at;
     let next = match entry {
         Entry::Fault(m) => {
             g.syscall_reply.copy_from_slice(&m[..SYSCALL_REPLY_LEN]);
@@ -777,7 +777,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u
     // Returns `v` to the thread and resumes it past the syscall.
     macro_rules! ret {
         ($v:expr) => {
-            return_value(g, app, stats, tid, tcb, entry, &mut regs, pc, before, $v)
+            return_value(g, app, stats, At { tid, tcb, entry, pc, before }, &mut regs, $v)
         };
     }
     if nr == NR_CLONE && !app.prepare_clone(g, tid, args[0]) {
@@ -801,7 +801,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u
             Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
         }
     }
-    complete(g, app, stats, tid, tcb, entry, regs, pc, before, mark, action)
+    complete(g, app, stats, At { tid, tcb, entry, pc, before }, regs, mark, action)
 }
 
 /// Thread `tid`'s SDK seL4_Call of syscall `nr`: the shim runs it on the message's words
@@ -829,32 +829,20 @@ fn call(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, nr: u64, arg
     match tcb.tcb_read_registers(false, 12) {
         Ok(regs) => {
             let pc = *regs.pc();
-            complete(g, app, stats, tid, tcb, Entry::Call { nr, args }, regs, pc, before, mark, action)
+            complete(g, app, stats, At { tid, tcb, entry: Entry::Call { nr, args }, pc, before }, regs, mark, action)
         }
         Err(e) => fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
     }
 }
 
-/// Carries out the shim's `action` for thread `tid`'s syscall at `pc`, with its registers
-/// `regs` (as it trapped); `mark` is the shim's quiet mark from before the syscall.
-#[allow(clippy::too_many_arguments)]
-fn complete(
-    g: &mut Global,
-    app: &mut App,
-    stats: &mut Stats,
-    tid: u32,
-    tcb: sel4::cap::Tcb,
-    entry: Entry,
-    mut regs: sel4::UserContext,
-    pc: u64,
-    before: u64,
-    mark: (u64, u64, usize),
-    action: musl_shim::Action,
-) -> Next {
+/// Carries out the shim's `action` for the syscall `at`, with its thread's registers `regs`
+/// (as it trapped); `mark` is the shim's quiet mark from before the syscall.
+fn complete(g: &mut Global, app: &mut App, stats: &mut Stats, at: At, mut regs: sel4::UserContext, mark: (u64, u64, usize), action: musl_shim::Action) -> Next {
+    let At { tid, tcb, entry, pc, before } = at;
     // Returns `v` to the thread and resumes it past the syscall.
     macro_rules! ret {
         ($v:expr) => {
-            return_value(g, app, stats, tid, tcb, entry, &mut regs, pc, before, $v)
+            return_value(g, app, stats, At { tid, tcb, entry, pc, before }, &mut regs, $v)
         };
     }
     match action {
