@@ -801,7 +801,7 @@ fn syscall(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, mut pc: u
             Err(e) => return fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
         }
     }
-    complete(g, app, stats, At { tid, tcb, entry, pc, before }, regs, mark, action)
+    complete(g, app, stats, At { tid, tcb, entry, pc, before }, &mut regs, mark, action)
 }
 
 /// Thread `tid`'s SDK seL4_Call of syscall `nr`: the shim runs it on the message's words
@@ -827,9 +827,9 @@ fn call(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, nr: u64, arg
     }
     vm::entries(1);
     match tcb.tcb_read_registers(false, 12) {
-        Ok(regs) => {
+        Ok(mut regs) => {
             let pc = *regs.pc();
-            complete(g, app, stats, At { tid, tcb, entry: Entry::Call { nr, args }, pc, before }, regs, mark, action)
+            complete(g, app, stats, At { tid, tcb, entry: Entry::Call { nr, args }, pc, before }, &mut regs, mark, action)
         }
         Err(e) => fault(g, app, stats, tid, SIGKILL, &format!("reading registers failed: {e}"), 0, 0),
     }
@@ -837,12 +837,12 @@ fn call(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, nr: u64, arg
 
 /// Carries out the shim's `action` for the syscall `at`, with its thread's registers `regs`
 /// (as it trapped); `mark` is the shim's quiet mark from before the syscall.
-fn complete(g: &mut Global, app: &mut App, stats: &mut Stats, at: At, mut regs: sel4::UserContext, mark: (u64, u64, usize), action: musl_shim::Action) -> Next {
+fn complete(g: &mut Global, app: &mut App, stats: &mut Stats, at: At, regs: &mut sel4::UserContext, mark: (u64, u64, usize), action: musl_shim::Action) -> Next {
     let At { tid, tcb, entry, pc, before } = at;
     // Returns `v` to the thread and resumes it past the syscall.
     macro_rules! ret {
         ($v:expr) => {
-            return_value(g, app, stats, At { tid, tcb, entry, pc, before }, &mut regs, $v)
+            return_value(g, app, stats, At { tid, tcb, entry, pc, before }, regs, $v)
         };
     }
     match action {
