@@ -126,7 +126,13 @@ impl Target {
     /// Boots `image` with qemu/<platform> on `cores` cores (stopped after `timeout_s`, or
     /// at the final line).
     pub fn boot(&self, image: &Path, timeout_s: u32) -> Console {
+        self.boot_with(image, timeout_s, &[])
+    }
+
+    /// `boot` with more environment for the QEMU script (e.g. SELKIE_QEMU_ICOUNT).
+    pub fn boot_with(&self, image: &Path, timeout_s: u32, env: &[(&str, &str)]) -> Console {
         let o = Command::new(workspace().join("qemu").join(self.platform))
+            .envs(env.iter().copied())
             .arg(image)
             .env("SELKIE_QEMU_TIMEOUT", timeout_s.to_string())
             .env("SELKIE_QEMU_CORES", self.cores.to_string())

@@ -65,6 +65,16 @@ fn sdk_built_apps_match_debian_musl_on_linux_and_emulated() {
     }
 }
 
+/// The `bench: APP getppid N ns` figure on the console.
+fn bench_ns(c: &sel4::Console, app: &str) -> f64 {
+    c.text
+        .lines()
+        .find_map(|l| l.split(&format!("bench: {app} getppid ")).nth(1))
+        .and_then(|r| r.split(" ns").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bench line for {app}:\n{}", c.text))
+}
+
 /// `stats APP: N syscalls, M kernel entries for the R that returned at once` → (M, R).
 fn entries(text: &str, app: &str) -> (u64, u64) {
     let line = text
@@ -142,15 +152,7 @@ fn getppid_by_the_rewrite_path_and_the_sdk_path_against_a_bare_ipc_round_trip() 
     }
     let bare_ns = c.bare_ipc_ns();
     let across_ns = c.bare_ipc_across_ns();
-    let ns = |app: &str| -> f64 {
-        c.text
-            .lines()
-            .find_map(|l| l.split(&format!("bench: {app} getppid ")).nth(1))
-            .and_then(|r| r.split(" ns").next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no bench line for {app}:\n{}", c.text))
-    };
-    let (sdk_ns, rewrite_ns) = (ns("sdk"), ns("rewrite"));
+    let (sdk_ns, rewrite_ns) = (bench_ns(&c, "sdk"), bench_ns(&c, "rewrite"));
     let per = |app: &str| {
         let (m, r) = entries(&c.text, app);
         m as f64 / r as f64
@@ -170,4 +172,20 @@ fn getppid_by_the_rewrite_path_and_the_sdk_path_against_a_bare_ipc_round_trip() 
     // the rewrite path's four (console writes add a few).
     assert!((2.0..2.05).contains(&sdk_entries), "SDK path: {sdk_entries} kernel entries per syscall");
     assert!((4.0..4.1).contains(&rewrite_entries), "rewrite path: {rewrite_entries} kernel entries per syscall");
+
+    // The same image again with QEMU's clock counting guest instructions (-icount shift=0):
+    // the figures are then instructions per call, the same in every run whatever the host's
+    // load (under TCG, wall time also counts QEMU's own costs, such as refilling its TLB
+    // after every switch of address space).
+    let c = sel4::target().boot_with(&out, 900, &[("SELKIE_QEMU_ICOUNT", "0")]);
+    assert!(c.finished, "no final line within 900 s (icount):\n{}", c.text);
+    let bare = c.bare_ipc_ns();
+    let (sdk, rewrite) = (bench_ns(&c, "sdk"), bench_ns(&c, "rewrite"));
+    println!(
+        "seL4: bench (guest instructions, -icount): getppid by the SDK path {sdk:.0} ({:.2}x the bare seL4 IPC round trip), \
+         by the rewrite path {rewrite:.0} ({:.2}x); bare round trip {bare:.0}",
+        sdk / bare,
+        rewrite / bare
+    );
+    assert!(sdk < rewrite, "the SDK path ({sdk} instructions) is not cheaper than the rewrite path ({rewrite})");
 }
