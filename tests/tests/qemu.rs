@@ -500,22 +500,26 @@ fn same_apps_on(platform: &'static str, cores: u32) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (Some(h), Some(w), Some(bad)) =
-        (app(tmp.path(), "hello", &["hello_world", "test"], &[]), app(tmp.path(), "walker", &["/data"], &[]), app(tmp.path(), "nullderef", &[], &[]))
-    else {
+    let (Some(h), Some(w), Some(bad), Some(s)) = (
+        app(tmp.path(), "hello", &["hello_world", "test"], &[]),
+        app(tmp.path(), "walker", &["/data"], &[]),
+        app(tmp.path(), "nullderef", &[], &[]),
+        app(tmp.path(), "sleeper", &[], &[]),
+    ) else {
         return;
     };
+    assert!(!s.stdout.contains("FAILED"), "{}", s.stdout);
     let c = t.pack_and_boot(&[h.image.clone()], BOOT_TIMEOUT);
     assert_eq!(c.app_output(), h.stdout, "{platform}/{cores}: seL4 console differs from Linux; reports: {:?}", c.reports());
     assert_eq!(c.status("hello"), Some(h.status), "{platform}/{cores}: {:?}", c.reports());
 
-    let c = t.pack_and_boot(&[bad.image.clone(), h.image.clone(), w.image.clone()], BOOT_TIMEOUT);
+    let c = t.pack_and_boot(&[bad.image.clone(), h.image.clone(), w.image.clone(), s.image.clone()], BOOT_TIMEOUT);
     assert_eq!(c.status("nullderef"), Some(139), "{platform}/{cores}: {:?}", c.reports());
-    for e in [&h, &w] {
+    for e in [&h, &w, &s] {
         assert!(c.has_in_order(&e.stdout), "{platform}/{cores}: {}'s output is not on the console in order:\n{}", e.name, c.text);
         assert_eq!(c.status(&e.name), Some(e.status), "{platform}/{cores}: {}: {:?}", e.name, c.reports());
     }
-    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 3 apps done: 2 exited, 1 killed")), "{platform}/{cores}: {:?}", c.reports());
+    assert!(c.reports().iter().any(|l| l.starts_with("[selkie] all 4 apps done: 3 exited, 1 killed")), "{platform}/{cores}: {:?}", c.reports());
 }
 
 #[test]
