@@ -1,5 +1,6 @@
 # seL4 kernel settings for the NXP i.MX 8M Plus EVK, AArch64.
-# UNTESTED with selkie: this kernel builds (seL4 16.0.0), but no image boots it yet (no loader).
+# UNTESTED on a board. Under QEMU 10's imx8mp-evk (qemu/imx8mp-evk, SELKIE_QEMU_CORES=1) this
+# kernel, selkie's loader and the root server boot and run apps (tests/tests/qemu.rs).
 #
 # Initial-cache script for the seL4 16.0.0 kernel build: pass it to cmake with -C, as for
 # kernel-config/qemu-arm-virt.cmake (cross-compiler and install prefix on the command line).
