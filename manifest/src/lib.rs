@@ -62,6 +62,9 @@ pub mod defaults {
     pub const MAX_THREADS: u32 = 256;
     /// Processes alive at once.
     pub const MAX_PROCESSES: u32 = 64;
+    /// Bytes the app may write to its rootfs (the copy-on-write layer over the image):
+    /// 64 MiB. On seL4 the root server's heap share for the app bounds it too.
+    pub const ROOTFS_WRITE_BYTES: u64 = 64 << 20;
 }
 
 /// The whole manifest: the format version and the apps in boot order.
@@ -123,6 +126,10 @@ pub struct Spec<S> {
     /// Most processes alive at once (fork beyond it fails with EAGAIN).
     #[serde(default = "default_max_processes")]
     pub max_processes: u32,
+    /// Most bytes the app may write to its rootfs (new files, and image files it changes,
+    /// counted in full); past it, ENOSPC.
+    #[serde(default = "default_rootfs_write_bytes")]
+    pub rootfs_write_bytes: u64,
     pub publishes: Vec<S, MAX_CHANNELS>,
     pub consumes: Vec<S, MAX_CHANNELS>,
 }
@@ -133,6 +140,10 @@ fn default_max_threads() -> u32 {
 
 fn default_max_processes() -> u32 {
     defaults::MAX_PROCESSES
+}
+
+fn default_rootfs_write_bytes() -> u64 {
+    defaults::ROOTFS_WRITE_BYTES
 }
 
 impl<S> Spec<S> {

@@ -27,6 +27,8 @@ pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 /// aarch64 values (asm-generic/fcntl.h overridden by arch/arm64).
 pub const O_DIRECTORY: u32 = 0o40000;
+/// `__O_TMPFILE | O_DIRECTORY`.
+pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
 pub const O_NOFOLLOW: u32 = 0o100000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 pub const O_PATH: u32 = 0o10000000;

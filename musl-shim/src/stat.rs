@@ -2,7 +2,7 @@
 
 use crate::vfs::{Ino, Kind, Vfs};
 
-/// Device number of the image's filesystem.
+/// st_dev of the rootfs; /tmp, /dev and /proc follow (one per [`crate::vfs::Fs`]).
 pub const ROOTFS_DEV: u64 = 0x803;
 
 pub fn makedev(major: u32, minor: u32) -> u64 {
@@ -38,7 +38,7 @@ impl Stat {
             Kind::Dir { entries, .. } => {
                 2 + entries.values().filter(|&&i| vfs.node(i).is_dir()).count() as u32
             }
-            _ => n.nlink.max(1),
+            _ => n.nlink,
         };
         let rdev = match &n.kind {
             Kind::Dev(d) => {
@@ -48,7 +48,7 @@ impl Stat {
             _ => 0,
         };
         Stat {
-            dev: ROOTFS_DEV,
+            dev: ROOTFS_DEV + n.fs as u64,
             ino: ino as u64 + 1,
             mode: n.mode(),
             nlink,

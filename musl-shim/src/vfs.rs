@@ -1,10 +1,15 @@
-//! The file tree an app sees: the read-only cpio rootfs, a small writable tmpfs at /tmp,
-//! and a docker-like minimal /dev (plus /proc/self/fd for the /dev/fd links), whether or
-//! not the image has them.
+//! The file tree an app sees, as a container runtime lays it out: the image's cpio rootfs
+//! under a copy-on-write layer (overlayfs's upper dir), a tmpfs at /tmp, a docker-like
+//! minimal /dev (plus /proc/self/fd for the /dev/fd links), whether or not the image has
+//! them.
 //!
-//! Nodes live in an arena indexed by [`Ino`]; file data from the image is borrowed from
-//! the cpio archive, tmpfs data is owned. newc hardlinks (entries sharing an inode number,
-//! where only one carries the data) become one node with several names.
+//! Nodes live in an arena indexed by [`Ino`], one arena per app, so the app's changes are
+//! its own: file data from the image is borrowed from the cpio archive until the first
+//! write copies it ([`Data::Owned`]), and removing an image file only drops its entry from
+//! the app's tree (the whiteout), never touching the archive. The bytes written to each
+//! filesystem are counted against its limit ([`Vfs::set_rootfs_limit`],
+//! [`Vfs::set_write_limit`]); past it, `ENOSPC`. newc hardlinks (entries sharing an inode
+//! number, where only one carries the data) become one node with several names.
 
 use crate::errno::*;
 use alloc::collections::BTreeMap;
@@ -20,6 +25,47 @@ pub const MAX_SYMLINKS: usize = 40;
 pub const PATH_MAX: usize = 4096;
 /// Most bytes all tmpfs files together may hold.
 pub const TMPFS_MAX_BYTES: usize = 64 << 20;
+/// Most bytes the rootfs's copy-on-write layer holds unless set otherwise
+/// (`org.selkie.app.rootfs_write_bytes`; `manifest::defaults::ROOTFS_WRITE_BYTES`).
+pub const ROOTFS_WRITE_BYTES: usize = 64 << 20;
+
+/// The filesystem a node is on: what statfs reports, whose limit its bytes count
+/// against, and where rename and link stop (`EXDEV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fs {
+    /// The image under its copy-on-write layer (docker's overlay root).
+    Rootfs,
+    /// /tmp.
+    Tmpfs,
+    /// /dev (a tmpfs in a container).
+    Dev,
+    /// /proc: read-only here.
+    Proc,
+}
+
+impl Fs {
+    /// May be created in, written, removed from.
+    pub fn writable(self) -> bool {
+        !matches!(self, Fs::Proc)
+    }
+    /// Which byte counter its data is charged to: 0 the rootfs layer, 1 the tmpfses.
+    fn pool(self) -> usize {
+        match self {
+            Fs::Rootfs => 0,
+            _ => 1,
+        }
+    }
+    /// statfs's f_type (overlayfs, tmpfs, proc) and f_flags (ST_NOSUID, ST_NODEV,
+    /// ST_NOEXEC, ST_RELATIME as docker mounts them).
+    pub fn statfs_type_flags(self) -> (u64, u64) {
+        match self {
+            Fs::Rootfs => (0x794c_7630, 1024),
+            Fs::Tmpfs => (0x0102_1994, 2 | 4 | 1024),
+            Fs::Dev => (0x0102_1994, 2 | 1024),
+            Fs::Proc => (0x9fa0, 2 | 4 | 8 | 1024),
+        }
+    }
+}
 
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFDIR: u32 = 0o040000;
@@ -95,8 +141,7 @@ pub struct Node<'a> {
     pub gid: u32,
     pub mtime: u64,
     pub nlink: u32,
-    /// Lives in tmpfs (may be written, created in, removed from).
-    pub writable: bool,
+    pub fs: Fs,
 }
 
 impl Node<'_> {
@@ -124,6 +169,10 @@ impl Node<'_> {
     pub fn is_dir(&self) -> bool {
         self.ftype() == S_IFDIR
     }
+    /// On a filesystem that may be written.
+    pub fn writable(&self) -> bool {
+        self.fs.writable()
+    }
 }
 
 /// What a path names: a node, or an open fd (through /proc/self/fd/N).
@@ -137,9 +186,12 @@ pub enum Found {
 #[derive(Debug, Clone)]
 pub struct Vfs<'a> {
     nodes: Vec<Node<'a>>,
-    tmpfs_bytes: usize,
-    /// Most bytes tmpfs files may hold ([`TMPFS_MAX_BYTES`] unless set lower).
-    tmpfs_limit: usize,
+    /// Bytes written (owned file data) on the rootfs layer and on the tmpfses.
+    used: [usize; 2],
+    /// Most bytes each may hold: [`ROOTFS_WRITE_BYTES`] and [`TMPFS_MAX_BYTES`] unless set.
+    limits: [usize; 2],
+    /// Most bytes both together may hold (the root server's share of its heap).
+    total_limit: usize,
 }
 
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -151,7 +203,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), tmpfs_bytes: 0, tmpfs_limit: TMPFS_MAX_BYTES };
+        let mut vfs = Vfs { nodes: Vec::new(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -159,7 +211,7 @@ impl<'a> Vfs<'a> {
             gid: 0,
             mtime: 0,
             nlink: 2,
-            writable: false,
+            fs: Fs::Rootfs,
         });
         // (devmajor, devminor, ino) -> node, for hardlinked regular files.
         let mut links: BTreeMap<(u32, u32, u32), Ino> = BTreeMap::new();
@@ -200,7 +252,7 @@ impl<'a> Vfs<'a> {
                                     *d = e.file();
                                 }
                             }
-                            vfs.link(parent, last, ino);
+                            vfs.link_node(parent, last, ino);
                             continue;
                         }
                         let ino = vfs.nodes.len();
@@ -218,7 +270,7 @@ impl<'a> Vfs<'a> {
                 gid: e.gid(),
                 mtime: e.mtime(),
                 nlink: 0,
-                writable: false,
+                fs: Fs::Rootfs,
             };
             vfs.add(parent, last, node);
         }
@@ -228,7 +280,7 @@ impl<'a> Vfs<'a> {
 
     /// /dev, /proc/self/fd and /tmp, laid over whatever the image has.
     fn add_runtime_dirs(&mut self) {
-        let dev = self.ensure_dir(ROOT, b"dev", false);
+        let dev = self.ensure_dir(ROOT, b"dev", Fs::Dev);
         for (name, d, perm) in [
             (&b"null"[..], Dev::Null, 0o666),
             (b"zero", Dev::Zero, 0o666),
@@ -238,7 +290,7 @@ impl<'a> Vfs<'a> {
             (b"tty", Dev::Tty, 0o666),
             (b"console", Dev::Console, 0o620),
         ] {
-            self.replace(dev, name, Kind::Dev(d), perm);
+            self.replace(dev, name, Kind::Dev(d), perm, Fs::Dev);
         }
         for (name, target) in [
             (&b"stdin"[..], &b"/proc/self/fd/0"[..]),
@@ -246,52 +298,52 @@ impl<'a> Vfs<'a> {
             (b"stderr", b"/proc/self/fd/2"),
             (b"fd", b"/proc/self/fd"),
         ] {
-            self.replace(dev, name, Kind::Symlink(target.to_vec()), 0o777);
+            self.replace(dev, name, Kind::Symlink(target.to_vec()), 0o777, Fs::Dev);
         }
-        let proc_ = self.ensure_dir(ROOT, b"proc", false);
-        let self_ = self.ensure_dir(proc_, b"self", false);
-        self.replace(self_, b"fd", Kind::FdDir, 0o500);
-        let tmp = self.ensure_dir(ROOT, b"tmp", true);
+        let proc_ = self.ensure_dir(ROOT, b"proc", Fs::Proc);
+        let self_ = self.ensure_dir(proc_, b"self", Fs::Proc);
+        self.replace(self_, b"fd", Kind::FdDir, 0o500, Fs::Proc);
+        let tmp = self.ensure_dir(ROOT, b"tmp", Fs::Tmpfs);
         self.nodes[tmp].perm = 0o1777;
     }
 
-    /// Lays a read-only file with `bytes` at `/etc/<name>` over what the image has (what
-    /// a container runtime mounts: hosts, resolv.conf).
+    /// Lays a file with `bytes` at `/etc/<name>` over what the image has (what a container
+    /// runtime mounts: hosts, resolv.conf). Its bytes are not counted against the app.
     pub fn set_etc_file(&mut self, name: &[u8], bytes: Vec<u8>) {
-        let etc = self.ensure_dir(ROOT, b"etc", false);
-        self.replace(etc, name, Kind::File(Data::Owned(bytes)), 0o644);
+        let etc = self.ensure_dir(ROOT, b"etc", Fs::Rootfs);
+        self.replace(etc, name, Kind::File(Data::Owned(bytes)), 0o644, Fs::Rootfs);
     }
 
     /// Adds `/dev/selkie/channels/NAME` for channel `n` of the bus (read for consumers,
     /// write for publishers: `perm`).
     pub fn add_channel(&mut self, name: &[u8], n: u16, perm: u32) {
-        let dev = self.ensure_dir(ROOT, b"dev", false);
-        let selkie = self.ensure_dir(dev, b"selkie", false);
-        let dir = self.ensure_dir(selkie, b"channels", false);
-        self.replace(dir, name, Kind::Dev(Dev::Channel(n)), perm);
+        let dev = self.ensure_dir(ROOT, b"dev", Fs::Dev);
+        let selkie = self.ensure_dir(dev, b"selkie", Fs::Dev);
+        let dir = self.ensure_dir(selkie, b"channels", Fs::Dev);
+        self.replace(dir, name, Kind::Dev(Dev::Channel(n)), perm, Fs::Dev);
     }
 
     /// Points /proc/self/exe at `target`.
     pub fn set_exe(&mut self, target: &[u8]) {
         if let Ok(Found::Node(dir)) = self.resolve(ROOT, b"/proc/self", false) {
-            self.replace(dir, b"exe", Kind::Symlink(target.to_vec()), 0o777);
+            self.replace(dir, b"exe", Kind::Symlink(target.to_vec()), 0o777, Fs::Proc);
         }
     }
 
-    fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32) {
-        let node = Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, writable: false };
+    fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32, fs: Fs) {
+        let node = Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, fs };
         if let Some(&old) = self.dir_entries(dir).and_then(|m| m.get(name)) {
             self.nodes[old].nlink = self.nodes[old].nlink.saturating_sub(1);
         }
         self.add(dir, name, node);
     }
 
-    fn ensure_dir(&mut self, parent: Ino, name: &[u8], writable: bool) -> Ino {
+    /// The directory `name` under `parent`, made a mount point of `fs` (an image directory
+    /// of that name keeps its entries).
+    fn ensure_dir(&mut self, parent: Ino, name: &[u8], fs: Fs) -> Ino {
         if let Some(&ino) = self.dir_entries(parent).and_then(|m| m.get(name)) {
             if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir) {
-                if writable {
-                    self.nodes[ino].writable = true;
-                }
+                self.nodes[ino].fs = fs;
                 return ino;
             }
         }
@@ -302,7 +354,7 @@ impl<'a> Vfs<'a> {
             gid: 0,
             mtime: 0,
             nlink: 0,
-            writable,
+            fs,
         };
         self.add(parent, name, node)
     }
@@ -315,7 +367,7 @@ impl<'a> Vfs<'a> {
             let next = match self.dir_entries(cur)?.get(*c) {
                 Some(&ino) if self.nodes[ino].is_dir() => ino,
                 Some(_) => return None,
-                None => self.ensure_dir(cur, c, false),
+                None => self.ensure_dir(cur, c, Fs::Rootfs),
             };
             cur = next;
         }
@@ -326,11 +378,11 @@ impl<'a> Vfs<'a> {
     pub fn add(&mut self, dir: Ino, name: &[u8], node: Node<'a>) -> Ino {
         let ino = self.nodes.len();
         self.nodes.push(node);
-        self.link(dir, name, ino);
+        self.link_node(dir, name, ino);
         ino
     }
 
-    fn link(&mut self, dir: Ino, name: &[u8], ino: Ino) {
+    fn link_node(&mut self, dir: Ino, name: &[u8], ino: Ino) {
         if let Kind::Dir { entries, .. } = &mut self.nodes[dir].kind {
             entries.insert(name.to_vec(), ino);
         }
@@ -464,26 +516,63 @@ impl<'a> Vfs<'a> {
         }
     }
 
-    /// Creates an empty regular file in a tmpfs directory.
+    /// A new node of `kind` on `dir`'s filesystem.
+    fn new_node(&self, dir: Ino, kind: Kind<'a>, perm: u32, owner: (u32, u32), now: u64) -> Node<'a> {
+        Node { kind, perm: perm & 0o7777, uid: owner.0, gid: owner.1, mtime: now, nlink: 0, fs: self.nodes[dir].fs }
+    }
+
+    /// Creates an empty regular file.
     pub fn create_file(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
-        let node = Node { kind: Kind::File(Data::Owned(Vec::new())), perm, uid, gid, mtime: now, nlink: 0, writable: true };
+        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, (uid, gid), now);
         Ok(self.add(dir, name, node))
     }
 
-    /// Creates a directory in a tmpfs directory.
+    /// Creates a directory.
     pub fn mkdir(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
-        let node = Node {
-            kind: Kind::Dir { entries: BTreeMap::new(), parent: dir },
-            perm,
-            uid,
-            gid,
-            mtime: now,
-            nlink: 0,
-            writable: true,
-        };
+        let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid), now);
         Ok(self.add(dir, name, node))
+    }
+
+    /// Creates a symlink to `target` (`symlinkat`).
+    pub fn symlink(&mut self, dir: Ino, name: &[u8], target: &[u8], owner: (u32, u32), now: u64) -> SysResult<Ino> {
+        if target.is_empty() {
+            return Err(ENOENT);
+        }
+        if target.len() > PATH_MAX {
+            return Err(ENAMETOOLONG);
+        }
+        self.check_new_name(dir, name)?;
+        let node = self.new_node(dir, Kind::Symlink(target.to_vec()), 0o777, owner, now);
+        Ok(self.add(dir, name, node))
+    }
+
+    /// An unnamed regular file on `dir`'s filesystem (`O_TMPFILE`): it has no links until
+    /// [`Vfs::link`] gives it a name.
+    pub fn tmpfile(&mut self, dir: Ino, perm: u32, owner: (u32, u32), now: u64) -> SysResult<Ino> {
+        if !self.nodes[dir].is_dir() {
+            return Err(ENOTDIR);
+        }
+        if !self.nodes[dir].writable() {
+            return Err(EROFS);
+        }
+        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, owner, now);
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Gives `ino` one more name (`linkat`): not for directories, not across filesystems.
+    pub fn link(&mut self, ino: Ino, dir: Ino, name: &[u8]) -> SysResult<()> {
+        if self.nodes[ino].is_dir() {
+            return Err(EPERM);
+        }
+        self.check_new_name(dir, name)?;
+        if self.nodes[ino].fs != self.nodes[dir].fs {
+            return Err(EXDEV);
+        }
+        self.link_node(dir, name, ino);
+        Ok(())
     }
 
     fn check_new_name(&self, dir: Ino, name: &[u8]) -> SysResult<()> {
@@ -497,13 +586,51 @@ impl<'a> Vfs<'a> {
         if entries.contains_key(name) {
             return Err(EEXIST);
         }
-        if !self.nodes[dir].writable {
+        if !self.nodes[dir].writable() {
             return Err(EROFS);
         }
         Ok(())
     }
 
-    /// Removes `name` from a tmpfs directory (`rmdir` when `dir_only`).
+    /// `name`'s node in `dir`.
+    fn entry(&self, dir: Ino, name: &[u8]) -> SysResult<Option<Ino>> {
+        Ok(self.dir_entries(dir).ok_or(ENOTDIR)?.get(name).copied())
+    }
+
+    /// Whether `ino` is a mount point (/tmp, /dev, /proc): its filesystem is not its parent's.
+    fn is_mount_point(&self, dir: Ino, ino: Ino) -> bool {
+        ino == ROOT || self.nodes[ino].fs != self.nodes[dir].fs && self.nodes[ino].is_dir()
+    }
+
+    /// Whether directory `dir` is `ancestor` or below it.
+    fn is_below(&self, mut dir: Ino, ancestor: Ino) -> bool {
+        for _ in 0..self.nodes.len() {
+            if dir == ancestor {
+                return true;
+            }
+            if dir == ROOT {
+                return false;
+            }
+            dir = self.parent(dir);
+        }
+        false
+    }
+
+    /// Drops one link of `ino`; the data of a file with none left is no longer counted
+    /// (open fds keep reading it).
+    fn unlink_node(&mut self, ino: Ino) {
+        let n = &mut self.nodes[ino];
+        n.nlink = n.nlink.saturating_sub(1);
+        if n.nlink == 0 {
+            if let Kind::File(Data::Owned(v)) = &n.kind {
+                let (pool, len) = (n.fs.pool(), v.len());
+                self.used[pool] = self.used[pool].saturating_sub(len);
+            }
+        }
+    }
+
+    /// Removes `name` (`rmdir` when `dir_only`). An image file's entry is dropped from the
+    /// app's tree (a whiteout); the image itself is not changed.
     pub fn unlink(&mut self, dir: Ino, name: &[u8], dir_only: bool) -> SysResult<()> {
         if name == b"." {
             return Err(EINVAL);
@@ -511,8 +638,8 @@ impl<'a> Vfs<'a> {
         if name == b".." || name.is_empty() {
             return Err(ENOTEMPTY);
         }
-        let ino = *self.dir_entries(dir).ok_or(ENOTDIR)?.get(name).ok_or(ENOENT)?;
-        if !self.nodes[dir].writable {
+        let ino = self.entry(dir, name)?.ok_or(ENOENT)?;
+        if !self.nodes[dir].writable() {
             return Err(EROFS);
         }
         let is_dir = self.nodes[ino].is_dir();
@@ -522,74 +649,192 @@ impl<'a> Vfs<'a> {
         if !dir_only && is_dir {
             return Err(EISDIR);
         }
+        if self.is_mount_point(dir, ino) {
+            return Err(EBUSY);
+        }
         if self.dir_entries(ino).is_some_and(|m| !m.is_empty()) {
             return Err(ENOTEMPTY);
         }
         if let Kind::Dir { entries, .. } = &mut self.nodes[dir].kind {
             entries.remove(name);
         }
-        let n = &mut self.nodes[ino];
-        n.nlink = n.nlink.saturating_sub(1);
-        if n.nlink == 0 {
-            // Open fds keep reading their data; tmpfs accounting is released at once.
-            if let Kind::File(Data::Owned(v)) = &n.kind {
-                self.tmpfs_bytes = self.tmpfs_bytes.saturating_sub(v.len());
+        self.unlink_node(ino);
+        Ok(())
+    }
+
+    /// Renames `odir/oname` to `ndir/nname` as `renameat2` does, with its flags
+    /// ([`RENAME_NOREPLACE`], [`RENAME_EXCHANGE`]): a replaced target loses that link, a
+    /// directory may replace only an empty directory, never move below itself, and
+    /// nothing moves across filesystems (`EXDEV`).
+    pub fn rename(&mut self, odir: Ino, oname: &[u8], ndir: Ino, nname: &[u8], flags: u32) -> SysResult<()> {
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 || flags == RENAME_NOREPLACE | RENAME_EXCHANGE {
+            return Err(EINVAL);
+        }
+        let special = |n: &[u8]| n.is_empty() || n == b"." || n == b"..";
+        if special(oname) {
+            return Err(EBUSY);
+        }
+        if special(nname) {
+            return Err(if flags & RENAME_NOREPLACE != 0 { EEXIST } else { EBUSY });
+        }
+        if nname.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        let src = self.entry(odir, oname)?.ok_or(ENOENT)?;
+        let dst = self.entry(ndir, nname)?;
+        if flags & RENAME_EXCHANGE != 0 && dst.is_none() {
+            return Err(ENOENT);
+        }
+        if flags & RENAME_NOREPLACE != 0 && dst.is_some() {
+            return Err(EEXIST);
+        }
+        if !self.nodes[odir].writable() || !self.nodes[ndir].writable() {
+            return Err(EROFS);
+        }
+        if self.nodes[odir].fs != self.nodes[ndir].fs {
+            return Err(EXDEV);
+        }
+        if self.is_mount_point(odir, src) || dst.is_some_and(|d| self.is_mount_point(ndir, d)) {
+            return Err(EBUSY);
+        }
+        if dst == Some(src) {
+            return Ok(());
+        }
+        let src_dir = self.nodes[src].is_dir();
+        // A directory may not move below itself.
+        if src_dir && self.is_below(ndir, src) {
+            return Err(EINVAL);
+        }
+        if flags & RENAME_EXCHANGE != 0 {
+            let dst = dst.ok_or(ENOENT)?;
+            if self.nodes[dst].is_dir() && self.is_below(odir, dst) {
+                return Err(EINVAL);
             }
+            self.set_entry(odir, oname, dst);
+            self.set_entry(ndir, nname, src);
+            return Ok(());
+        }
+        if let Some(d) = dst {
+            match (src_dir, self.nodes[d].is_dir()) {
+                (true, false) => return Err(ENOTDIR),
+                (false, true) => return Err(EISDIR),
+                (true, true) if self.dir_entries(d).is_some_and(|m| !m.is_empty()) => return Err(ENOTEMPTY),
+                _ => {}
+            }
+        }
+        if let Kind::Dir { entries, .. } = &mut self.nodes[odir].kind {
+            entries.remove(oname);
+        }
+        self.set_entry(ndir, nname, src);
+        if let Some(d) = dst {
+            self.unlink_node(d);
         }
         Ok(())
     }
 
-    /// Bounds tmpfs to `bytes` (at most [`TMPFS_MAX_BYTES`]): the seL4 root server keeps
-    /// every app's tmpfs in its own heap, so it gives each app a share.
-    pub fn set_tmpfs_limit(&mut self, bytes: usize) {
-        self.tmpfs_limit = bytes.min(TMPFS_MAX_BYTES);
+    /// Points `dir/name` at `ino` (a directory's parent follows).
+    fn set_entry(&mut self, dir: Ino, name: &[u8], ino: Ino) {
+        if let Kind::Dir { entries, .. } = &mut self.nodes[dir].kind {
+            entries.insert(name.to_vec(), ino);
+        }
+        if let Kind::Dir { parent, .. } = &mut self.nodes[ino].kind {
+            *parent = dir;
+        }
     }
 
-    /// Writes into a tmpfs file at `off`, growing it; bounded by the tmpfs limit.
+    /// Bounds all the app's written bytes together, rootfs layer and tmpfses (the seL4 root
+    /// server keeps them in its own heap, so it gives each app a share); /tmp stays within
+    /// [`TMPFS_MAX_BYTES`] too.
+    pub fn set_write_limit(&mut self, bytes: usize) {
+        self.total_limit = bytes;
+    }
+
+    /// Bounds the bytes the rootfs's copy-on-write layer holds (the
+    /// `org.selkie.app.rootfs_write_bytes` label); an image file counts in full once written.
+    pub fn set_rootfs_limit(&mut self, bytes: usize) {
+        self.limits[0] = bytes;
+    }
+
+    /// Counts `grow` more bytes on `fs`, or `ENOSPC` past its limit or the app's.
+    fn charge(&mut self, fs: Fs, grow: usize) -> SysResult<()> {
+        let pool = fs.pool();
+        let total = self.used[0] + self.used[1];
+        if self.used[pool].saturating_add(grow) > self.limits[pool] || total.saturating_add(grow) > self.total_limit {
+            return Err(ENOSPC);
+        }
+        self.used[pool] += grow;
+        Ok(())
+    }
+
+    /// The file's bytes, copied out of the image on the first change (counted in full).
+    fn owned_data(&mut self, ino: Ino) -> SysResult<&mut Vec<u8>> {
+        let n = &self.nodes[ino];
+        if !n.writable() {
+            return Err(if n.is_dir() { EISDIR } else { EROFS });
+        }
+        let fs = n.fs;
+        match &n.kind {
+            Kind::File(Data::Image(b)) => {
+                let copy = b.to_vec();
+                self.charge(fs, copy.len())?;
+                self.nodes[ino].kind = Kind::File(Data::Owned(copy));
+            }
+            Kind::File(Data::Owned(_)) => {}
+            Kind::Dir { .. } | Kind::FdDir => return Err(EISDIR),
+            _ => return Err(EINVAL),
+        }
+        match &mut self.nodes[ino].kind {
+            Kind::File(Data::Owned(v)) => Ok(v),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Sets the file's length to `len`, counting growth on its filesystem.
+    fn resize(&mut self, ino: Ino, len: usize) -> SysResult<()> {
+        let fs = self.nodes[ino].fs;
+        let old = self.owned_data(ino)?.len();
+        if len > old {
+            self.charge(fs, len - old)?;
+        } else {
+            let pool = fs.pool();
+            self.used[pool] = self.used[pool].saturating_sub(old - len);
+        }
+        self.owned_data(ino)?.resize(len, 0);
+        Ok(())
+    }
+
+    /// Writes into a file at `off`, growing it.
     pub fn write_at(&mut self, ino: Ino, off: u64, bytes: &[u8]) -> SysResult<usize> {
         let end = off.checked_add(bytes.len() as u64).ok_or(EFBIG)?;
-        let writable = self.nodes[ino].writable;
-        let Kind::File(data) = &mut self.nodes[ino].kind else { return Err(EINVAL) };
-        if !writable {
-            return Err(EROFS);
-        }
-        if let Data::Image(b) = data {
-            *data = Data::Owned(b.to_vec());
-        }
-        let Data::Owned(v) = data else { return Err(EROFS) };
         let end = usize::try_from(end).map_err(|_| EFBIG)?;
-        if end > v.len() {
-            let grow = end - v.len();
-            if self.tmpfs_bytes + grow > self.tmpfs_limit {
-                return Err(ENOSPC);
-            }
-            self.tmpfs_bytes += grow;
-            v.resize(end, 0);
+        if end > self.owned_data(ino)?.len() {
+            self.resize(ino, end)?;
         }
-        v[off as usize..end].copy_from_slice(bytes);
+        self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
         Ok(bytes.len())
     }
 
-    /// Sets a tmpfs file's length.
+    /// Sets a file's length.
     pub fn truncate(&mut self, ino: Ino, len: u64) -> SysResult<()> {
         let len = usize::try_from(len).map_err(|_| EFBIG)?;
-        let writable = self.nodes[ino].writable;
-        let Kind::File(Data::Owned(v)) = &mut self.nodes[ino].kind else {
-            return Err(if self.nodes[ino].is_dir() { EISDIR } else if writable { EINVAL } else { EROFS });
-        };
-        let old = v.len();
-        if len > old {
-            if self.tmpfs_bytes + (len - old) > self.tmpfs_limit {
-                return Err(ENOSPC);
-            }
-            self.tmpfs_bytes += len - old;
-        } else {
-            self.tmpfs_bytes = self.tmpfs_bytes.saturating_sub(old - len);
-        }
-        v.resize(len, 0);
-        Ok(())
+        self.resize(ino, len)
+    }
+
+    /// What statfs reports for `fs`: (f_type, f_flags, 4 KiB blocks in all, blocks free,
+    /// inodes in use).
+    pub fn statfs(&self, fs: Fs) -> (u64, u64, u64, u64, u64) {
+        let (ftype, flags) = fs.statfs_type_flags();
+        let pool = fs.pool();
+        let limit = if fs == Fs::Proc { 0 } else { self.limits[pool].min(self.total_limit) };
+        let free = limit.saturating_sub(self.used[pool]).min(self.total_limit.saturating_sub(self.used[0] + self.used[1]));
+        let files = self.nodes.iter().filter(|n| n.fs == fs && n.nlink > 0).count() as u64;
+        (ftype, flags, limit as u64 / 4096, free as u64 / 4096, files)
     }
 }
+
+/// renameat2's flags.
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
 
 fn parse_fd(s: &[u8]) -> Option<i32> {
     if s.is_empty() || s.len() > 9 || (s.len() > 1 && s[0] == b'0') {
@@ -606,14 +851,14 @@ mod tmpfs_limit_tests {
     #[test]
     fn a_lower_tmpfs_limit_gives_enospc() {
         let mut vfs = Vfs::from_cpio(&[]);
-        vfs.set_tmpfs_limit(8192);
+        vfs.set_write_limit(8192);
         let Ok(Found::Node(tmp)) = vfs.resolve(ROOT, b"/tmp", true) else { panic!("no /tmp") };
         let f = vfs.create_file(tmp, b"f", 0o644, 0, 0, 0).unwrap();
         assert_eq!(vfs.write_at(f, 0, &[1; 8192]), Ok(8192));
         assert_eq!(vfs.write_at(f, 8192, &[1]), Err(ENOSPC));
         assert_eq!(vfs.truncate(f, 8193), Err(ENOSPC));
         // Never above the built-in bound.
-        vfs.set_tmpfs_limit(usize::MAX);
-        assert_eq!(vfs.tmpfs_limit, TMPFS_MAX_BYTES);
+        vfs.set_write_limit(usize::MAX);
+        assert_eq!(vfs.limits[1], TMPFS_MAX_BYTES);
     }
 }

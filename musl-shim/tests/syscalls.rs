@@ -216,7 +216,7 @@ fn terminals_answer_ioctls_only_when_terminals() {
 }
 
 #[test]
-fn tmpfs_is_writable_and_rootfs_is_not() {
+fn tmpfs_and_the_rootfs_are_writable_and_proc_is_not() {
     let mut t = T::new();
     let fd = t.open("/tmp/x", 0o102); // O_CREAT|O_RDWR
     assert!(fd >= 0);
@@ -230,8 +230,8 @@ fn tmpfs_is_writable_and_rootfs_is_not() {
     t.p.mem.read(SCRATCH, &mut st).unwrap();
     assert_eq!(u64_at(&st, 48), 12);
     assert_eq!(t.open("/tmp/x", 0o302), EEXIST.ret(), "O_CREAT|O_EXCL");
-    assert_eq!(t.open("/data/new", 0o102), EROFS.ret());
-    assert_eq!(t.open("/foo.txt", 1), EROFS.ret());
+    assert!(t.open("/data/new", 0o102) >= 0, "the rootfs takes new files");
+    assert_eq!(t.open("/proc/self/new", 0o102), EROFS.ret());
     let d = t.str("/tmp/d");
     assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, d, 0o755]), 0);
     assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, d, 0o755]), EEXIST.ret());
@@ -239,8 +239,135 @@ fn tmpfs_is_writable_and_rootfs_is_not() {
     let x = t.str("/tmp/x");
     assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, x, 0]), 0);
     assert_eq!(t.cat("/tmp/x").unwrap_err(), ENOENT.ret());
+    let tmp = t.str("/tmp");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, tmp, 0x200]), EBUSY.ret(), "a mount point");
+}
+
+#[test]
+fn image_files_are_copied_on_write_and_the_image_is_unchanged() {
+    let mut t = T::new();
+    let fd = t.open("/foo.txt", 0o2001); // O_WRONLY|O_APPEND
+    assert!(fd >= 0);
+    let s = t.str("bar\n");
+    assert_eq!(t.call(WRITE, &[fd as u64, s, 4]), 4);
+    assert_eq!(t.cat("/foo.txt").unwrap(), b"foo\nbar\n");
+    // /data/one and /data/two are one hardlinked inode: both names see the change.
+    let fd = t.open("/data/one", 0o1001); // O_WRONLY|O_TRUNC
+    assert!(fd >= 0);
+    assert_eq!(t.cat("/data/two").unwrap(), b"");
     let f = t.str("/foo.txt");
-    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, f, 0]), EROFS.ret());
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, f, 0]), 0, "an image file is whited out");
+    assert_eq!(t.cat("/foo.txt").unwrap_err(), ENOENT.ret());
+    let b = t.str("/bin");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, b, 0x200]), ENOTEMPTY.ret());
+    // Another app on the same image sees it as packed.
+    let mut other = T::new();
+    assert_eq!(other.cat("/foo.txt").unwrap(), b"foo\n");
+    assert_eq!(other.cat("/data/two").unwrap(), b"shared\n");
+}
+
+#[test]
+fn rename_link_and_symlink_behave_as_on_linux() {
+    let mut t = T::new();
+    let (two, moved) = (t.str("/data/two"), t.str("/moved"));
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, two, AT_FDCWD, moved, 0]), 0);
+    assert_eq!(t.cat("/moved").unwrap(), b"shared\n");
+    assert_eq!(t.cat("/data/two").unwrap_err(), ENOENT.ret());
+    // Replacing a file drops that file; NOREPLACE refuses; EXCHANGE swaps.
+    let foo = t.str("/foo.txt");
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, moved, AT_FDCWD, foo, 1]), EEXIST.ret());
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, moved, AT_FDCWD, foo, 2]), 0);
+    assert_eq!(t.cat("/foo.txt").unwrap(), b"shared\n");
+    assert_eq!(t.cat("/moved").unwrap(), b"foo\n");
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, moved, AT_FDCWD, foo, 0]), 0);
+    assert_eq!(t.cat("/foo.txt").unwrap(), b"foo\n");
+    // Directories: with their contents, never below themselves, only over empty ones.
+    let (data, bin, sub) = (t.str("/data"), t.str("/bin"), t.str("/data/sub"));
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, data, AT_FDCWD, sub, 0]), EINVAL.ret());
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, data, AT_FDCWD, bin, 0]), ENOTEMPTY.ret());
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, data, AT_FDCWD, foo, 0]), ENOTDIR.ret());
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, foo, AT_FDCWD, data, 0]), EISDIR.ret());
+    let d2 = t.str("/d2");
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, data, AT_FDCWD, d2, 0]), 0);
+    assert_eq!(t.cat("/d2/link").unwrap_err(), ENOENT.ret(), "two was moved away: the link dangles");
+    assert_eq!(t.cat("/d2/abs").unwrap(), b"foo\n");
+    assert_eq!(t.stat("/d2/..", 0).unwrap(), t.stat("/", 0).unwrap(), "its parent follows");
+    // Across filesystems: EXDEV, as between a tmpfs and the root.
+    let tmpf = t.str("/tmp/f");
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, foo, AT_FDCWD, tmpf, 0]), EXDEV.ret());
+    let tmp = t.str("/tmp");
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, tmp, AT_FDCWD, d2, 0]), EBUSY.ret());
+    // Hard links share the inode and count in st_nlink; directories cannot be linked.
+    let hard = t.str("/hard");
+    assert_eq!(t.call(LINKAT, &[AT_FDCWD, foo, AT_FDCWD, hard, 0]), 0);
+    assert_eq!(u32_at(&t.stat("/foo.txt", 0).unwrap(), 20), 2);
+    assert_eq!(t.call(LINKAT, &[AT_FDCWD, bin, AT_FDCWD, hard, 0]), EPERM.ret());
+    assert_eq!(t.call(LINKAT, &[AT_FDCWD, foo, AT_FDCWD, tmpf, 0]), EXDEV.ret());
+    let fd = t.open("/hard", 0o1);
+    let s = t.str("new\n");
+    assert_eq!(t.call(WRITE, &[fd as u64, s, 4]), 4);
+    assert_eq!(t.cat("/foo.txt").unwrap(), b"new\n");
+    // Symlinks.
+    let (target, ln) = (t.str("foo.txt"), t.str("/ln"));
+    assert_eq!(t.call(SYMLINKAT, &[target, AT_FDCWD, ln]), 0);
+    assert_eq!(t.cat("/ln").unwrap(), b"new\n");
+    assert_eq!(t.call(SYMLINKAT, &[target, AT_FDCWD, ln]), EEXIST.ret());
+    let (empty, ln2) = (t.str(""), t.str("/ln2"));
+    assert_eq!(t.call(SYMLINKAT, &[empty, AT_FDCWD, ln2]), ENOENT.ret());
+}
+
+#[test]
+fn o_tmpfile_gets_a_name_by_linkat() {
+    let mut t = T::new();
+    let fd = t.open("/data", 0o20040002); // O_TMPFILE|O_RDWR
+    assert!(fd >= 0, "{fd}");
+    let s = t.str("anon");
+    assert_eq!(t.call(WRITE, &[fd as u64, s, 4]), 4);
+    assert_eq!(t.call(FSTAT, &[fd as u64, SCRATCH]), 0);
+    let mut st = [0u8; 128];
+    t.p.mem.read(SCRATCH, &mut st).unwrap();
+    assert_eq!(u32_at(&st, 20), 0, "no links yet");
+    let (empty, named) = (t.str(""), t.str("/data/named"));
+    assert_eq!(t.call(LINKAT, &[fd as u64, empty, AT_FDCWD, named, 0x1000]), 0); // AT_EMPTY_PATH
+    assert_eq!(t.cat("/data/named").unwrap(), b"anon");
+    assert_eq!(t.open("/data", 0o20040000), EINVAL.ret(), "O_TMPFILE needs write access");
+    assert_eq!(t.open("/proc/self", 0o20040002), EROFS.ret());
+}
+
+#[test]
+fn the_rootfs_layer_has_its_own_quota_and_statfs_says_so() {
+    let mut t = T::new();
+    t.s.vfs.set_rootfs_limit(8192);
+    let fd = t.open("/data/big", 0o102);
+    let page = SCRATCH;
+    assert_eq!(t.call(PWRITE64, &[fd as u64, page, 4096, 0]), 4096);
+    assert_eq!(t.call(PWRITE64, &[fd as u64, page, 4096, 4096]), 4096);
+    assert_eq!(t.call(PWRITE64, &[fd as u64, page, 1, 8192]), ENOSPC.ret());
+    // Copying an image file up counts it in full.
+    let foo = t.open("/foo.txt", 0o2001);
+    let s = t.str("x");
+    assert_eq!(t.call(WRITE, &[foo as u64, s, 1]), ENOSPC.ret());
+    // /tmp is another filesystem with its own room.
+    let tfd = t.open("/tmp/f", 0o102);
+    assert_eq!(t.call(PWRITE64, &[tfd as u64, page, 4096, 0]), 4096);
+    // Truncating gives the room back.
+    assert_eq!(t.call(FTRUNCATE, &[fd as u64, 0]), 0);
+    assert_eq!(t.call(WRITE, &[foo as u64, s, 1]), 1);
+    let root = t.str("/");
+    assert_eq!(t.call(STATFS, &[root, SCRATCH]), 0);
+    let mut sf = [0u8; 120];
+    t.p.mem.read(SCRATCH, &mut sf).unwrap();
+    assert_eq!(u64_at(&sf, 0), 0x794c_7630, "overlayfs");
+    assert_eq!(u64_at(&sf, 8), 4096);
+    assert_eq!(u64_at(&sf, 16), 2, "8 KiB in 4 KiB blocks");
+    assert_eq!(u64_at(&sf, 24), 1, "foo.txt's 5 bytes take part of one");
+    assert_eq!(t.call(FSTATFS, &[tfd as u64, SCRATCH]), 0);
+    t.p.mem.read(SCRATCH, &mut sf).unwrap();
+    assert_eq!(u64_at(&sf, 0), 0x0102_1994, "tmpfs");
+    let p = t.str("/proc/self");
+    assert_eq!(t.call(STATFS, &[p, SCRATCH]), 0);
+    t.p.mem.read(SCRATCH, &mut sf).unwrap();
+    assert_eq!(u64_at(&sf, 0), 0x9fa0, "proc");
 }
 
 #[test]

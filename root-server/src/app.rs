@@ -388,7 +388,8 @@ impl App {
             layout: empty_config().layout,
             stack_size: stack_bytes,
         });
-        shim.vfs.set_tmpfs_limit(heap_quota / 2);
+        shim.vfs.set_write_limit(heap_quota / 2);
+        shim.vfs.set_rootfs_limit(usize::try_from(spec.rootfs_write_bytes).unwrap_or(usize::MAX));
         shim.set_exe(&a.binary);
         if !a.text.is_empty() {
             let store = musl_shim::text::TextStore::parse(a.text).map_err(|e| format!("its text store: {e}"))?;

@@ -37,8 +37,8 @@ use vm::Global;
 
 /// Heap kept for the root server itself; the rest of `kernel::HEAP_SIZE` is split evenly
 /// into per-app quotas (shim state, tmpfs, page maps). An app over its quota is killed
-/// before it can starve the others; half a quota is the app's tmpfs limit, so filling /tmp
-/// gives ENOSPC first.
+/// before it can starve the others; half a quota bounds the bytes the app writes to its
+/// rootfs and /tmp together, so filling either gives ENOSPC first.
 const ROOT_HEAP: usize = 2 << 20;
 
 /// Our stack: parsing the manifest (heapless vectors of up to 8 apps) takes tens of KiB.

@@ -137,3 +137,44 @@ fn a_program_reads_its_own_binary_as_the_image_has_it() {
         }
     }
 }
+
+#[test]
+fn rootfs_changes_match_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("rootfs_rw", Link::Static) else { return };
+    let (out, status) = compare("rootfs_rw", &bin, &[], &[]);
+    if status >= 0 {
+        for line in [
+            "cat /foo.txt: \"foo|more|\"",
+            "cat /data/a.txt: \"ALPHA|\"",
+            "ls /var/lib/app2: state.old",
+            "rename /data -> /data/sub/x (below itself)   Invalid argument",
+            "O_TMPFILE: nlink 0 size 10",
+            "cat /data/named: \"anonymous|\"",
+        ] {
+            assert!(out.contains(line), "{line:?} in\n{out}");
+        }
+        assert_eq!(status, 0);
+    }
+}
+
+#[test]
+fn a_full_rootfs_quota_gives_enospc_and_the_app_goes_on() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("rootfs_rw", Link::Static) else { return };
+    let img_dir = tempfile::tempdir().unwrap();
+    let img = OciImage::new(&img_dir.path().join("layout"), "fill");
+    img.layer(|r| populate(r, "rootfs_rw", &bin));
+    img.config(&["--config.entrypoint", "/rootfs_rw", "--config.cmd", "fill", "--config.cmd", "4096",
+        "--config.label", "org.selkie.app.rootfs_write_bytes=1048576"]);
+    let out = Command::new(selkie_bin()).args(["run", "--emulate", &img.reference()]).output().expect("selkie run --emulate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("stopped after 1024 KiB: No space left on device"), "{text}");
+    assert!(text.contains("/var/fill holds 1024 KiB"), "{text}");
+    assert!(text.contains("cat /var/after: \"after|\""), "{text}");
+}

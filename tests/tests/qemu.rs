@@ -127,6 +127,37 @@ fn walker_boots_like_linux() {
 }
 
 #[test]
+fn rootfs_changes_boot_like_linux() {
+    let Some((_, c)) = alone("rootfs_rw", &[], &[]) else { return };
+    assert!(c.text.contains("cat /data/named: \"anonymous|\""), "{}", c.text);
+}
+
+#[test]
+fn a_full_rootfs_quota_stops_only_that_apps_writes() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let label = ["--config.label", "org.selkie.app.rootfs_write_bytes=1048576"];
+    let Some(bin) = c_app("rootfs_rw", Link::Static) else { return };
+    // Linux has no such quota: there it writes all 4 MiB.
+    let (Some(fill), Some(h)) = (
+        image_checked(tmp.path(), "fill", "rootfs_rw", &bin, &["fill", "4096"], &label, false),
+        app(tmp.path(), "hello", &["hello_world", "test"], &[]),
+    ) else {
+        return;
+    };
+    assert!(fill.stdout.contains("wrote 4096 KiB"), "{}", fill.stdout);
+    let c = boot(tmp.path(), &[&fill, &h]);
+    for line in ["stopped after 1024 KiB: No space left on device", "/var/fill holds 1024 KiB", "cat /var/after: \"after|\""] {
+        assert!(c.text.contains(line), "{line:?} in\n{}", c.text);
+    }
+    assert_eq!(c.status("fill"), Some(0), "{:?}", c.reports());
+    assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
+    assert!(c.has_in_order(&h.stdout), "{}", c.text);
+}
+
+#[test]
 fn malloc_stress_boots_like_linux() {
     let Some((_, c)) = alone("malloc_stress", &[], &BIG_HEAP) else { return };
     assert!(c.text.contains("file mmap: foo"), "{}", c.text);

@@ -56,6 +56,7 @@ fn main() {
             max_priority: 100,
             max_threads: 64,
             max_processes: 16,
+            rootfs_write_bytes: selkie_manifest::defaults::ROOTFS_WRITE_BYTES,
             publishes: Default::default(),
             consumes: Default::default(),
         },

@@ -143,6 +143,7 @@ impl<'r> Machine<'r> {
         }
         shim.enable_tasks(musl_shim::task::DEFAULT_MAX_TASKS.max(app.spec.max_threads + app.spec.max_processes));
         shim.set_task_limits(app.spec.max_threads, app.spec.max_processes);
+        shim.vfs.set_rootfs_limit(usize::try_from(app.spec.rootfs_write_bytes).unwrap_or(usize::MAX));
         let mut m = Machine {
             app,
             opts,

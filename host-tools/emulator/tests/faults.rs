@@ -58,6 +58,7 @@ fn app() -> App<String> {
             max_priority: 100,
             max_threads: 64,
             max_processes: 16,
+            rootfs_write_bytes: selkie_manifest::defaults::ROOTFS_WRITE_BYTES,
             publishes: Default::default(),
             consumes: Default::default(),
         },

@@ -20,6 +20,7 @@ pub const LABELS: &[(&str, &[&str])] = &[
     ("max_priority", &["org.selkie.app.max_priority", "com.koskit.app.spec.max_priority"]),
     ("max_threads", &["org.selkie.app.max_threads"]),
     ("max_processes", &["org.selkie.app.max_processes"]),
+    ("rootfs_write_bytes", &["org.selkie.app.rootfs_write_bytes"]),
     ("publishes", &["org.selkie.app.publishes", "com.koskit.app.spec.publishes"]),
     ("consumes", &["org.selkie.app.consumes", "com.koskit.app.spec.consumes"]),
 ];
@@ -98,6 +99,7 @@ pub fn spec_from_labels(labels: &HashMap<String, String>) -> Result<Spec<String>
         },
         max_threads: number(labels, "max_threads", defaults::MAX_THREADS)?,
         max_processes: number(labels, "max_processes", defaults::MAX_PROCESSES)?,
+        rootfs_write_bytes: number(labels, "rootfs_write_bytes", defaults::ROOTFS_WRITE_BYTES)?,
         publishes: list(labels, "publishes")?,
         consumes: list(labels, "consumes")?,
     })

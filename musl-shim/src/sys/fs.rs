@@ -87,6 +87,9 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
     let start = if p[0] == b'/' { crate::vfs::ROOT } else { at_dir(s, fd_arg(a[0]))? };
     let acc = flags & O_ACCMODE;
     let wants_write = flags & O_PATH == 0 && (acc == O_WRONLY || acc == O_RDWR);
+    if flags & O_TMPFILE == O_TMPFILE {
+        return open_tmpfile(s, env, start, &p, flags, a[3] as u32);
+    }
     let found = match s.vfs.resolve(start, &p, flags & O_NOFOLLOW == 0) {
         Ok(f) => {
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
@@ -129,7 +132,7 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
         }
         Kind::File(_) => {
             if wants_write {
-                if !node.writable {
+                if !node.writable() {
                     return Err(EROFS);
                 }
                 if flags & O_TRUNC != 0 {
@@ -160,6 +163,19 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
 }
 
 /// pipe2(fds, flags): O_CLOEXEC, O_NONBLOCK (O_DIRECT is refused).
+/// `O_TMPFILE`: an unnamed file in the directory `p`, open for writing.
+fn open_tmpfile<E: Platform>(s: &mut Shim<'_>, env: &mut E, start: Ino, p: &[u8], flags: u32, mode: u32) -> SysResult<u64> {
+    if flags & O_ACCMODE == O_RDONLY || flags & (O_CREAT | O_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let Found::Node(dir) = s.vfs.resolve(start, p, true)? else { return Err(ENOTDIR) };
+    let now = env.now(crate::ClockId::Realtime).sec;
+    let perm = mode & 0o7777 & !s.proc_.umask;
+    let ino = s.vfs.tmpfile(dir, perm, (s.proc_.uid, s.proc_.gid), now)?;
+    let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_CLOEXEC);
+    s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), status), 0).map(|v| v as u64)
+}
+
 pub fn pipe2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[1] as u32;
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
@@ -482,7 +498,7 @@ pub fn faccessat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], v2: bo
     let f = lookup(s, env, a[0], a[1], flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))?;
     let Found::Node(ino) = f else { return Ok(0) };
     let n = s.vfs.node(ino);
-    if mode & 2 != 0 && !n.writable && matches!(n.kind, Kind::File(_) | Kind::Dir { .. }) {
+    if mode & 2 != 0 && !n.writable() && matches!(n.kind, Kind::File(_) | Kind::Dir { .. }) {
         return Err(EROFS);
     }
     let perm = n.perm;
@@ -831,10 +847,22 @@ pub fn ftruncate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
     f.obj.truncate(&mut cx(s, env), a[1]).map(|_| 0)
 }
 
-/// Changes a node's metadata: tmpfs only.
+/// truncate(path, length): as ftruncate, on a path (symlinks followed).
+pub fn truncate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if (a[1] as i64) < 0 {
+        return Err(EINVAL);
+    }
+    let ino = found_ino(s, lookup(s, env, AT_FDCWD as u64, a[0], 0)?)?;
+    if s.vfs.node(ino).is_dir() {
+        return Err(EISDIR);
+    }
+    s.vfs.truncate(ino, a[1]).map(|_| 0)
+}
+
+/// Changes a node's metadata (not on /proc).
 fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u32)>) -> SysResult<u64> {
     let n = s.vfs.node_mut(ino);
-    if !n.writable {
+    if !n.writable() {
         return Err(EROFS);
     }
     if let Some(p) = perm {
@@ -882,14 +910,113 @@ pub fn fchownat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
     set_meta(s, ino, None, Some((a[2] as u32, a[3] as u32)))
 }
 
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
+/// Sets the modification time: now, or `times[1]` (UTIME_NOW, UTIME_OMIT); the access
+/// time is not kept.
 pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let f = if a[1] == 0 { Found::Fd(fd_arg(a[0]) as i32) } else { lookup(s, env, a[0], a[1], a[3])? };
     let ino = found_ino(s, f)?;
     let now = env.now(crate::ClockId::Realtime).sec;
+    let mtime = if a[2] == 0 {
+        Some(now)
+    } else {
+        let mut t = [0u8; 32];
+        env.read(a[2], &mut t)?;
+        let word = |i: usize| u64::from_le_bytes(t[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        for i in [1, 3] {
+            if word(i) >= 1_000_000_000 && word(i) != UTIME_NOW && word(i) != UTIME_OMIT {
+                return Err(EINVAL);
+            }
+        }
+        match word(3) {
+            UTIME_OMIT => None,
+            UTIME_NOW => Some(now),
+            _ => Some(word(2)),
+        }
+    };
     let n = s.vfs.node_mut(ino);
-    if !n.writable {
+    if !n.writable() {
         return Err(EROFS);
     }
-    n.mtime = now;
+    if let Some(m) = mtime {
+        n.mtime = m;
+    }
     Ok(0)
+}
+
+/// Resolves the parent directory of the path at `addr` from `dirfd`: (dir, last name).
+fn parent_of<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, addr: u64) -> SysResult<(Ino, Vec<u8>)> {
+    let p = path_arg(env, addr)?;
+    let start = if p.first() == Some(&b'/') { crate::vfs::ROOT } else { at_dir(s, fd_arg(dirfd))? };
+    let (dir, name) = s.vfs.resolve_parent(start, &p)?;
+    Ok((dir, name.to_vec()))
+}
+
+/// renameat2(olddirfd, oldpath, newdirfd, newpath, flags).
+pub fn renameat2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let (odir, oname) = parent_of(s, env, a[0], a[1])?;
+    let (ndir, nname) = parent_of(s, env, a[2], a[3])?;
+    s.vfs.rename(odir, &oname, ndir, &nname, a[4] as u32).map(|_| 0)
+}
+
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
+
+/// linkat(olddirfd, oldpath, newdirfd, newpath, flags): also names an `O_TMPFILE` file
+/// (AT_EMPTY_PATH, or its /proc/self/fd link with AT_SYMLINK_FOLLOW).
+pub fn linkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[4] & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let nofollow = if a[4] & AT_SYMLINK_FOLLOW != 0 { 0 } else { AT_SYMLINK_NOFOLLOW };
+    let found = lookup(s, env, a[0], a[1], nofollow | (a[4] & AT_EMPTY_PATH))?;
+    let ino = found_ino(s, found)?;
+    let (ndir, nname) = parent_of(s, env, a[2], a[3])?;
+    s.vfs.link(ino, ndir, &nname).map(|_| 0)
+}
+
+/// symlinkat(target, newdirfd, linkpath).
+pub fn symlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let target = path_arg(env, a[0])?;
+    let (dir, name) = parent_of(s, env, a[1], a[2])?;
+    let now = env.now(crate::ClockId::Realtime).sec;
+    s.vfs.symlink(dir, &name, &target, (s.proc_.uid, s.proc_.gid), now).map(|_| 0)
+}
+
+/// fchmodat2(dirfd, path, mode, flags): fchmodat with AT_SYMLINK_NOFOLLOW and
+/// AT_EMPTY_PATH (a symlink's own mode cannot change: EOPNOTSUPP, as on Linux).
+pub fn fchmodat2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[3] & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let ino = found_ino(s, lookup(s, env, a[0], a[1], a[3])?)?;
+    if matches!(s.vfs.node(ino).kind, Kind::Symlink(_)) {
+        return Err(EOPNOTSUPP);
+    }
+    set_meta(s, ino, Some(a[2] as u32), None)
+}
+
+/// Writes the aarch64 `struct statfs` (120 bytes) of the filesystem `ino` is on.
+fn write_statfs<E: Platform>(s: &Shim<'_>, env: &mut E, ino: Ino, buf: u64) -> SysResult<u64> {
+    let fs = s.vfs.node(ino).fs;
+    let (ftype, flags, blocks, bfree, files) = s.vfs.statfs(fs);
+    let fsid = fs as u64 + 1;
+    let words: [u64; 15] = [ftype, 4096, blocks, bfree, bfree, files.max(1) + 65_536, 65_536, fsid, 255, 4096, flags, 0, 0, 0, 0];
+    let mut b = [0u8; 120];
+    for (i, w) in words.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    env.write(buf, &b)?;
+    Ok(0)
+}
+
+pub fn statfs<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let ino = found_ino(s, lookup(s, env, AT_FDCWD as u64, a[0], 0)?)?;
+    write_statfs(s, env, ino, a[1])
+}
+
+pub fn fstatfs<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let ino = fd_ino(s, a[0])?;
+    write_statfs(s, env, ino, a[1])
 }

@@ -19,6 +19,7 @@ syscalls! {
         PREADV = 69, PWRITEV = 70, PSELECT6 = 72, PPOLL = 73, READLINKAT = 78, NEWFSTATAT = 79, FSTAT = 80,
         SENDFILE = 71, SYNC = 81, FSYNC = 82, FDATASYNC = 83, TIMERFD_CREATE = 85, TIMERFD_SETTIME = 86, TIMERFD_GETTIME = 87, UTIMENSAT = 88, UMASK = 166,
         STATX = 291, CLOSE_RANGE = 436, FACCESSAT2 = 439, PIPE2 = 59,
+        SYMLINKAT = 36, LINKAT = 37, RENAMEAT = 38, STATFS = 43, TRUNCATE = 45, FSTATFS = 44, RENAMEAT2 = 276, FCHMODAT2 = 452,
     }
     mm {
         BRK = 214, MUNMAP = 215, MREMAP = 216, MMAP = 222, MPROTECT = 226, MSYNC = 227,
@@ -57,8 +58,6 @@ pub fn name(nr: u64) -> &'static str {
         return n;
     }
     match nr {
-        43 => "STATFS",
-        44 => "FSTATFS",
         285 => "COPY_FILE_RANGE",
         437 => "OPENAT2",
         435 => "CLONE3",
