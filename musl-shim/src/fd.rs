@@ -271,6 +271,8 @@ pub struct Directory {
     pub ino: Ino,
     /// Index of the next entry (0 ".", 1 "..", then the sorted entries).
     pub pos: u64,
+    /// For /proc/<pid>/fd: the fds open when it was opened (its own among them).
+    pub fds: Vec<usize>,
 }
 
 pub const DT_UNKNOWN: u8 = 0;
@@ -304,18 +306,26 @@ impl<'a> FileObject<'a> for Directory {
     }
     fn getdents(&mut self, cx: &mut Cx<'_, 'a>, out: &mut Vec<u8>, max: usize) -> SysResult<usize> {
         let vfs = &*cx.vfs;
-        let Some(entries) = vfs.dir_entries(self.ino) else {
-            // /proc/self/fd lists nothing here; the fd table is not reachable from an fd.
-            return Ok(0);
-        };
+        let empty = alloc::collections::BTreeMap::new();
+        let fd_dir = vfs.dir_entries(self.ino).is_none();
+        let entries = vfs.dir_entries(self.ino).unwrap_or(&empty);
         let parent = vfs.parent(self.ino);
         let mut idx = self.pos;
         let skip = idx.saturating_sub(2) as usize;
         let mut rest = entries.iter().skip(skip);
+        let mut fds = self.fds.iter().skip(skip);
+        let mut fd_name: Vec<u8>;
         loop {
             let (name, ino): (&[u8], Ino) = match idx {
                 0 => (b".", self.ino),
                 1 => (b"..", parent),
+                _ if fd_dir => match fds.next() {
+                    Some(fd) => {
+                        fd_name = alloc::format!("{fd}").into_bytes();
+                        (fd_name.as_slice(), self.ino)
+                    }
+                    None => break,
+                },
                 _ => match rest.next() {
                     Some((n, &i)) => (n.as_slice(), i),
                     None => break,
@@ -332,7 +342,7 @@ impl<'a> FileObject<'a> for Directory {
             out.extend_from_slice(&(ino as u64 + 1).to_le_bytes());
             out.extend_from_slice(&(idx + 1).to_le_bytes());
             out.extend_from_slice(&(reclen as u16).to_le_bytes());
-            out.push(dtype(vfs.node(ino).mode()));
+            out.push(if fd_dir && idx >= 2 { 10 } else { dtype(vfs.node(ino).mode()) }); // DT_LNK
             out.extend_from_slice(name);
             out.resize(start + reclen, 0);
             idx += 1;

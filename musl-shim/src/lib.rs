@@ -22,6 +22,7 @@ pub mod mm;
 pub mod net;
 pub mod pipe;
 pub mod platform;
+pub mod procfs;
 pub mod sigframe;
 pub mod poll;
 pub mod start;
@@ -133,6 +134,11 @@ pub struct Process {
     pub sigactions: [[u64; 4]; 64],
     /// Raw `stack_t` (sp, flags, size).
     pub altstack: [u64; 3],
+    /// The program it runs (/proc/<pid>/exe), its argv and envp as /proc/<pid>/cmdline and
+    /// environ give them (each string NUL-terminated).
+    pub exe: alloc::vec::Vec<u8>,
+    pub cmdline: alloc::vec::Vec<u8>,
+    pub environ: alloc::vec::Vec<u8>,
     pub name: [u8; 16],
 }
 
@@ -163,6 +169,10 @@ pub struct Shim<'a> {
     pub bus: Option<channel::SharedBus>,
     pub publishes: Vec<usize>,
     pub consumes: Vec<usize>,
+    /// Programs started so far (the first one and every exec), for [`procfs::refresh`].
+    pub execs: u64,
+    /// What [`procfs::refresh`] last saw.
+    pub proc_seen: Option<procfs::Seen>,
 }
 
 impl<'a> Shim<'a> {
@@ -200,6 +210,9 @@ impl<'a> Shim<'a> {
                 sigactions: [[0; 4]; 64],
                 altstack: [0, 2, 0],
                 name,
+                exe: Vec::new(),
+                cmdline: Vec::new(),
+                environ: Vec::new(),
             },
             tasks: task::Tasks::new(),
             logged: BTreeSet::new(),
@@ -211,6 +224,8 @@ impl<'a> Shim<'a> {
             bus: None,
             publishes: Vec::new(),
             consumes: Vec::new(),
+            execs: 0,
+            proc_seen: None,
         }
     }
 
@@ -378,9 +393,20 @@ impl<'a> Shim<'a> {
         self.tasks.procs.get(&PID).and_then(|p| p.ended)
     }
 
-    /// Makes /proc/self/exe a link to the app's binary (what Rust's `current_exe` reads).
-    pub fn set_exe(&mut self, path: &str) {
-        self.vfs.set_exe(path.as_bytes());
+    /// Records the program the current process now runs (its first one, or after an
+    /// exec): /proc/<pid>/exe (what Rust's `current_exe` reads), cmdline, environ, and
+    /// its name (comm), the file name's first 15 bytes.
+    pub fn set_program(&mut self, img: &ExecImage) {
+        let joined = |v: &[Vec<u8>]| v.iter().flat_map(|s| s.iter().copied().chain([0])).collect::<Vec<u8>>();
+        let p = &mut self.proc_;
+        p.exe = img.path.clone();
+        p.cmdline = joined(&img.argv);
+        p.environ = joined(&img.envp);
+        let base = img.execfn.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
+        p.name = [0; 16];
+        let n = base.len().min(15);
+        p.name[..n].copy_from_slice(&base[..n]);
+        self.execs += 1;
     }
 
     /// Parks the calling thread until I/O changes (the call is then retried), its own
@@ -396,6 +422,9 @@ impl<'a> Shim<'a> {
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;
+        if sys::nr::looks_up_paths(nr) {
+            procfs::refresh(self);
+        }
         let action = match sys::dispatch(self, env, nr, a) {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 self.block_on_io(None);

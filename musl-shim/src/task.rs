@@ -212,6 +212,11 @@ impl<'a> Tasks<'a> {
         t
     }
 
+    /// The id the next thread or process gets (ids are never reused).
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
     pub fn pid_of(&self, tid: Tid) -> Option<Pid> {
         self.threads.get(&tid).map(|t| t.pid)
     }

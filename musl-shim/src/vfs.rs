@@ -1,7 +1,7 @@
 //! The file tree an app sees, as a container runtime lays it out: the image's cpio rootfs
 //! under a copy-on-write layer (overlayfs's upper dir), a tmpfs at /tmp, a docker-like
 //! minimal /dev (plus /proc/self/fd for the /dev/fd links), whether or not the image has
-//! them.
+//! them; /proc and /sys are [`crate::procfs`]'s.
 //!
 //! Nodes live in an arena indexed by [`Ino`], one arena per app, so the app's changes are
 //! its own: file data from the image is borrowed from the cpio archive until the first
@@ -41,12 +41,14 @@ pub enum Fs {
     Dev,
     /// /proc: read-only here.
     Proc,
+    /// /sys: read-only.
+    Sys,
 }
 
 impl Fs {
     /// May be created in, written, removed from.
     pub fn writable(self) -> bool {
-        !matches!(self, Fs::Proc)
+        !matches!(self, Fs::Proc | Fs::Sys)
     }
     /// Which byte counter its data is charged to: 0 the rootfs layer, 1 the tmpfses.
     fn pool(self) -> usize {
@@ -63,6 +65,7 @@ impl Fs {
             Fs::Tmpfs => (0x0102_1994, 2 | 4 | 1024),
             Fs::Dev => (0x0102_1994, 2 | 1024),
             Fs::Proc => (0x9fa0, 2 | 4 | 8 | 1024),
+            Fs::Sys => (0x6265_6572, 1 | 2 | 4 | 8 | 1024),
         }
     }
 }
@@ -126,8 +129,12 @@ pub enum Kind<'a> {
     File(Data<'a>),
     Symlink(Vec<u8>),
     Dev(Dev),
-    /// /proc/self/fd: its entries are the app's open fds.
+    /// /proc/<pid>/fd: its entries are the current process's open fds.
     FdDir,
+    /// A /proc or /sys file whose bytes are made when it is opened ([`crate::procfs`]).
+    Gen(crate::procfs::Gen),
+    /// /proc/self: a symlink to the current process's /proc/<pid>.
+    SelfLink,
     /// Anything else the image holds (fifos, sockets, block devices): visible, not openable.
     Other(u32),
 }
@@ -150,7 +157,8 @@ impl Node<'_> {
         match &self.kind {
             Kind::Dir { .. } | Kind::FdDir => S_IFDIR,
             Kind::File(_) => S_IFREG,
-            Kind::Symlink(_) => S_IFLNK,
+            Kind::Symlink(_) | Kind::SelfLink => S_IFLNK,
+            Kind::Gen(_) => S_IFREG,
             Kind::Dev(_) => S_IFCHR,
             Kind::Other(t) => *t,
         }
@@ -186,6 +194,10 @@ pub enum Found {
 #[derive(Debug, Clone)]
 pub struct Vfs<'a> {
     nodes: Vec<Node<'a>>,
+    /// Slots of removed /proc/<pid> trees, taken again first.
+    free: Vec<Ino>,
+    /// The current process (what /proc/self names).
+    pub self_pid: u32,
     /// Bytes written (owned file data) on the rootfs layer and on the tmpfses.
     used: [usize; 2],
     /// Most bytes each may hold: [`ROOTFS_WRITE_BYTES`] and [`TMPFS_MAX_BYTES`] unless set.
@@ -203,7 +215,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
+        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -278,7 +290,7 @@ impl<'a> Vfs<'a> {
         vfs
     }
 
-    /// /dev, /proc/self/fd and /tmp, laid over whatever the image has.
+    /// /dev, /proc, /sys and /tmp, laid over whatever the image has.
     fn add_runtime_dirs(&mut self) {
         let dev = self.ensure_dir(ROOT, b"dev", Fs::Dev);
         for (name, d, perm) in [
@@ -300,9 +312,7 @@ impl<'a> Vfs<'a> {
         ] {
             self.replace(dev, name, Kind::Symlink(target.to_vec()), 0o777, Fs::Dev);
         }
-        let proc_ = self.ensure_dir(ROOT, b"proc", Fs::Proc);
-        let self_ = self.ensure_dir(proc_, b"self", Fs::Proc);
-        self.replace(self_, b"fd", Kind::FdDir, 0o500, Fs::Proc);
+        crate::procfs::add_static(self);
         let tmp = self.ensure_dir(ROOT, b"tmp", Fs::Tmpfs);
         self.nodes[tmp].perm = 0o1777;
     }
@@ -323,14 +333,7 @@ impl<'a> Vfs<'a> {
         self.replace(dir, name, Kind::Dev(Dev::Channel(n)), perm, Fs::Dev);
     }
 
-    /// Points /proc/self/exe at `target`.
-    pub fn set_exe(&mut self, target: &[u8]) {
-        if let Ok(Found::Node(dir)) = self.resolve(ROOT, b"/proc/self", false) {
-            self.replace(dir, b"exe", Kind::Symlink(target.to_vec()), 0o777, Fs::Proc);
-        }
-    }
-
-    fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32, fs: Fs) {
+    pub(crate) fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32, fs: Fs) {
         let node = Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, fs };
         if let Some(&old) = self.dir_entries(dir).and_then(|m| m.get(name)) {
             self.nodes[old].nlink = self.nodes[old].nlink.saturating_sub(1);
@@ -340,7 +343,7 @@ impl<'a> Vfs<'a> {
 
     /// The directory `name` under `parent`, made a mount point of `fs` (an image directory
     /// of that name keeps its entries).
-    fn ensure_dir(&mut self, parent: Ino, name: &[u8], fs: Fs) -> Ino {
+    pub(crate) fn ensure_dir(&mut self, parent: Ino, name: &[u8], fs: Fs) -> Ino {
         if let Some(&ino) = self.dir_entries(parent).and_then(|m| m.get(name)) {
             if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir) {
                 self.nodes[ino].fs = fs;
@@ -376,10 +379,56 @@ impl<'a> Vfs<'a> {
 
     /// Adds a new node under `dir` as `name` (replacing any entry of that name).
     pub fn add(&mut self, dir: Ino, name: &[u8], node: Node<'a>) -> Ino {
-        let ino = self.nodes.len();
-        self.nodes.push(node);
+        let ino = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
+        };
         self.link_node(dir, name, ino);
         ino
+    }
+
+    /// Removes `dir/name` and, when nothing else links them, the nodes below it, whose
+    /// slots are reused (the /proc/<pid> tree of a process that is gone).
+    pub(crate) fn remove_tree(&mut self, dir: Ino, name: &[u8]) {
+        let Some(ino) = self.dir_entries(dir).and_then(|m| m.get(name)).copied() else { return };
+        if let Kind::Dir { entries, .. } = &mut self.nodes[dir].kind {
+            entries.remove(name);
+        }
+        let mut todo = alloc::vec![ino];
+        while let Some(i) = todo.pop() {
+            let n = &mut self.nodes[i];
+            n.nlink = n.nlink.saturating_sub(1);
+            if n.nlink > 0 {
+                continue;
+            }
+            if let Kind::Dir { entries, .. } = &n.kind {
+                todo.extend(entries.values().copied());
+            }
+            n.kind = Kind::Other(0);
+            self.free.push(i);
+        }
+    }
+
+    /// Hides what directory `dir` holds (a filesystem mounted over it).
+    pub(crate) fn empty_dir(&mut self, dir: Ino) {
+        if let Kind::Dir { entries, .. } = &mut self.nodes[dir].kind {
+            entries.clear();
+        }
+    }
+
+    /// A symlink's target (/proc/self's is the current pid).
+    pub fn link_target(&self, ino: Ino) -> Option<Vec<u8>> {
+        match &self.nodes[ino].kind {
+            Kind::Symlink(t) => Some(t.clone()),
+            Kind::SelfLink => Some(alloc::format!("{}", self.self_pid).into_bytes()),
+            _ => None,
+        }
     }
 
     fn link_node(&mut self, dir: Ino, name: &[u8], ino: Ino) {
@@ -437,6 +486,35 @@ impl<'a> Vfs<'a> {
         out
     }
 
+    /// An absolute path that names `ino` (the first found), or `None` when it has no name
+    /// left. Walks the whole tree for a file: for readlink of /proc/<pid>/fd/N.
+    pub fn find_path(&self, ino: Ino) -> Option<Vec<u8>> {
+        if self.nodes[ino].is_dir() {
+            return Some(self.path_of(ino));
+        }
+        let mut todo = alloc::vec![ROOT];
+        let mut seen = alloc::collections::BTreeSet::new();
+        while let Some(d) = todo.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            for (name, &i) in self.dir_entries(d)? {
+                if i == ino {
+                    let mut p = self.path_of(d);
+                    if p != b"/" {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(name);
+                    return Some(p);
+                }
+                if self.dir_entries(i).is_some() {
+                    todo.push(i);
+                }
+            }
+        }
+        None
+    }
+
     /// Resolves `path` relative to directory `start`. Symlinks are followed, except in the
     /// last component when `follow_last` is false; `..` stops at the root.
     pub fn resolve(&self, start: Ino, path: &[u8], follow_last: bool) -> SysResult<Found> {
@@ -468,7 +546,7 @@ impl<'a> Vfs<'a> {
                 return if todo.is_empty() { Ok(Found::Fd(fd)) } else { Err(ENOTDIR) };
             }
             let next = *self.dir_entries(cur).and_then(|m| m.get(&comp)).ok_or(ENOENT)?;
-            if let Kind::Symlink(target) = &self.nodes[next].kind {
+            if let Some(target) = self.link_target(next) {
                 if !todo.is_empty() || follow_last {
                     links += 1;
                     if links > MAX_SYMLINKS {
@@ -480,7 +558,7 @@ impl<'a> Vfs<'a> {
                     if target[0] == b'/' {
                         cur = ROOT;
                     }
-                    todo.extend(components(target).rev().map(|c| c.to_vec()));
+                    todo.extend(components(&target).rev().map(|c| c.to_vec()));
                     continue;
                 }
             }

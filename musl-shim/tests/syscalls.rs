@@ -4,7 +4,7 @@ use musl_shim::errno::*;
 use musl_shim::mm::MemLayout;
 use musl_shim::sys::nr::*;
 use musl_shim::testing::{sample_rootfs, FakePlatform};
-use musl_shim::{Action, Config, GuestMemory, Shim};
+use musl_shim::{Action, Config, ExecImage, GuestMemory, Shim};
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
@@ -122,8 +122,11 @@ fn symlinks_loops_and_dotdot() {
     assert_eq!(&b, b"/foo.txt");
     let p = t.str("/foo.txt");
     assert_eq!(t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 100]), EINVAL.ret());
-    t.s.set_exe("/bin/app");
+    t.s.set_program(&ExecImage { path: b"/bin/app".to_vec(), execfn: b"/bin/app".to_vec(), argv: vec![b"app".to_vec(), b"-x".to_vec()], envp: vec![b"A=1".to_vec()] });
     assert_eq!(t.cat("/proc/self/exe").unwrap(), b"\x7fELF");
+    assert_eq!(t.cat("/proc/self/cmdline").unwrap(), b"app\0-x\0");
+    assert_eq!(t.cat("/proc/1/environ").unwrap(), b"A=1\0");
+    assert_eq!(t.cat("/proc/self/comm").unwrap(), b"app\n");
 }
 
 #[test]
@@ -606,4 +609,48 @@ fn sendfile_and_close_range() {
     assert_eq!(t.call(CLOSE_RANGE, &[a as u64, b as u64, 0]), 0);
     assert_eq!(t.call(CLOSE, &[a as u64]), EBADF.ret());
     assert_eq!(t.call(CLOSE, &[fd as u64]), 0, "below the range: still open");
+}
+
+#[test]
+fn proc_and_sys_describe_the_app() {
+    let mut t = T::new();
+    t.s.set_program(&ExecImage { path: b"/bin/app".to_vec(), execfn: b"/bin/app".to_vec(), argv: vec![b"app".to_vec()], envp: vec![] });
+    let text = |t: &mut T, p: &str| String::from_utf8(t.cat(p).unwrap_or_else(|e| panic!("{p}: {e}"))).unwrap();
+    // The app's own budget and its one core.
+    assert_eq!(text(&mut t, "/sys/fs/cgroup/memory.max"), format!("{HEAP}\n"));
+    assert_eq!(text(&mut t, "/sys/devices/system/cpu/online"), "0\n");
+    assert!(text(&mut t, "/proc/meminfo").starts_with(&format!("MemTotal:       {:>8} kB\n", HEAP / 1024)));
+    assert_eq!(text(&mut t, "/proc/cpuinfo").matches("processor").count(), 1);
+    let status = text(&mut t, "/proc/self/status");
+    assert!(status.starts_with("Name:\tapp\nUmask:\t0022\nState:\tR (running)\nTgid:\t1\n"), "{status}");
+    assert!(text(&mut t, "/proc/1/task/1/stat").starts_with("1 (app) R 0 1 1 "));
+    assert_eq!(text(&mut t, "/proc/sys/kernel/osrelease"), "6.1.0-selkie\n");
+    assert!(text(&mut t, "/proc/mounts").contains("overlay / overlay rw,relatime 0 0\n"));
+    // Read-only, and stat says size 0 as Linux does.
+    assert_eq!(t.open("/proc/self/status", 1), EACCES.ret());
+    assert_eq!(t.open("/proc/new", 0o102), EROFS.ret());
+    assert_eq!(t.open("/sys/new", 0o102), EROFS.ret());
+    assert_eq!(u64_at(&t.stat("/proc/self/stat", 0).unwrap(), 48), 0);
+    // /proc/self/fd lists the open fds, and its links name the files.
+    let f = t.open("/data/two", 0);
+    let p = t.str(&format!("/proc/self/fd/{f}"));
+    let n = t.call(READLINKAT, &[AT_FDCWD, p, SCRATCH, 100]);
+    let mut b = vec![0u8; n as usize];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(b, b"/data/one", "the first name of the hardlinked inode");
+    let d = t.open("/proc/self/fd", 0o200000);
+    let n = t.call(GETDENTS64, &[d as u64, SCRATCH, 4096]);
+    let mut ents = vec![0u8; n as usize];
+    t.p.mem.read(SCRATCH, &mut ents).unwrap();
+    let mut names = Vec::new();
+    let mut off = 0;
+    while off < ents.len() {
+        let reclen = u16::from_le_bytes([ents[off + 16], ents[off + 17]]) as usize;
+        let name = &ents[off + 19..off + reclen];
+        names.push(String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap()]).into_owned());
+        off += reclen;
+    }
+    assert_eq!(names, [".", "..", "0", "1", "2", &f.to_string(), &d.to_string()]);
+    // The image's own /proc is hidden by the mount.
+    assert_eq!(t.cat("/proc/anything").unwrap_err(), ENOENT.ret());
 }

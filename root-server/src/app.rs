@@ -390,7 +390,6 @@ impl App {
         });
         shim.vfs.set_write_limit(heap_quota / 2);
         shim.vfs.set_rootfs_limit(usize::try_from(spec.rootfs_write_bytes).unwrap_or(usize::MAX));
-        shim.set_exe(&a.binary);
         if !a.text.is_empty() {
             let store = musl_shim::text::TextStore::parse(a.text).map_err(|e| format!("its text store: {e}"))?;
             shim.set_text_store(store);
@@ -442,6 +441,7 @@ impl App {
             argv: a.argv,
             envp: a.envp,
         };
+        app.shim.set_program(&img);
         let r = (|| {
             let (proc_, pc, sp) = app.load(g, musl_shim::PID, &img)?;
             app.procs.insert(musl_shim::PID, proc_);
@@ -897,7 +897,7 @@ impl App {
         if let Some(old) = self.procs.insert(pid, p) {
             old.destroy(g);
         }
-        self.shim.set_exe(&String::from_utf8_lossy(&img.path));
+        self.shim.set_program(&img);
         self.stats.execs += 1;
         Ok(())
     }

@@ -191,11 +191,14 @@ pub struct Limits {
     pub nproc: Option<u32>,
     /// Past this the run is killed and the test fails.
     pub timeout: Duration,
+    /// Mount /proc and /sys in the rootfs for the run (in a mount namespace of its own),
+    /// as a container runtime does.
+    pub kernel_fs: bool,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { nproc: None, timeout: Duration::from_secs(300) }
+        Limits { nproc: None, timeout: Duration::from_secs(300), kernel_fs: false }
     }
 }
 
@@ -220,6 +223,16 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
     let copied = Command::new("cp").arg(&qemu).arg(rootfs.join(".qemu-aarch64-static")).status().expect("cp");
     assert!(copied.success(), "copying {qemu} into {}", rootfs.display());
     let script = match limits.nproc {
+        None if limits.kernel_fs => {
+            if !have("unshare") {
+                crate::tools::skip("unshare missing (apt: util-linux)");
+                return None;
+            }
+            // 125: the mounts failed (no CAP_SYS_ADMIN), told apart from the app's statuses.
+            "ulimit -c 0; exec unshare --mount --fork sh -c 'mkdir -p \"$0/proc\" \"$0/sys\" && mount -t proc proc \"$0/proc\" \
+             && mount -t sysfs sysfs \"$0/sys\" || exit 125; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"' \"$0\" \"$@\""
+                .to_string()
+        }
         None => "ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"".to_string(),
         Some(n) => {
             if !have("prlimit") {
@@ -247,7 +260,7 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
     let run = crate::tools::output_within(&mut cmd, limits.timeout);
     let out = run.output;
     if out.status.code() == Some(125) || String::from_utf8_lossy(&out.stderr).contains("chroot: cannot change root") {
-        crate::tools::skip(&format!("chroot failed (needs root): {}", String::from_utf8_lossy(&out.stderr).trim()));
+        crate::tools::skip(&format!("chroot or mounting /proc failed (needs root): {}", String::from_utf8_lossy(&out.stderr).trim()));
         return None;
     }
     assert!(

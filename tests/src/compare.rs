@@ -138,6 +138,12 @@ impl Case {
         self
     }
 
+    /// The reference runs with /proc and /sys mounted, as in a container.
+    pub fn kernel_fs(mut self) -> Case {
+        self.limits.kernel_fs = true;
+        self
+    }
+
     /// Builds the image and runs the reference; `None` (one line printed) when the
     /// reference cannot run here.
     pub fn build(&self) -> Option<Built> {

@@ -3,7 +3,7 @@
 //! image: stdout and exit status must be identical.
 
 use selkie_tests::apps::{busybox_arm64, c_app, populate, rust_app, Link};
-use selkie_tests::compare::{compare, compare_with};
+use selkie_tests::compare::{compare, compare_with, Case};
 use selkie_tests::oci::OciImage;
 use selkie_tests::tools::{selkie_bin, skip_without};
 use std::process::Command;
@@ -177,4 +177,16 @@ fn a_full_rootfs_quota_gives_enospc_and_the_app_goes_on() {
     assert!(text.contains("stopped after 1024 KiB: No space left on device"), "{text}");
     assert!(text.contains("/var/fill holds 1024 KiB"), "{text}");
     assert!(text.contains("cat /var/after: \"after|\""), "{text}");
+}
+
+#[test]
+fn proc_and_sys_match_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("procinfo", Link::Static) else { return };
+    let Some(o) = Case::new("procinfo", &bin).kernel_fs().compare() else { return };
+    assert!(!o.stdout.contains(" NO\n"), "Linux itself disagrees:\n{}", o.stdout);
+    assert_eq!(o.stdout.matches(" yes\n").count(), 26, "{}", o.stdout);
+    assert_eq!(o.status, 0);
 }

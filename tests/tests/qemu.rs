@@ -8,6 +8,7 @@
 //! Skipped, with one line, when SEL4_PREFIX or rust-sel4 is unavailable.
 
 use selkie_tests::apps::{busybox_arm64, c_app, populate, reference, rust_app, shell_status, Link, SIGNALS_EXPECTED, SIGTHREADS_EXPECTED};
+use selkie_tests::compare::Case;
 use selkie_tests::oci::OciImage;
 use selkie_tests::sel4::{self, Console};
 use selkie_tests::tools::{selkie_bin, skip_without};
@@ -155,6 +156,23 @@ fn a_full_rootfs_quota_stops_only_that_apps_writes() {
     assert_eq!(c.status("fill"), Some(0), "{:?}", c.reports());
     assert_eq!(c.status("hello"), Some(0), "{:?}", c.reports());
     assert!(c.has_in_order(&h.stdout), "{}", c.text);
+}
+
+#[test]
+fn proc_and_sys_describe_the_app_like_linux() {
+    if !ready() {
+        return;
+    }
+    let Some(bin) = c_app("procinfo", Link::Static) else { return };
+    let Some(built) = Case::new("procinfo", &bin).kernel_fs().build() else { return };
+    assert!(!built.want.stdout.contains(" NO\n"), "Linux itself disagrees:\n{}", built.want.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image.elf");
+    sel4::pack(&[built.image.reference()], &image);
+    let c = sel4::boot(&image, BOOT_TIMEOUT);
+    assert!(c.finished, "no final line within {BOOT_TIMEOUT} s:\n{}", c.text);
+    assert_eq!(c.app_output(), built.want.stdout, "seL4 console differs from Linux; reports: {:?}", c.reports());
+    assert_eq!(c.status("procinfo"), Some(0), "{:?}", c.reports());
 }
 
 #[test]

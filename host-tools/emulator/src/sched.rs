@@ -136,7 +136,6 @@ impl<'r> Machine<'r> {
                 stack_size: stack,
             },
         );
-        shim.set_exe(&app.binary);
         if !text.is_empty() {
             let store = musl_shim::text::TextStore::parse(text).map_err(|e| anyhow!("app {}: its text store: {e}", app.name))?;
             shim.set_text_store(store);
@@ -164,6 +163,7 @@ impl<'r> Machine<'r> {
             argv: app.argv.iter().map(|s| s.as_bytes().to_vec()).collect(),
             envp: app.envp.iter().map(|s| s.as_bytes().to_vec()).collect(),
         };
+        m.shim.set_program(&img);
         let l = m.load(&img).with_context(|| format!("app {}", app.name))?;
         let pid = musl_shim::PID;
         m.install(pid, pid, l)?;
@@ -570,7 +570,7 @@ impl<'r> Machine<'r> {
                         self.procs.remove(&pid);
                         self.threads.retain(|_, t| t.pid != pid);
                         self.runq.retain(|&t| t != tid);
-                        self.shim.set_exe(&String::from_utf8_lossy(&img.path));
+                        self.shim.set_program(&img);
                         self.install(pid, tid, l)?;
                         // install queued it at the back; it goes on now.
                         self.runq.retain(|&t| t != tid);

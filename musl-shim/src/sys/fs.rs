@@ -123,12 +123,30 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
     }
     let obj: Box<dyn FileObject<'_>> = match &node.kind {
         _ if flags & O_PATH != 0 && !node.is_dir() => Box::new(PathOnly { ino }),
-        Kind::Symlink(_) => return Err(ELOOP),
+        Kind::Symlink(_) | Kind::SelfLink => return Err(ELOOP),
+        Kind::Gen(g) => {
+            if wants_write || flags & O_TRUNC != 0 {
+                return Err(EACCES);
+            }
+            let g = *g;
+            Box::new(crate::procfs::Snapshot::open(s, env, g, ino))
+        }
         Kind::Dir { .. } | Kind::FdDir => {
             if wants_write {
                 return Err(EISDIR);
             }
-            Box::new(Directory { ino, pos: 0 })
+            // /proc/<pid>/fd lists the fds, with the one this open is about to get.
+            let fds = match node.kind {
+                Kind::FdDir => {
+                    let mut fds: Vec<usize> = s.fds.open_fds().collect();
+                    let next = (0..).find(|&i| !s.fds.is_open(i as i64)).unwrap_or(0);
+                    fds.push(next);
+                    fds.sort_unstable();
+                    fds
+                }
+                _ => Vec::new(),
+            };
+            Box::new(Directory { ino, pos: 0, fds })
         }
         Kind::File(_) => {
             if wants_write {
@@ -466,19 +484,16 @@ pub fn readlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sy
     }
     let f = lookup(s, env, a[0], a[1], AT_SYMLINK_NOFOLLOW)?;
     let target: Vec<u8> = match f {
-        Found::Node(ino) => match &s.vfs.node(ino).kind {
-            Kind::Symlink(t) => t.clone(),
-            _ => return Err(EINVAL),
-        },
+        Found::Node(ino) => s.vfs.link_target(ino).ok_or(EINVAL)?,
         Found::Fd(fd) => {
             let file = s.fds.file(i64::from(fd))?;
             let f = file.borrow();
             match f.obj.ino() {
                 Some(ino) if s.vfs.node(ino).is_dir() => s.vfs.path_of(ino),
-                Some(ino) => {
-                    let st = Stat::of_node(&s.vfs, ino);
-                    alloc::format!("/inode:{}", st.ino).into_bytes()
-                }
+                Some(ino) => match s.vfs.find_path(ino) {
+                    Some(p) => p,
+                    None => alloc::format!("/inode:{} (deleted)", Stat::of_node(&s.vfs, ino).ino).into_bytes(),
+                },
                 None if f.obj.is_terminal(&cx(s, env)) => b"/dev/pts/0".to_vec(),
                 None => alloc::format!("pipe:[{}]", fd).into_bytes(),
             }
@@ -991,7 +1006,7 @@ pub fn fchmodat2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
         return Err(EINVAL);
     }
     let ino = found_ino(s, lookup(s, env, a[0], a[1], a[3])?)?;
-    if matches!(s.vfs.node(ino).kind, Kind::Symlink(_)) {
+    if matches!(s.vfs.node(ino).kind, Kind::Symlink(_) | Kind::SelfLink) {
         return Err(EOPNOTSUPP);
     }
     set_meta(s, ino, Some(a[2] as u32), None)

@@ -52,6 +52,14 @@ syscalls! {
     }
 }
 
+/// Whether `nr` resolves a path or reads a directory, so /proc must be current first.
+pub fn looks_up_paths(nr: u64) -> bool {
+    matches!(
+        nr,
+        OPENAT | NEWFSTATAT | STATX | READLINKAT | FACCESSAT | FACCESSAT2 | CHDIR | FCHDIR | GETDENTS64 | STATFS | EXECVE | LINKAT
+    )
+}
+
 /// Names of a few syscalls that are not serviced, for clearer logs.
 pub fn name(nr: u64) -> &'static str {
     if let Some(&(_, n, _)) = SERVICED.iter().find(|s| s.0 == nr) {
