@@ -137,6 +137,9 @@ pub struct Process {
     /// The program it runs (/proc/<pid>/exe), its argv and envp as /proc/<pid>/cmdline and
     /// environ give them (each string NUL-terminated).
     pub exe: alloc::vec::Vec<u8>,
+    /// Nice value (setpriority) and persona (personality).
+    pub nice: i32,
+    pub personality: u32,
     pub cmdline: alloc::vec::Vec<u8>,
     pub environ: alloc::vec::Vec<u8>,
     pub name: [u8; 16],
@@ -211,6 +214,8 @@ impl<'a> Shim<'a> {
                 altstack: [0, 2, 0],
                 name,
                 exe: Vec::new(),
+                nice: 0,
+                personality: 0,
                 cmdline: Vec::new(),
                 environ: Vec::new(),
             },

@@ -313,6 +313,9 @@ impl<'a> Vfs<'a> {
             self.replace(dev, name, Kind::Symlink(target.to_vec()), 0o777, Fs::Dev);
         }
         crate::procfs::add_static(self);
+        // /dev/shm: POSIX shared memory's tmpfs (shm_open, memfd_create), counted as /tmp is.
+        let shm = self.ensure_dir(dev, b"shm", Fs::Tmpfs);
+        self.nodes[shm].perm = 0o1777;
         let tmp = self.ensure_dir(ROOT, b"tmp", Fs::Tmpfs);
         self.nodes[tmp].perm = 0o1777;
     }

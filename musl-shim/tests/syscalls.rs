@@ -654,3 +654,63 @@ fn proc_and_sys_describe_the_app() {
     // The image's own /proc is hidden by the mount.
     assert_eq!(t.cat("/proc/anything").unwrap_err(), ENOENT.ret());
 }
+
+#[test]
+fn copy_file_range_fallocate_memfd_and_shm() {
+    let mut t = T::new();
+    let src = t.open("/data/two", 0);
+    let dst = t.open("/data/copy", 0o102);
+    let off = SCRATCH + 0x800;
+    t.p.mem.write_u64(off, 2).unwrap();
+    assert_eq!(t.call(COPY_FILE_RANGE, &[src as u64, off, dst as u64, 0, 100, 0]), 5);
+    assert_eq!(t.p.mem.read_u64(off).unwrap(), 7, "the input offset advanced");
+    assert_eq!(t.cat("/data/copy").unwrap(), b"ared\n");
+    assert_eq!(t.call(COPY_FILE_RANGE, &[src as u64, 0, dst as u64, 0, 1, 1]), EINVAL.ret(), "flags");
+    assert_eq!(t.call(COPY_FILE_RANGE, &[src as u64, 0, 1, 0, 1, 0]), EINVAL.ret(), "stdout is no file");
+    // fallocate grows and counts; KEEP_SIZE does not grow; a hole reads as zeros.
+    assert_eq!(t.call(FALLOCATE, &[dst as u64, 0, 0, 8192]), 0);
+    assert_eq!(u64_at(&t.stat("/data/copy", 0).unwrap(), 48), 8192);
+    assert_eq!(t.call(FALLOCATE, &[dst as u64, 1, 0, 1 << 20]), 0);
+    assert_eq!(u64_at(&t.stat("/data/copy", 0).unwrap(), 48), 8192);
+    assert_eq!(t.call(FALLOCATE, &[dst as u64, 3, 0, 2]), 0);
+    assert_eq!(&t.cat("/data/copy").unwrap()[..5], b"\0\0ed\n");
+    assert_eq!(t.call(FALLOCATE, &[src as u64, 0, 0, 10]), EBADF.ret(), "read-only fd");
+    t.s.vfs.set_rootfs_limit(4096);
+    assert_eq!(t.call(FALLOCATE, &[dst as u64, 0, 0, 1 << 20]), ENOSPC.ret());
+    // memfd_create: an unnamed tmpfs file.
+    let name = t.str("buf");
+    let m = t.call(MEMFD_CREATE, &[name, 1]);
+    assert!(m >= 0, "{m}");
+    let s = t.str("shared!");
+    assert_eq!(t.call(WRITE, &[m as u64, s, 7]), 7);
+    assert_eq!(t.call(PREAD64, &[m as u64, SCRATCH, 16, 0]), 7);
+    assert_eq!(t.call(FCNTL, &[m as u64, 1]), 1, "MFD_CLOEXEC");
+    assert_eq!(t.call(MEMFD_CREATE, &[name, 8]), EINVAL.ret());
+    // /dev/shm is a sticky, writable tmpfs (shm_open's).
+    let st = t.stat("/dev/shm", 0).unwrap();
+    assert_eq!(u32_at(&st, 16) & 0o7777, 0o1777);
+    assert!(t.open("/dev/shm/sem.x", 0o302) >= 0);
+    assert_eq!(t.call(FLOCK, &[dst as u64, 2 | 4]), 0);
+    assert_eq!(t.call(FLOCK, &[dst as u64, 16]), EINVAL.ret());
+    assert_eq!(t.call(FLOCK, &[99, 2]), EBADF.ret());
+}
+
+#[test]
+fn priority_personality_and_affinity() {
+    let mut t = T::new();
+    assert_eq!(t.call(GETPRIORITY, &[0, 0]), 20);
+    assert_eq!(t.call(SETPRIORITY, &[0, 0, 5]), 0);
+    assert_eq!(t.call(GETPRIORITY, &[0, 1]), 15, "nice 5, by pid");
+    assert_eq!(t.call(SETPRIORITY, &[0, 0, 100]), 0);
+    assert_eq!(t.call(GETPRIORITY, &[0, 0]), 1, "clamped to 19");
+    assert_eq!(t.call(GETPRIORITY, &[0, 42]), ESRCH.ret());
+    assert_eq!(t.call(GETPRIORITY, &[7, 0]), EINVAL.ret());
+    assert_eq!(t.call(PERSONALITY, &[0xffff_ffff]), 0);
+    assert_eq!(t.call(PERSONALITY, &[0x0040000]), 0, "ADDR_NO_RANDOMIZE kept");
+    assert_eq!(t.call(PERSONALITY, &[0xffff_ffff]), 0x0040000);
+    assert_eq!(t.call(PERSONALITY, &[0x0001]), EINVAL.ret());
+    t.p.mem.write_u64(SCRATCH, 1).unwrap();
+    assert_eq!(t.call(SCHED_SETAFFINITY, &[0, 8, SCRATCH]), 0);
+    t.p.mem.write_u64(SCRATCH, 2).unwrap();
+    assert_eq!(t.call(SCHED_SETAFFINITY, &[0, 8, SCRATCH]), EINVAL.ret(), "no cpu 1 here");
+}

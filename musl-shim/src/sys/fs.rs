@@ -255,34 +255,154 @@ pub fn sendfile<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
     }
     let mut off = if a[2] != 0 { Some(offset_arg(env.read_u64(a[2])?)?) } else { None };
     let count = check_count(a[3])?;
+    let done = copy_between(s, env, &input, &output, &mut off, &mut None, count)?;
+    if let (Some(o), true) = (off, a[2] != 0) {
+        env.write_u64(a[2], o)?;
+    }
+    Ok(done)
+}
+
+type Open<'a> = Rc<core::cell::RefCell<OpenFile<'a>>>;
+
+/// Copies up to `count` bytes from `input` to `output` through a bounce buffer, at the
+/// given offsets (advanced) or the files' positions; what was copied before an error counts.
+fn copy_between<'a, E: Platform>(
+    s: &mut Shim<'a>,
+    env: &mut E,
+    input: &Open<'a>,
+    output: &Open<'a>,
+    in_off: &mut Option<u64>,
+    out_off: &mut Option<u64>,
+    count: u64,
+) -> SysResult<u64> {
     let mut buf = vec![0u8; (count as usize).min(CHUNK)];
     let mut done = 0u64;
     while done < count {
         let want = ((count - done) as usize).min(CHUNK);
         let n = {
             let mut f = input.borrow_mut();
-            match off {
-                Some(o) => f.obj.pread(&mut cx(s, env), &mut buf[..want], o)?,
-                None => f.obj.read(&mut cx(s, env), &mut buf[..want])?,
+            let r = match *in_off {
+                Some(o) => f.obj.pread(&mut cx(s, env), &mut buf[..want], o),
+                None => f.obj.read(&mut cx(s, env), &mut buf[..want]),
+            };
+            match r {
+                Ok(n) => n,
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
             }
         };
         if n == 0 {
             break;
         }
         let append = output.borrow().flags & O_APPEND != 0;
-        let w = output.borrow_mut().obj.write(&mut cx(s, env), &buf[..n], append)?;
+        let r = match *out_off {
+            Some(o) => output.borrow_mut().obj.pwrite(&mut cx(s, env), &buf[..n], o),
+            None => output.borrow_mut().obj.write(&mut cx(s, env), &buf[..n], append),
+        };
+        let w = match r {
+            Ok(w) => w,
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        };
         done += w as u64;
-        if let Some(o) = off.as_mut() {
+        for o in [&mut *in_off, &mut *out_off].into_iter().flatten() {
             *o += w as u64;
         }
         if w < n {
             break;
         }
     }
-    if let (Some(o), true) = (off, a[2] != 0) {
-        env.write_u64(a[2], o)?;
+    Ok(done)
+}
+
+/// copy_file_range(fd_in, *off_in, fd_out, *off_out, len, flags): between regular files.
+pub fn copy_file_range<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[5] != 0 {
+        return Err(EINVAL);
+    }
+    let input = s.fds.file(fd_arg(a[0]))?;
+    let output = s.fds.file(fd_arg(a[2]))?;
+    if !input.borrow().readable() || !output.borrow().writable() || output.borrow().flags & O_APPEND != 0 {
+        return Err(EBADF);
+    }
+    for f in [&input, &output] {
+        match f.borrow().obj.ino().map(|i| &s.vfs.node(i).kind) {
+            Some(Kind::File(_)) => {}
+            Some(Kind::Dir { .. }) => return Err(EISDIR),
+            _ => return Err(EINVAL),
+        }
+    }
+    let mut in_off = if a[1] != 0 { Some(offset_arg(env.read_u64(a[1])?)?) } else { None };
+    let mut out_off = if a[3] != 0 { Some(offset_arg(env.read_u64(a[3])?)?) } else { None };
+    let done = copy_between(s, env, &input, &output, &mut in_off, &mut out_off, check_count(a[4])?)?;
+    for (addr, off) in [(a[1], in_off), (a[3], out_off)] {
+        if let (Some(o), true) = (off, addr != 0) {
+            env.write_u64(addr, o)?;
+        }
     }
     Ok(done)
+}
+
+/// fallocate(fd, mode, offset, len): mode 0 makes the file at least offset + len long
+/// (counted against the quota at once, ENOSPC past it); FALLOC_FL_KEEP_SIZE only checks;
+/// PUNCH_HOLE|KEEP_SIZE zeroes the range. Other modes: EOPNOTSUPP.
+pub fn fallocate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let (mode, off, len) = (a[1] as u32, a[2] as i64, a[3] as i64);
+    if off < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    let end = (off as u64).checked_add(len as u64).ok_or(EFBIG)?;
+    let file = s.fds.file(fd_arg(a[0]))?;
+    if !file.borrow().writable() {
+        return Err(EBADF);
+    }
+    let ino = file.borrow().obj.ino().ok_or(ENODEV)?;
+    match s.vfs.node(ino).kind {
+        Kind::File(_) => {}
+        Kind::Dir { .. } => return Err(EISDIR),
+        _ => return Err(ENODEV),
+    }
+    let size = s.vfs.node(ino).size();
+    match mode {
+        0 if end > size => s.vfs.truncate(ino, end).map(|_| 0),
+        0 | 1 => Ok(0),
+        3 => {
+            let stop = end.min(size);
+            if stop > off as u64 {
+                let zeros = vec![0u8; (stop - off as u64) as usize];
+                s.vfs.write_at(ino, off as u64, &zeros)?;
+            }
+            let _ = env;
+            Ok(0)
+        }
+        _ => Err(EOPNOTSUPP),
+    }
+}
+
+/// flock(fd, op): advisory locks are granted at once (the app's processes share one
+/// tree and no other app sees it); bad operations and fds get Linux's errors.
+pub fn flock(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    s.fds.get(fd_arg(a[0]))?;
+    match a[1] as u32 & !4 {
+        1 | 2 | 8 => Ok(0),
+        _ => Err(EINVAL),
+    }
+}
+
+/// memfd_create(name, flags): an unnamed file in the app's /dev/shm (counted as tmpfs).
+pub fn memfd_create<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    const MFD_CLOEXEC: u64 = 1;
+    const MFD_ALLOW_SEALING: u64 = 2;
+    let name = env.read_cstr(a[0], 250).map_err(|e| if e == ENAMETOOLONG { EINVAL } else { e })?;
+    let _ = name;
+    if a[1] & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+        return Err(EINVAL);
+    }
+    let Found::Node(shm) = s.vfs.resolve(crate::vfs::ROOT, b"/dev/shm", true)? else { return Err(ENOENT) };
+    let now = env.now(crate::ClockId::Realtime).sec;
+    let ino = s.vfs.tmpfile(shm, 0o777, (s.proc_.uid, s.proc_.gid), now)?;
+    let flags = O_RDWR | if a[1] & MFD_CLOEXEC != 0 { O_CLOEXEC } else { 0 };
+    s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), flags), 0).map(|v| v as u64)
 }
 
 /// Reads up to `len` bytes from `fd` into guest `buf`, at `off` or the file position.

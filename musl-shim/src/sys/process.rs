@@ -148,6 +148,69 @@ pub fn get_robust_list<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) 
     Ok(0)
 }
 
+/// sched_setaffinity(pid, len, mask): the app has one core; a mask without cpu 0 is EINVAL.
+pub fn sched_setaffinity<E: Platform>(s: &Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[0] != 0 && !s.tasks.threads.contains_key(&(a[0] as u32)) {
+        return Err(ESRCH);
+    }
+    if a[1] == 0 {
+        return Err(EINVAL);
+    }
+    let mut first = [0u8; 1];
+    env.read(a[2], &mut first)?;
+    if first[0] & 1 == 0 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
+/// getpriority(which, who): 20 - nice, as the kernel returns it (PRIO_PROCESS, PRIO_PGRP,
+/// PRIO_USER for this app's own process, group and user).
+pub fn getpriority(s: &Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    prio_target(s, a)?;
+    Ok((20 - s.proc_.nice) as u64)
+}
+
+/// setpriority(which, who, nice): clamped to -20..19; lowering it needs root (EACCES).
+pub fn setpriority(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    prio_target(s, a)?;
+    let nice = (a[2] as i32).clamp(-20, 19);
+    if nice < s.proc_.nice && s.proc_.uid != 0 {
+        return Err(EACCES);
+    }
+    s.proc_.nice = nice;
+    Ok(0)
+}
+
+fn prio_target(s: &Shim<'_>, a: [u64; 6]) -> SysResult<()> {
+    let who = a[1] as u32;
+    let pgid = s.tasks.procs.get(&s.proc_.pid).map(|p| p.pgid).unwrap_or(s.proc_.pid);
+    let ours = match a[0] {
+        0 => who == 0 || who == s.proc_.pid,
+        1 => who == 0 || who == pgid,
+        2 => who == 0 || who == s.proc_.uid,
+        _ => return Err(EINVAL),
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err(ESRCH)
+    }
+}
+
+/// personality(persona): 0xffffffff asks; PER_LINUX (0) and its flag variants are kept.
+pub fn personality(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let old = s.proc_.personality;
+    let new = a[0] as u32;
+    if new != 0xffff_ffff {
+        if new & 0xff != 0 {
+            return Err(EINVAL);
+        }
+        s.proc_.personality = new;
+    }
+    Ok(u64::from(old))
+}
+
 pub fn sched_getaffinity<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     if a[1] < 8 || !a[1].is_multiple_of(8) {
         return Err(EINVAL);
