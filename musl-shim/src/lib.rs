@@ -430,6 +430,10 @@ impl<'a> Shim<'a> {
         if sys::nr::looks_up_paths(nr) {
             procfs::refresh(self);
         }
+        if sys::nr::stamps_files(nr) {
+            let t = env.now(ClockId::Realtime);
+            self.vfs.now = vfs::Ts { sec: t.sec, nsec: t.nsec };
+        }
         let action = match sys::dispatch(self, env, nr, a) {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 self.block_on_io(None);

@@ -13,7 +13,7 @@ use crate::errno::*;
 use crate::fd::{Cx, FileObject};
 use crate::platform::{ClockId, Platform};
 use crate::stat::Stat;
-use crate::vfs::{Fs, Ino, Kind, Node, Vfs, ROOT};
+use crate::vfs::{Fs, Ino, Kind, Node, Ts, Vfs, ROOT};
 use crate::Shim;
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -77,7 +77,7 @@ fn gen(what: What) -> Kind<'static> {
 }
 
 fn node<'a>(kind: Kind<'a>, perm: u32, fs: Fs) -> Node<'a> {
-    Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, fs }
+    Node { kind, perm, uid: 0, gid: 0, atime: Ts::ZERO, mtime: Ts::ZERO, ctime: Ts::ZERO, nlink: 0, fs }
 }
 
 /// Lays out the parts of /proc and /sys that do not depend on processes.

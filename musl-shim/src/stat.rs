@@ -1,6 +1,6 @@
 //! `struct stat` (asm-generic layout, as aarch64 uses) and `struct statx`.
 
-use crate::vfs::{Ino, Kind, Vfs};
+use crate::vfs::{Ino, Kind, Ts, Vfs};
 
 /// st_dev of the rootfs; /tmp, /dev and /proc follow (one per [`crate::vfs::Fs`]).
 pub const ROOTFS_DEV: u64 = 0x803;
@@ -21,7 +21,9 @@ pub struct Stat {
     pub size: u64,
     pub blksize: u32,
     pub blocks: u64,
-    pub mtime: u64,
+    pub atime: Ts,
+    pub mtime: Ts,
+    pub ctime: Ts,
 }
 
 impl Stat {
@@ -58,7 +60,9 @@ impl Stat {
             size,
             blksize: 4096,
             blocks: size.div_ceil(4096) * 8,
+            atime: n.atime,
             mtime: n.mtime,
+            ctime: n.ctime,
         }
     }
 
@@ -75,8 +79,9 @@ impl Stat {
         b[48..56].copy_from_slice(&self.size.to_le_bytes());
         b[56..60].copy_from_slice(&self.blksize.to_le_bytes());
         b[64..72].copy_from_slice(&self.blocks.to_le_bytes());
-        for t in [72, 88, 104] {
-            b[t..t + 8].copy_from_slice(&self.mtime.to_le_bytes());
+        for (t, ts) in [(72, self.atime), (88, self.mtime), (104, self.ctime)] {
+            b[t..t + 8].copy_from_slice(&ts.sec.to_le_bytes());
+            b[t + 8..t + 12].copy_from_slice(&ts.nsec.to_le_bytes());
         }
         b
     }
@@ -93,8 +98,10 @@ impl Stat {
         b[32..40].copy_from_slice(&self.ino.to_le_bytes());
         b[40..48].copy_from_slice(&self.size.to_le_bytes());
         b[48..56].copy_from_slice(&self.blocks.to_le_bytes());
-        for t in [0x40, 0x60, 0x70] {
-            b[t..t + 8].copy_from_slice(&self.mtime.to_le_bytes());
+        // atime, btime (the change time stands in), ctime, mtime.
+        for (t, ts) in [(0x40, self.atime), (0x50, self.ctime), (0x60, self.ctime), (0x70, self.mtime)] {
+            b[t..t + 8].copy_from_slice(&ts.sec.to_le_bytes());
+            b[t + 8..t + 12].copy_from_slice(&ts.nsec.to_le_bytes());
         }
         let (rma, rmi) = split_dev(self.rdev);
         let (dma, dmi) = split_dev(self.dev);

@@ -29,6 +29,20 @@ pub const TMPFS_MAX_BYTES: usize = 64 << 20;
 /// (`org.selkie.app.rootfs_write_bytes`; `manifest::defaults::ROOTFS_WRITE_BYTES`).
 pub const ROOTFS_WRITE_BYTES: usize = 64 << 20;
 
+/// A timestamp: seconds and nanoseconds since the epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ts {
+    pub sec: u64,
+    pub nsec: u32,
+}
+
+impl Ts {
+    pub const ZERO: Ts = Ts { sec: 0, nsec: 0 };
+    pub fn secs(sec: u64) -> Ts {
+        Ts { sec, nsec: 0 }
+    }
+}
+
 /// The filesystem a node is on: what statfs reports, whose limit its bytes count
 /// against, and where rename and link stop (`EXDEV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +160,10 @@ pub struct Node<'a> {
     pub perm: u32,
     pub uid: u32,
     pub gid: u32,
-    pub mtime: u64,
+    /// Access, modification and status-change times.
+    pub atime: Ts,
+    pub mtime: Ts,
+    pub ctime: Ts,
     pub nlink: u32,
     pub fs: Fs,
 }
@@ -181,6 +198,9 @@ impl Node<'_> {
     pub fn writable(&self) -> bool {
         self.fs.writable()
     }
+    fn set_times(&mut self, t: Ts) {
+        (self.atime, self.mtime, self.ctime) = (t, t, t);
+    }
 }
 
 /// What a path names: a node, or an open fd (through /proc/self/fd/N).
@@ -198,6 +218,8 @@ pub struct Vfs<'a> {
     free: Vec<Ino>,
     /// The current process (what /proc/self names).
     pub self_pid: u32,
+    /// The realtime clock at the syscall being serviced: what changes stamp.
+    pub now: Ts,
     /// Bytes written (owned file data) on the rootfs layer and on the tmpfses.
     used: [usize; 2],
     /// Most bytes each may hold: [`ROOTFS_WRITE_BYTES`] and [`TMPFS_MAX_BYTES`] unless set.
@@ -215,13 +237,15 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
+        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
             uid: 0,
             gid: 0,
-            mtime: 0,
+            atime: Ts::ZERO,
+            mtime: Ts::ZERO,
+            ctime: Ts::ZERO,
             nlink: 2,
             fs: Fs::Rootfs,
         });
@@ -232,7 +256,7 @@ impl<'a> Vfs<'a> {
             let Some(last) = components(name).next_back() else {
                 // "." or "/": the root itself.
                 vfs.nodes[ROOT].perm = e.mode().bits() & 0o7777;
-                vfs.nodes[ROOT].mtime = e.mtime();
+                vfs.nodes[ROOT].set_times(Ts::secs(e.mtime()));
                 continue;
             };
             if last == b".." || components(name).any(|c| c == b"..") {
@@ -249,7 +273,7 @@ impl<'a> Vfs<'a> {
                             n.perm = mode & 0o7777;
                             n.uid = e.uid();
                             n.gid = e.gid();
-                            n.mtime = e.mtime();
+                            n.set_times(Ts::secs(e.mtime()));
                             continue;
                         }
                     }
@@ -280,7 +304,9 @@ impl<'a> Vfs<'a> {
                 perm: mode & 0o7777,
                 uid: e.uid(),
                 gid: e.gid(),
-                mtime: e.mtime(),
+                atime: Ts::secs(e.mtime()),
+                mtime: Ts::secs(e.mtime()),
+                ctime: Ts::secs(e.mtime()),
                 nlink: 0,
                 fs: Fs::Rootfs,
             };
@@ -337,7 +363,7 @@ impl<'a> Vfs<'a> {
     }
 
     pub(crate) fn replace(&mut self, dir: Ino, name: &[u8], kind: Kind<'a>, perm: u32, fs: Fs) {
-        let node = Node { kind, perm, uid: 0, gid: 0, mtime: 0, nlink: 0, fs };
+        let node = Node { kind, perm, uid: 0, gid: 0, atime: Ts::ZERO, mtime: Ts::ZERO, ctime: Ts::ZERO, nlink: 0, fs };
         if let Some(&old) = self.dir_entries(dir).and_then(|m| m.get(name)) {
             self.nodes[old].nlink = self.nodes[old].nlink.saturating_sub(1);
         }
@@ -358,7 +384,9 @@ impl<'a> Vfs<'a> {
             perm: 0o755,
             uid: 0,
             gid: 0,
-            mtime: 0,
+            atime: Ts::ZERO,
+            mtime: Ts::ZERO,
+            ctime: Ts::ZERO,
             nlink: 0,
             fs,
         };
@@ -599,13 +627,16 @@ impl<'a> Vfs<'a> {
 
     /// A new node of `kind` on `dir`'s filesystem.
     fn new_node(&self, dir: Ino, kind: Kind<'a>, perm: u32, owner: (u32, u32), now: u64) -> Node<'a> {
-        Node { kind, perm: perm & 0o7777, uid: owner.0, gid: owner.1, mtime: now, nlink: 0, fs: self.nodes[dir].fs }
+        let _ = now;
+        let t = self.now;
+        Node { kind, perm: perm & 0o7777, uid: owner.0, gid: owner.1, atime: t, mtime: t, ctime: t, nlink: 0, fs: self.nodes[dir].fs }
     }
 
     /// Creates an empty regular file.
     pub fn create_file(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, (uid, gid), now);
+        self.touch(dir, true);
         Ok(self.add(dir, name, node))
     }
 
@@ -613,6 +644,7 @@ impl<'a> Vfs<'a> {
     pub fn mkdir(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid), now);
+        self.touch(dir, true);
         Ok(self.add(dir, name, node))
     }
 
@@ -626,6 +658,7 @@ impl<'a> Vfs<'a> {
         }
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::Symlink(target.to_vec()), 0o777, owner, now);
+        self.touch(dir, true);
         Ok(self.add(dir, name, node))
     }
 
@@ -653,7 +686,20 @@ impl<'a> Vfs<'a> {
             return Err(EXDEV);
         }
         self.link_node(dir, name, ino);
+        self.touch(dir, true);
+        self.touch(ino, false);
         Ok(())
+    }
+
+    /// Stamps a change now: the status change time, and the modification time when the
+    /// contents (a file's bytes, a directory's entries) changed.
+    pub fn touch(&mut self, ino: Ino, content: bool) {
+        let now = self.now;
+        let n = &mut self.nodes[ino];
+        n.ctime = now;
+        if content {
+            n.mtime = now;
+        }
     }
 
     fn check_new_name(&self, dir: Ino, name: &[u8]) -> SysResult<()> {
@@ -740,6 +786,8 @@ impl<'a> Vfs<'a> {
             entries.remove(name);
         }
         self.unlink_node(ino);
+        self.touch(dir, true);
+        self.touch(ino, false);
         Ok(())
     }
 
@@ -793,6 +841,9 @@ impl<'a> Vfs<'a> {
             }
             self.set_entry(odir, oname, dst);
             self.set_entry(ndir, nname, src);
+            for i in [odir, ndir] {
+                self.touch(i, true);
+            }
             return Ok(());
         }
         if let Some(d) = dst {
@@ -809,7 +860,12 @@ impl<'a> Vfs<'a> {
         self.set_entry(ndir, nname, src);
         if let Some(d) = dst {
             self.unlink_node(d);
+            self.touch(d, false);
         }
+        for i in [odir, ndir] {
+            self.touch(i, true);
+        }
+        self.touch(src, false);
         Ok(())
     }
 
@@ -881,6 +937,7 @@ impl<'a> Vfs<'a> {
             self.used[pool] = self.used[pool].saturating_sub(old - len);
         }
         self.owned_data(ino)?.resize(len, 0);
+        self.touch(ino, true);
         Ok(())
     }
 
@@ -892,6 +949,7 @@ impl<'a> Vfs<'a> {
             self.resize(ino, end)?;
         }
         self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
+        self.touch(ino, true);
         Ok(bytes.len())
     }
 

@@ -714,3 +714,25 @@ fn priority_personality_and_affinity() {
     t.p.mem.write_u64(SCRATCH, 2).unwrap();
     assert_eq!(t.call(SCHED_SETAFFINITY, &[0, 8, SCRATCH]), EINVAL.ret(), "no cpu 1 here");
 }
+
+#[test]
+fn utimensat_sets_both_times_to_the_nanosecond() {
+    let mut t = T::new();
+    let p = t.str("/foo.txt");
+    let ts = SCRATCH + 0x400;
+    for (i, w) in [5u64, 7, 8, 9].iter().enumerate() {
+        t.p.mem.write_u64(ts + 8 * i as u64, *w).unwrap();
+    }
+    assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, p, ts, 0]), 0);
+    let st = t.stat("/foo.txt", 0).unwrap();
+    assert_eq!((u64_at(&st, 72), u32_at(&st, 80), u64_at(&st, 88), u32_at(&st, 96)), (5, 7, 8, 9));
+    t.p.mem.write_u64(ts + 8, (1 << 30) - 2).unwrap(); // UTIME_OMIT for atime
+    t.p.mem.write_u64(ts + 16, 11).unwrap();
+    assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, p, ts, 0]), 0);
+    let st = t.stat("/foo.txt", 0).unwrap();
+    assert_eq!((u64_at(&st, 72), u64_at(&st, 88)), (5, 11));
+    t.p.mem.write_u64(ts + 8, 1_000_000_000).unwrap();
+    assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, p, ts, 0]), EINVAL.ret());
+    let pr = t.str("/proc/self/status");
+    assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, pr, 0, 0]), EROFS.ret());
+}

@@ -6,7 +6,7 @@ use crate::fd::*;
 use crate::mem::GuestMemory;
 use crate::platform::{Devices, Platform};
 use crate::stat::Stat;
-use crate::vfs::{Found, Ino, Kind, PATH_MAX, S_IFDIR};
+use crate::vfs::{Found, Ino, Kind, Ts, PATH_MAX, S_IFDIR};
 use crate::pipe::{POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::Shim;
 use alloc::boxed::Box;
@@ -996,10 +996,11 @@ pub fn truncate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
 
 /// Changes a node's metadata (not on /proc).
 fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u32)>) -> SysResult<u64> {
-    let n = s.vfs.node_mut(ino);
-    if !n.writable() {
+    if !s.vfs.node(ino).writable() {
         return Err(EROFS);
     }
+    s.vfs.touch(ino, false);
+    let n = s.vfs.node_mut(ino);
     if let Some(p) = perm {
         n.perm = p & 0o7777;
     }
@@ -1048,35 +1049,44 @@ pub fn fchownat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
 const UTIME_NOW: u64 = (1 << 30) - 1;
 const UTIME_OMIT: u64 = (1 << 30) - 2;
 
-/// Sets the modification time: now, or `times[1]` (UTIME_NOW, UTIME_OMIT); the access
-/// time is not kept.
+/// Sets the access and modification times: now, or `times[0]` and `times[1]`
+/// (UTIME_NOW, UTIME_OMIT); the status change time becomes now.
 pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    if a[3] & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let f = if a[1] == 0 { Found::Fd(fd_arg(a[0]) as i32) } else { lookup(s, env, a[0], a[1], a[3])? };
     let ino = found_ino(s, f)?;
-    let now = env.now(crate::ClockId::Realtime).sec;
-    let mtime = if a[2] == 0 {
-        Some(now)
+    let now = s.vfs.now;
+    let (atime, mtime) = if a[2] == 0 {
+        (Some(now), Some(now))
     } else {
         let mut t = [0u8; 32];
         env.read(a[2], &mut t)?;
         let word = |i: usize| u64::from_le_bytes(t[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        for i in [1, 3] {
-            if word(i) >= 1_000_000_000 && word(i) != UTIME_NOW && word(i) != UTIME_OMIT {
-                return Err(EINVAL);
+        let pick = |i: usize| -> SysResult<Option<Ts>> {
+            match word(2 * i + 1) {
+                UTIME_OMIT => Ok(None),
+                UTIME_NOW => Ok(Some(now)),
+                ns if ns < 1_000_000_000 => Ok(Some(Ts { sec: word(2 * i), nsec: ns as u32 })),
+                _ => Err(EINVAL),
             }
-        }
-        match word(3) {
-            UTIME_OMIT => None,
-            UTIME_NOW => Some(now),
-            _ => Some(word(2)),
-        }
+        };
+        (pick(0)?, pick(1)?)
     };
-    let n = s.vfs.node_mut(ino);
-    if !n.writable() {
+    if !s.vfs.node(ino).writable() {
         return Err(EROFS);
     }
-    if let Some(m) = mtime {
-        n.mtime = m;
+    if atime.is_none() && mtime.is_none() {
+        return Ok(0);
+    }
+    s.vfs.touch(ino, false);
+    let n = s.vfs.node_mut(ino);
+    if let Some(t) = atime {
+        n.atime = t;
+    }
+    if let Some(t) = mtime {
+        n.mtime = t;
     }
     Ok(0)
 }

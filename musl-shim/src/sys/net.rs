@@ -184,14 +184,14 @@ pub fn sendto<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcom
 
 /// (base, len) of each iovec of the msghdr at `m`.
 fn iovecs<E: Platform>(env: &mut E, m: u64) -> SysResult<Vec<(u64, usize)>> {
-    let (iov, n) = (env.read_u64(m + 16)?, env.read_u64(m + 24)?);
+    let (iov, n) = (env.read_u64(m.wrapping_add(16))?, env.read_u64(m.wrapping_add(24))?);
     if n > 1024 {
         return Err(EMSGSIZE);
     }
     let mut v = Vec::new();
     for i in 0..n {
-        let base = env.read_u64(iov + 16 * i)?;
-        let len = env.read_u64(iov + 16 * i + 8)?;
+        let base = env.read_u64(iov.wrapping_add(16 * i))?;
+        let len = env.read_u64(iov.wrapping_add(16 * i + 8))?;
         v.push((base, len.min(IO_MAX as u64) as usize));
     }
     Ok(v)
@@ -200,7 +200,7 @@ fn iovecs<E: Platform>(env: &mut E, m: u64) -> SysResult<Vec<(u64, usize)>> {
 pub fn sendmsg<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
     let r = (|| {
         let m = a[1];
-        let (name, namelen) = (env.read_u64(m)?, env.read_u32(m + 8)?);
+        let (name, namelen) = (env.read_u64(m)?, env.read_u32(m.wrapping_add(8))?);
         let iov = iovecs(env, m)?;
         let mut data = Vec::new();
         for (base, len) in iov {
@@ -245,12 +245,12 @@ pub fn recvmsg<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     let name = env.read_u64(m)?;
     match from {
         Some(f) if name != 0 => write_addr(env, &f, name, m + 8)?,
-        _ => env.write(m + 8, &0u32.to_le_bytes())?,
+        _ => env.write(m.wrapping_add(8), &0u32.to_le_bytes())?,
     }
     // No ancillary data (SCM_RIGHTS and credentials are not passed).
-    env.write(m + 40, &0u64.to_le_bytes())?;
+    env.write(m.wrapping_add(40), &0u64.to_le_bytes())?;
     let flags: u32 = if full > data.len() { MSG_TRUNC as u32 } else { 0 };
-    env.write(m + 48, &flags.to_le_bytes())?;
+    env.write(m.wrapping_add(48), &flags.to_le_bytes())?;
     Ok(data.len() as u64)
 }
 

@@ -61,6 +61,16 @@ pub fn looks_up_paths(nr: u64) -> bool {
     )
 }
 
+/// Whether `nr` may change a file's times (so the shim reads the clock first).
+pub fn stamps_files(nr: u64) -> bool {
+    matches!(
+        nr,
+        OPENAT | WRITE | WRITEV | PWRITE64 | PWRITEV | FTRUNCATE | TRUNCATE | FALLOCATE | MKDIRAT | UNLINKAT | RENAMEAT | RENAMEAT2
+            | LINKAT | SYMLINKAT | FCHMOD | FCHMODAT | FCHMODAT2 | FCHOWN | FCHOWNAT | UTIMENSAT | SENDFILE | COPY_FILE_RANGE
+            | MEMFD_CREATE
+    )
+}
+
 /// Names of a few syscalls that are not serviced, for clearer logs.
 pub fn name(nr: u64) -> &'static str {
     if let Some(&(_, n, _)) = SERVICED.iter().find(|s| s.0 == nr) {
