@@ -106,6 +106,9 @@ pub trait FileObject<'a> {
     fn as_epoll(&mut self) -> Option<&mut crate::poll::Epoll> {
         None
     }
+    fn as_inotify(&self) -> Option<&crate::inotify::Inotify> {
+        None
+    }
 }
 
 /// An open file description, shared by dup'd fds.

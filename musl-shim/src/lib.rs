@@ -17,6 +17,7 @@ extern crate alloc;
 pub mod channel;
 pub mod errno;
 pub mod fd;
+pub mod inotify;
 pub mod mem;
 pub mod mm;
 pub mod net;

@@ -12,6 +12,7 @@
 //! number, where only one carries the data) become one node with several names.
 
 use crate::errno::*;
+use crate::inotify::{IN_ATTRIB, IN_CREATE, IN_DELETE, IN_ISDIR, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -220,6 +221,8 @@ pub struct Vfs<'a> {
     pub self_pid: u32,
     /// The realtime clock at the syscall being serviced: what changes stamp.
     pub now: Ts,
+    /// inotify's watches, told of every change.
+    pub watches: crate::inotify::Watches,
     /// Bytes written (owned file data) on the rootfs layer and on the tmpfses.
     used: [usize; 2],
     /// Most bytes each may hold: [`ROOTFS_WRITE_BYTES`] and [`TMPFS_MAX_BYTES`] unless set.
@@ -237,7 +240,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
+        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -637,7 +640,9 @@ impl<'a> Vfs<'a> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, (uid, gid), now);
         self.touch(dir, true);
-        Ok(self.add(dir, name, node))
+        let ino = self.add(dir, name, node);
+        self.notify_entry(dir, IN_CREATE, name, ino, 0);
+        Ok(ino)
     }
 
     /// Creates a directory.
@@ -645,7 +650,9 @@ impl<'a> Vfs<'a> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid), now);
         self.touch(dir, true);
-        Ok(self.add(dir, name, node))
+        let ino = self.add(dir, name, node);
+        self.notify_entry(dir, IN_CREATE, name, ino, 0);
+        Ok(ino)
     }
 
     /// Creates a symlink to `target` (`symlinkat`).
@@ -659,7 +666,9 @@ impl<'a> Vfs<'a> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::Symlink(target.to_vec()), 0o777, owner, now);
         self.touch(dir, true);
-        Ok(self.add(dir, name, node))
+        let ino = self.add(dir, name, node);
+        self.notify_entry(dir, IN_CREATE, name, ino, 0);
+        Ok(ino)
     }
 
     /// An unnamed regular file on `dir`'s filesystem (`O_TMPFILE`): it has no links until
@@ -688,6 +697,8 @@ impl<'a> Vfs<'a> {
         self.link_node(dir, name, ino);
         self.touch(dir, true);
         self.touch(ino, false);
+        self.notify_entry(dir, IN_CREATE, name, ino, 0);
+        self.watches.notify(ino, IN_ATTRIB, &[], 0);
         Ok(())
     }
 
@@ -699,6 +710,21 @@ impl<'a> Vfs<'a> {
         n.ctime = now;
         if content {
             n.mtime = now;
+        }
+    }
+
+    /// Tells the watches on `dir` that its entry `name` (node `ino`) had `mask` happen.
+    fn notify_entry(&mut self, dir: Ino, mask: u32, name: &[u8], ino: Ino, cookie: u32) {
+        let isdir = if self.nodes[ino].is_dir() { IN_ISDIR } else { 0 };
+        self.watches.notify(dir, mask | isdir, name, cookie);
+    }
+
+    /// A node that lost a link: gone for its watches when no link is left, else changed.
+    fn notify_unlinked(&mut self, ino: Ino) {
+        if self.nodes[ino].nlink == 0 || self.nodes[ino].is_dir() {
+            self.watches.gone(ino);
+        } else {
+            self.watches.notify(ino, IN_ATTRIB, &[], 0);
         }
     }
 
@@ -788,6 +814,8 @@ impl<'a> Vfs<'a> {
         self.unlink_node(ino);
         self.touch(dir, true);
         self.touch(ino, false);
+        self.notify_entry(dir, IN_DELETE, name, ino, 0);
+        self.notify_unlinked(ino);
         Ok(())
     }
 
@@ -844,6 +872,11 @@ impl<'a> Vfs<'a> {
             for i in [odir, ndir] {
                 self.touch(i, true);
             }
+            let (c1, c2) = (self.watches.next_cookie(), self.watches.next_cookie());
+            self.notify_entry(odir, IN_MOVED_FROM, oname, src, c1);
+            self.notify_entry(ndir, IN_MOVED_TO, nname, src, c1);
+            self.notify_entry(ndir, IN_MOVED_FROM, nname, dst, c2);
+            self.notify_entry(odir, IN_MOVED_TO, oname, dst, c2);
             return Ok(());
         }
         if let Some(d) = dst {
@@ -861,11 +894,15 @@ impl<'a> Vfs<'a> {
         if let Some(d) = dst {
             self.unlink_node(d);
             self.touch(d, false);
+            self.notify_unlinked(d);
         }
         for i in [odir, ndir] {
             self.touch(i, true);
         }
         self.touch(src, false);
+        let cookie = self.watches.next_cookie();
+        self.notify_entry(odir, IN_MOVED_FROM, oname, src, cookie);
+        self.notify_entry(ndir, IN_MOVED_TO, nname, src, cookie);
         Ok(())
     }
 
@@ -938,6 +975,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?.resize(len, 0);
         self.touch(ino, true);
+        self.watches.notify(ino, IN_MODIFY, &[], 0);
         Ok(())
     }
 
@@ -950,6 +988,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
         self.touch(ino, true);
+        self.watches.notify(ino, IN_MODIFY, &[], 0);
         Ok(bytes.len())
     }
 

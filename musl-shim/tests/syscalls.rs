@@ -736,3 +736,51 @@ fn utimensat_sets_both_times_to_the_nanosecond() {
     let pr = t.str("/proc/self/status");
     assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, pr, 0, 0]), EROFS.ret());
 }
+
+#[test]
+fn inotify_reports_the_apps_own_changes() {
+    let mut t = T::new();
+    let ifd = t.call(INOTIFY_INIT1, &[0o4000]) as u64; // IN_NONBLOCK
+    assert_eq!(t.call(READ, &[ifd, SCRATCH, 4096]), EAGAIN.ret(), "nothing yet");
+    let data = t.str("/data");
+    let wd = t.call(INOTIFY_ADD_WATCH, &[ifd, data, 0xfff]);
+    assert_eq!(wd, 1);
+    let foo = t.str("/foo.txt");
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, foo, 0x2]), 2, "IN_MODIFY on a file");
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, foo, 0x0100_0002]), ENOTDIR.ret(), "IN_ONLYDIR");
+    let f = t.open("/data/new", 0o102);
+    let s = t.str("x");
+    assert_eq!(t.call(WRITE, &[f as u64, s, 1]), 1);
+    let (new, moved) = (t.str("/data/new"), t.str("/data/moved"));
+    assert_eq!(t.call(RENAMEAT2, &[AT_FDCWD, new, AT_FDCWD, moved, 0]), 0);
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, moved, 0]), 0);
+    let ffd = t.open("/foo.txt", 0o2001);
+    assert_eq!(t.call(WRITE, &[ffd as u64, s, 1]), 1);
+    let n = t.call(READ, &[ifd, SCRATCH, 4096]);
+    let mut b = vec![0u8; n as usize];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    let mut events = Vec::new();
+    let mut off = 0;
+    while off < b.len() {
+        let (wd, mask, cookie, len) = (u32_at(&b, off), u32_at(&b, off + 4), u32_at(&b, off + 8), u32_at(&b, off + 12) as usize);
+        let name = &b[off + 16..off + 16 + len];
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(0)]).into_owned();
+        events.push((wd, mask, cookie != 0, name));
+        off += 16 + len;
+    }
+    assert_eq!(
+        events,
+        [
+            (1, 0x100, false, "new".to_string()),
+            (1, 0x40, true, "new".to_string()),
+            (1, 0x80, true, "moved".to_string()),
+            (1, 0x200, false, "moved".to_string()),
+            (2, 0x2, false, String::new()),
+        ]
+    );
+    assert_eq!(t.call(INOTIFY_RM_WATCH, &[ifd, 2]), 0);
+    assert_eq!(t.call(INOTIFY_RM_WATCH, &[ifd, 2]), EINVAL.ret());
+    assert_eq!(t.call(READ, &[ifd, SCRATCH, 4096]), 16, "IN_IGNORED");
+    assert_eq!(u32_at(&{ let mut e = [0u8; 16]; t.p.mem.read(SCRATCH, &mut e).unwrap(); e }, 4), 0x8000);
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[1, data, 0xfff]), EINVAL.ret(), "not an inotify fd");
+}

@@ -315,6 +315,39 @@ fn copy_between<'a, E: Platform>(
     Ok(done)
 }
 
+/// inotify_init1(flags): IN_NONBLOCK, IN_CLOEXEC.
+pub fn inotify_init1(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let flags = a[0] as u32;
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let obj = crate::inotify::Inotify::new(&s.tasks.io_gen);
+    s.fds.install(new_entry(Box::new(obj), O_RDONLY | flags), 0).map(|fd| fd as u64)
+}
+
+/// The queue of the inotify instance `fd` (EINVAL when it is another kind of file).
+fn inotify_queue(s: &Shim<'_>, fd: u64) -> SysResult<crate::inotify::SharedQueue> {
+    let file = s.fds.file(fd_arg(fd))?;
+    let f = file.borrow();
+    f.obj.as_inotify().map(|i| i.queue.clone()).ok_or(EINVAL)
+}
+
+/// inotify_add_watch(fd, path, mask).
+pub fn inotify_add_watch<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let queue = inotify_queue(s, a[0])?;
+    let mask = a[2] as u32;
+    let nofollow = if crate::inotify::follows(mask) { 0 } else { AT_SYMLINK_NOFOLLOW };
+    let ino = found_ino(s, lookup(s, env, AT_FDCWD as u64, a[1], nofollow)?)?;
+    let is_dir = s.vfs.node(ino).is_dir();
+    s.vfs.watches.add(&queue, ino, is_dir, mask).map(|wd| wd as u64)
+}
+
+/// inotify_rm_watch(fd, wd).
+pub fn inotify_rm_watch(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
+    let queue = inotify_queue(s, a[0])?;
+    s.vfs.watches.remove(&queue, a[1] as i32).map(|_| 0)
+}
+
 /// copy_file_range(fd_in, *off_in, fd_out, *off_out, len, flags): between regular files.
 pub fn copy_file_range<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     if a[5] != 0 {
@@ -1000,6 +1033,7 @@ fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u
         return Err(EROFS);
     }
     s.vfs.touch(ino, false);
+    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
     let n = s.vfs.node_mut(ino);
     if let Some(p) = perm {
         n.perm = p & 0o7777;
@@ -1081,6 +1115,7 @@ pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
         return Ok(0);
     }
     s.vfs.touch(ino, false);
+    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
     let n = s.vfs.node_mut(ino);
     if let Some(t) = atime {
         n.atime = t;
