@@ -8,7 +8,7 @@ export SEL4_PREFIX
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: deps test build bench fuzz-build run-qemu sdk clean
+.PHONY: deps test build bench conformance fuzz-build run-qemu sdk clean
 
 deps:
 	@tools/install-deps
@@ -23,6 +23,12 @@ test: deps
 bench: deps
 	$(CARGO) build --release -p selkie -p selkie-bench
 	$(TARGET_DIR)/release/selkie-bench
+
+# make conformance: CPython's own test suite (tests/tests/cpython.rs, 40 modules that
+# exercise the OS) on Linux, under selkie's emulator and on seL4 (when SEL4_PREFIX holds one),
+# printed as a table with the fraction that passes. Hours, not minutes.
+conformance: deps
+	$(CARGO) test --release -p selkie-tests --test cpython conformance -- --ignored --nocapture
 
 # make sdk: the selkie SDK builder image (localhost/selkie-sdk:latest, for a Dockerfile's
 # build stage; README.md, The selkie SDK). Nothing is rebuilt when it is up to date.

@@ -259,6 +259,17 @@ impl Net {
         from == to || self.members.get(&from).zip(self.members.get(&to)).is_some_and(|(a, b)| a & b != 0)
     }
 
+    /// Forgets the socket path `path` (of either kind): its file is gone, so the name is
+    /// free again; sockets bound to it keep working but cannot be reached by it.
+    pub fn forget_path(&mut self, host: [u8; 4], path: &[u8]) {
+        for stream in [false, true] {
+            let k = Key::Unix(stream, host, path.to_vec());
+            self.listeners.remove(&k);
+            self.dgrams.remove(&k);
+            self.reserved.remove(&k);
+        }
+    }
+
     fn taken(&self, k: &Key) -> bool {
         self.listeners.contains_key(k) || self.dgrams.contains_key(k) || self.reserved.contains_key(k)
     }

@@ -91,6 +91,7 @@ pub const S_IFREG: u32 = 0o100000;
 pub const S_IFLNK: u32 = 0o120000;
 pub const S_IFCHR: u32 = 0o020000;
 pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFSOCK: u32 = 0o140000;
 
 /// A file's bytes: borrowed from the image, or owned by tmpfs.
 #[derive(Debug, Clone)]
@@ -649,6 +650,17 @@ impl<'a> Vfs<'a> {
     pub fn mkdir(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
         let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid), now);
+        self.touch(dir, true);
+        let ino = self.add(dir, name, node);
+        self.notify_entry(dir, IN_CREATE, name, ino, 0);
+        Ok(ino)
+    }
+
+    /// Creates a fifo or a socket's name (`mknodat`, `bind`): a node of type `ftype` that
+    /// stat shows (opening one gives ENXIO).
+    pub fn mknod(&mut self, dir: Ino, name: &[u8], ftype: u32, perm: u32, owner: (u32, u32)) -> SysResult<Ino> {
+        self.check_new_name(dir, name)?;
+        let node = self.new_node(dir, Kind::Other(ftype), perm, owner, 0);
         self.touch(dir, true);
         let ino = self.add(dir, name, node);
         self.notify_entry(dir, IN_CREATE, name, ino, 0);

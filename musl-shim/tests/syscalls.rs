@@ -784,3 +784,32 @@ fn inotify_reports_the_apps_own_changes() {
     assert_eq!(u32_at(&{ let mut e = [0u8; 16]; t.p.mem.read(SCRATCH, &mut e).unwrap(); e }, 4), 0x8000);
     assert_eq!(t.call(INOTIFY_ADD_WATCH, &[1, data, 0xfff]), EINVAL.ret(), "not an inotify fd");
 }
+
+#[test]
+fn fifos_and_socket_paths_are_files() {
+    let mut t = T::new();
+    let fifo = t.str("/tmp/fifo");
+    assert_eq!(t.call(MKNODAT, &[AT_FDCWD, fifo, 0o010644, 0]), 0);
+    assert_eq!(u32_at(&t.stat("/tmp/fifo", 0).unwrap(), 16), 0o010644);
+    assert_eq!(t.call(MKNODAT, &[AT_FDCWD, fifo, 0o010644, 0]), EEXIST.ret());
+    let dev = t.str("/tmp/dev");
+    assert_eq!(t.call(MKNODAT, &[AT_FDCWD, dev, 0o020644, 0x0103]), EPERM.ret());
+    let reg = t.str("/tmp/reg");
+    assert_eq!(t.call(MKNODAT, &[AT_FDCWD, reg, 0o600, 0]), 0);
+    assert_eq!(u32_at(&t.stat("/tmp/reg", 0).unwrap(), 16), 0o100600);
+    // A socket path becomes a file; while it exists the name is in use, once it is
+    // removed the name is free again.
+    let sun = SCRATCH + 0x600;
+    let mut addr = vec![1u8, 0];
+    addr.extend_from_slice(b"/tmp/sock\0");
+    t.p.mem.write(sun, &addr).unwrap();
+    let a = t.call(SOCKET, &[1, 1, 0]) as u64;
+    assert_eq!(t.call(BIND, &[a, sun, addr.len() as u64]), 0);
+    assert_eq!(u32_at(&t.stat("/tmp/sock", 0).unwrap(), 16) & 0o170000, 0o140000);
+    let b = t.call(SOCKET, &[1, 1, 0]) as u64;
+    assert_eq!(t.call(BIND, &[b, sun, addr.len() as u64]), EADDRINUSE.ret());
+    let p = t.str("/tmp/sock");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, p, 0]), 0);
+    assert_eq!(t.call(BIND, &[b, sun, addr.len() as u64]), 0);
+    assert_eq!(t.call(LISTEN, &[b, 4]), 0);
+}

@@ -18,7 +18,8 @@ fn cache_dir() -> PathBuf {
     d
 }
 
-/// The cached .deb of `package` (arm64), if there is one: `PACKAGE_VERSION_arm64.deb`.
+/// The cached .deb of `package` (arm64, or architecture-independent), if there is one:
+/// `PACKAGE_VERSION_arm64.deb` or `PACKAGE_VERSION_all.deb`.
 fn cached(dir: &Path, package: &str) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .ok()?
@@ -26,7 +27,7 @@ fn cached(dir: &Path, package: &str) -> Option<PathBuf> {
         .map(|e| e.path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy();
-            n.ends_with("_arm64.deb") && n.split('_').next() == Some(package)
+            (n.ends_with("_arm64.deb") || n.ends_with("_all.deb")) && n.split('_').next() == Some(package)
         })
         .collect();
     found.sort();
@@ -51,11 +52,12 @@ pub fn debs(packages: &[&str]) -> Option<Vec<PathBuf>> {
         // Downloaded into a directory of its own, then renamed into the cache: another test
         // process never sees half a file.
         let tmp = tempfile::tempdir_in(&dir).ok()?;
-        let dl = Command::new("apt-get")
-            .args(["download", "-q", &format!("{package}:arm64")])
-            .current_dir(tmp.path())
-            .output()
-            .ok()?;
+        let fetch = |name: &str| Command::new("apt-get").args(["download", "-q", name]).current_dir(tmp.path()).output().ok();
+        let mut dl = fetch(&format!("{package}:arm64"))?;
+        // Architecture-independent packages (a test suite, data) have no arm64 candidate.
+        if !dl.status.success() && String::from_utf8_lossy(&dl.stderr).contains("no candidate") {
+            dl = fetch(package)?;
+        }
         let deb = fs::read_dir(tmp.path())
             .ok()?
             .filter_map(|e| e.ok())
@@ -68,6 +70,11 @@ pub fn debs(packages: &[&str]) -> Option<Vec<PathBuf>> {
             ));
             return None;
         };
+        let file = deb.file_name().unwrap().to_string_lossy().into_owned();
+        if !file.ends_with("_arm64.deb") && !file.ends_with("_all.deb") {
+            crate::tools::skip(&format!("{package} has no arm64 or architecture-independent package (got {file})"));
+            return None;
+        }
         let to = dir.join(deb.file_name().unwrap());
         fs::rename(&deb, &to).expect("move a .deb into target/test-debs");
         out.push(to);

@@ -315,6 +315,21 @@ fn copy_between<'a, E: Platform>(
     Ok(done)
 }
 
+/// mknodat(dirfd, path, mode, dev): regular files, fifos and socket names; device nodes
+/// need privileges a container does not have (EPERM).
+pub fn mknodat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    let mode = a[2] as u32;
+    let (dir, name) = parent_of(s, env, a[0], a[1])?;
+    let perm = mode & 0o7777 & !s.proc_.umask;
+    let owner = (s.proc_.uid, s.proc_.gid);
+    match mode & crate::vfs::S_IFMT {
+        0 | crate::vfs::S_IFREG => s.vfs.create_file(dir, &name, perm, owner.0, owner.1, 0).map(|_| 0),
+        t @ (crate::vfs::S_IFIFO | crate::vfs::S_IFSOCK) => s.vfs.mknod(dir, &name, t, perm, owner).map(|_| 0),
+        0o020000 | 0o060000 => Err(EPERM),
+        _ => Err(EINVAL),
+    }
+}
+
 /// inotify_init1(flags): IN_NONBLOCK, IN_CLOEXEC.
 pub fn inotify_init1(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     let flags = a[0] as u32;

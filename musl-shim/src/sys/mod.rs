@@ -48,6 +48,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         COPY_FILE_RANGE => fs::copy_file_range(s, env, a),
         FALLOCATE => fs::fallocate(s, env, a),
         FLOCK => fs::flock(s, a),
+        MKNODAT => fs::mknodat(s, env, a),
         INOTIFY_INIT1 => fs::inotify_init1(s, a),
         INOTIFY_ADD_WATCH => fs::inotify_add_watch(s, env, a),
         INOTIFY_RM_WATCH => fs::inotify_rm_watch(s, a),

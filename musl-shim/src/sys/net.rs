@@ -120,9 +120,28 @@ pub fn socketpair<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sy
     Ok(0)
 }
 
+/// bind: a socket path (not an abstract name) is also a file of type socket in the tree;
+/// one that exists already gives EADDRINUSE, and a name whose file was removed is free.
 pub fn bind<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let addr = read_addr(env, a[1], a[2])?;
-    with_sock(s, a[0], |k, _| k.bind(addr)).map(|_| 0)
+    let file = match &addr {
+        Addr::Unix(p) if p.first().is_some_and(|&c| c != 0) => {
+            let start = if p[0] == b'/' { crate::vfs::ROOT } else { s.cwd };
+            let (dir, name) = s.vfs.resolve_parent(start, p)?;
+            if s.vfs.dir_entries(dir).is_some_and(|m| m.contains_key(name)) {
+                return Err(EADDRINUSE);
+            }
+            s.net.borrow_mut().forget_path(s.host, p);
+            Some((dir, name.to_vec()))
+        }
+        _ => None,
+    };
+    with_sock(s, a[0], |k, _| k.bind(addr))?;
+    if let Some((dir, name)) = file {
+        let perm = 0o777 & !s.proc_.umask;
+        s.vfs.mknod(dir, &name, crate::vfs::S_IFSOCK, perm, (s.proc_.uid, s.proc_.gid))?;
+    }
+    Ok(0)
 }
 
 pub fn listen(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
