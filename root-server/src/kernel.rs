@@ -476,7 +476,11 @@ impl Accounted {
 
 // SAFETY: each part of the heap hands out disjoint blocks of its own memory (HEAP_MEM, or
 // what GROWER mapped) under its lock; the counters are bookkeeping only.
+// Never inlined: with LTO every allocation and every drop of a Vec or String had its own
+// copy of these (the lock, the accounting, the free list's calls), and under QEMU's TCG
+// each copy run at boot is translated anew (issue 11, boot time).
 unsafe impl GlobalAlloc for Accounted {
+    #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.take(layout) {
             Some(p) => {
@@ -493,6 +497,7 @@ unsafe impl GlobalAlloc for Accounted {
         }
     }
 
+    #[inline(never)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if let Some(nn) = ptr::NonNull::new(p) {
             let at = p as usize;
