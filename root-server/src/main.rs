@@ -23,6 +23,7 @@ mod baseline;
 mod console;
 mod cores;
 mod kernel;
+mod stages;
 mod time;
 mod ut;
 mod vm;
@@ -46,6 +47,7 @@ const STACK_SIZE: usize = 512 << 10;
 
 #[root_task(stack_size = STACK_SIZE)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
+    stages::mark(stages::Stage::Entry);
     console::init_log(log::LevelFilter::Error);
     // Built without FP/SIMD (see build.sh): with our FPU disabled the kernel need not
     // save and restore FP state on every switch between an app and us.
@@ -104,6 +106,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let manifest_json = member(bundle, "manifest.json").ok_or("the bundle has no manifest.json")?;
     let manifest = selkie_manifest::parse(manifest_json).map_err(|e| format!("manifest.json: {e:?}"))?;
 
+    stages::mark(stages::Stage::Manifest);
     let mut slots = ut::Slots::new(bootinfo.empty().range());
     // Our page for the UART's registers is freed like the window's.
     let uart_ix = (kernel::uart_addr() - image_start) / kernel::PAGE;
@@ -118,9 +121,11 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         log::error!("no RTC, realtime starts at a fixed epoch: {e}");
     }
     let clock = time::init();
+    stages::mark(stages::Stage::Clock);
     let pool = ut::Pool::new(bootinfo);
     log::info!("{} bytes of RAM untypeds, {} device untypeds", pool.ram_bytes, pool.device_untypeds);
     let mut g = Global::new(slots, pool).map_err(|e| format!("setting up: {e}"))?;
+    stages::mark(stages::Stage::Global);
 
     // One endpoint for every app's faults; the badge tells them apart.
     let ep_slot = g.slots.alloc().map_err(|e| format!("endpoint: {e}"))?;
@@ -137,6 +142,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         }
     };
 
+    stages::mark(stages::Stage::Timer);
     let frames = app::ImageFrames { first: frames.range().start, start: image_start, count: frames.range().len() };
     let mut apps: Vec<App> = Vec::new();
     let mut failed = 0usize;
@@ -198,9 +204,11 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         }
     }
     join_channels(&manifest, &mut apps)?;
+    stages::mark(stages::Stage::Apps);
     for app in &apps {
         app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
     }
+    stages::mark(stages::Stage::Resumed);
     let total = manifest.apps.len();
     let mut stats = Stats::default();
     let ends_with = manifest.ends_with.as_ref().map(|e| text(e, "ends_with")).transpose()?;
@@ -238,6 +246,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         kernel::counter_frequency(),
         cores::summary()
     );
+    report!("stats root: boot stages: {}", stages::summary(kernel::counter_frequency()));
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
     Ok(())
 }
