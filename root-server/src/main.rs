@@ -70,6 +70,10 @@ fn member<'a>(bundle: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 fn text(t: &selkie_manifest::Text<'_>, what: &str) -> Result<String, String> {
+    if let Some(plain) = t.as_plain() {
+        // No escapes (the usual case): no unescaping to run, nor to translate at boot.
+        return Ok(String::from(plain));
+    }
     let mut buf = alloc::vec![0u8; selkie_manifest::MAX_STR * 4];
     t.unescape_into(&mut buf).map(String::from).map_err(|e| format!("manifest {what}: {e:?}"))
 }
@@ -134,13 +138,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
         .map_err(|e| format!("endpoint: {e}"))?;
     let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
-    let timer = match Timer::new(&mut g, first_chunk) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            log::error!("no timer, sleeps and timeouts never end: {e}");
-            None
-        }
-    };
+    let timer = Timer::new(first_chunk);
 
     stages::mark(stages::Stage::Timer);
     let frames = app::ImageFrames { first: frames.range().start, start: image_start, count: frames.range().len() };
@@ -323,16 +321,34 @@ struct Stats {
 const TIMER_BADGE: u64 = 1 << 63;
 
 /// The EL1 physical timer, programmed by us at EL0, its interrupt delivered to the
-/// notification bound to our TCB.
+/// notification bound to our TCB. Its kernel objects are set up when the first deadline
+/// is (`program`), so an image whose apps never sleep makes none of those kernel calls
+/// at boot (issue 11, boot time).
 struct Timer {
-    irq: sel4::cap::IrqHandler,
+    /// Our chunk the notification is retyped from.
+    untyped: usize,
+    /// `None` until set up; then the interrupt's handler, or `Err` when setting up failed
+    /// (said once: sleeps and timeouts never end).
+    irq: Option<Result<sel4::cap::IrqHandler, ()>>,
     /// The deadline (monotonic ns) the timer is set for.
     armed: Option<u64>,
     fired: u64,
 }
 
 impl Timer {
-    fn new(g: &mut Global, untyped: usize) -> Result<Timer, String> {
+    fn new(untyped: usize) -> Timer {
+        kernel::timer_stop();
+        Timer { untyped, irq: None, armed: None, fired: 0 }
+    }
+
+    /// Whether the timer's interrupt sees deadlines (false once setting it up failed).
+    fn usable(&self) -> bool {
+        !matches!(self.irq, Some(Err(())))
+    }
+
+    /// The notification, its badged copy for the interrupt, the interrupt's handler, and
+    /// the notification bound to our TCB.
+    fn set_up(g: &mut Global, untyped: usize) -> Result<sel4::cap::IrqHandler, String> {
         let here = ut::root_cnode().absolute_cptr_for_self();
         let err = |what: &str, e: sel4::Error| format!("{what}: {e}");
         let ntfn_slot = g.slots.alloc().map_err(|e| format!("{e}"))?;
@@ -354,12 +370,22 @@ impl Timer {
             .tcb_bind_notification(sel4::cap::Notification::from_bits(ntfn_slot as u64))
             .map_err(|e| err("binding the notification to our TCB", e))?;
         irq.irq_handler_ack().map_err(|e| err("acknowledging the timer's interrupt", e))?;
-        Ok(Timer { irq, armed: None, fired: 0 })
+        Ok(irq)
     }
 
     /// Sets the timer for the earliest deadline (monotonic ns), or stops it.
-    fn program(&mut self, deadline: Option<u64>) {
+    fn program(&mut self, g: &mut Global, deadline: Option<u64>) {
         if deadline == self.armed {
+            return;
+        }
+        if deadline.is_some() && self.irq.is_none() {
+            let r = Timer::set_up(g, self.untyped);
+            if let Err(e) = &r {
+                log::error!("no timer, sleeps and timeouts never end: {e}");
+            }
+            self.irq = Some(r.map_err(|_| ()));
+        }
+        if !self.usable() {
             return;
         }
         match deadline {
@@ -435,7 +461,7 @@ enum Next {
     Wait,
 }
 
-fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Option<Timer>, ends_with: Option<&str>) {
+fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Timer, ends_with: Option<&str>) {
     let mut next = Next::Wait;
     loop {
         if let Some(last) = ends_with.filter(|e| apps.iter().any(|a| a.name == *e && a.done)) {
@@ -469,11 +495,11 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
             // The interrupt's delivery; the Recv it ended is counted with its message.
             vm::entries(1);
             next = Next::Wait;
-            settle(g, apps, stats, timer.as_mut());
-            if let Some(t) = timer.as_mut() {
-                t.fired += 1;
+            settle(g, apps, stats, &mut timer);
+            if let Some(Ok(irq)) = timer.irq {
+                timer.fired += 1;
                 vm::entries(1);
-                if let Err(e) = t.irq.irq_handler_ack() {
+                if let Err(e) = irq.irq_handler_ack() {
                     log::error!("acknowledging the timer: {e}");
                 }
             }
@@ -484,10 +510,10 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
         next = handle(g, apps, stats, info.label(), info.length(), badge);
         let t1 = kernel::counter();
         // Without a timer, deadlines are only seen here.
-        if stats.quiet && timer.is_some() {
+        if stats.quiet && timer.usable() {
             stats.unsettled += 1;
         } else {
-            settle(g, apps, stats, timer.as_mut());
+            settle(g, apps, stats, &mut timer);
         }
         stats.handling += t1 - t0;
         stats.settling += kernel::counter() - t1;
@@ -498,7 +524,7 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
 /// After each message: wakes threads whose deadline passed, carries out every app's
 /// events, ends apps whose first process ended or whose threads can never wake, and
 /// sets the timer for the next deadline.
-fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mut Timer>) {
+fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: &mut Timer) {
     let now = time::monotonic_ns();
     let mut next: Option<u64> = None;
     // An app on a network waiting for ever may be woken by another app: it is stuck only
@@ -525,9 +551,7 @@ fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mu
             };
         }
     }
-    if let Some(t) = timer {
-        t.program(next);
-    }
+    timer.program(g, next);
 }
 
 /// The app's first process has ended: so has the app.
