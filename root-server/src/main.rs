@@ -78,20 +78,24 @@ fn text(t: &selkie_manifest::Text<'_>, what: &str) -> Result<String, String> {
     t.unescape_into(&mut buf).map(String::from).map_err(|e| format!("manifest {what}: {e:?}"))
 }
 
+/// The unescaped bytes of each string of a manifest list (argv, envp): one plain loop for
+/// both (an iterator chain each was twice the code to translate at boot; issue 11).
+fn texts(list: &[selkie_manifest::Text<'_>], what: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::with_capacity(list.len());
+    for t in list {
+        out.push(text(t, what)?.into_bytes());
+    }
+    Ok(out)
+}
+
 /// Maps QEMU virt's PL031 (the wall clock) for `time::init`.
 fn map_rtc(bootinfo: &sel4::BootInfo, slots: &mut ut::Slots, devices: &mut ut::Devices) -> Result<(), String> {
     if !sel4::sel4_cfg_bool!(PLAT_QEMU_ARM_VIRT) {
         return Err(String::from("no known RTC on this platform"));
     }
     let frame = devices.frame(bootinfo, slots, time::PL031_PADDR)?;
-    frame
-        .frame_map(
-            sel4::init_thread::slot::VSPACE.cap(),
-            kernel::rtc_addr(),
-            sel4::CapRights::read_write(),
-            sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER,
-        )
-        .map_err(|e| format!("mapping the RTC: {e}"))?;
+    let uncached = sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER;
+    vm::map_frame(frame, sel4::init_thread::slot::VSPACE.cap(), kernel::rtc_addr(), sel4::CapRights::read_write(), uncached).map_err(|e| format!("mapping the RTC: {e}"))?;
     kernel::rtc_mapped();
     Ok(())
 }
@@ -134,8 +138,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     // One endpoint for every app's faults; the badge tells them apart.
     let ep_slot = g.slots.alloc().map_err(|e| format!("endpoint: {e}"))?;
     let first_chunk = g.pool.chunk(&mut g.slots, ut::CHUNK_BITS).map_err(|e| format!("endpoint: {e}"))?;
-    sel4::cap::Untyped::from_bits(first_chunk as u64)
-        .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
+    ut::retype_one(sel4::cap::Untyped::from_bits(first_chunk as u64), &sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot)
         .map_err(|e| format!("endpoint: {e}"))?;
     let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
     let timer = Timer::new(first_chunk);
@@ -162,8 +165,8 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 binary: text(&a.binary, "binary")?,
                 rootfs,
                 text: store,
-                argv: a.argv.iter().map(|s| text(s, "argv").map(String::into_bytes)).collect::<Result<_, _>>()?,
-                envp: a.envp.iter().map(|s| text(s, "envp").map(String::into_bytes)).collect::<Result<_, _>>()?,
+                argv: texts(&a.argv, "argv")?,
+                envp: texts(&a.envp, "envp")?,
                 cwd: text(&a.cwd, "cwd")?,
                 uid: a.uid,
                 gid: a.gid,
@@ -352,8 +355,7 @@ impl Timer {
         let here = ut::root_cnode().absolute_cptr_for_self();
         let err = |what: &str, e: sel4::Error| format!("{what}: {e}");
         let ntfn_slot = g.slots.alloc().map_err(|e| format!("{e}"))?;
-        sel4::cap::Untyped::from_bits(untyped as u64)
-            .untyped_retype(&sel4::cap_type::Notification::object_blueprint(), &here, ntfn_slot, 1)
+        ut::retype_one(sel4::cap::Untyped::from_bits(untyped as u64), &sel4::cap_type::Notification::object_blueprint(), &here, ntfn_slot)
             .map_err(|e| err("the timer's notification", e))?;
         let badged = g.slots.alloc().map_err(|e| format!("{e}"))?;
         ut::root_path(badged).mint(&ut::root_path(ntfn_slot), sel4::CapRights::all(), TIMER_BADGE).map_err(|e| err("badging it", e))?;
