@@ -12,6 +12,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod decode;
+
 use core::fmt;
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -281,9 +283,10 @@ impl ManifestStr for std::string::String {
     }
 }
 
-/// Parses and validates a manifest on the root server, with no allocation.
+/// Parses and validates a manifest on the root server, with no allocation (see `decode`:
+/// it reads what serde-json-core's deserializer for `Manifest<Text>` reads).
 pub fn parse(json: &[u8]) -> Result<Manifest<Text<'_>>, Error> {
-    let (m, _) = serde_json_core::from_slice::<Manifest<Text<'_>>>(json).map_err(Error::Json)?;
+    let m = decode::manifest(json).map_err(Error::Json)?;
     m.validate()?;
     Ok(m)
 }
@@ -524,6 +527,62 @@ mod tests {
         b.push(app);
         b.push(&s[end..]);
         assert_eq!(parse(b.as_bytes()).unwrap_err(), Error::DuplicateName);
+    }
+
+    /// What serde-json-core's generic deserializer makes of `json` (the reader's model).
+    fn by_serde(json: &[u8]) -> Result<Manifest<Text<'_>>, serde_json_core::de::Error> {
+        serde_json_core::from_slice::<Manifest<Text<'_>>>(json).map(|(m, _)| m)
+    }
+
+    #[test]
+    fn reads_what_serde_json_core_reads() {
+        let accepted: &[&str] = &[
+            sample(),
+            // Whitespace everywhere, members in another order, unknown members of every
+            // kind skipped, `text` null, the defaulted members missing, trailing whitespace.
+            " { \"apps\" : [ { \"spec\" : { \"consumes\" : [ ] , \"publishes\" : [ \"p\" ] , \"max_priority\" : 9 ,
+              \"priority\" : 0 , \"ut_large_pages\" : 0 , \"ut_4k_pages\" : 4294967295 , \"stack_pages\" : 1 ,
+              \"heap_pages\" : 1 , \"future\" : { \"a\" : [ 1 , \"]}\\\"\" , { } ] } } , \"text\" : null , \"gid\" : 7 ,
+              \"uid\" : 0 , \"cwd\" : \"/\" , \"envp\" : [ \"A=\\u00e9\" ] , \"argv\" : [ \"/a\" , \"b\" ] ,
+              \"rootfs\" : \"r.cpio\" , \"binary\" : \"/a\" , \"name\" : \"a\" , \"more\" : 12.5e3 , \"flag\" : true } ] ,
+              \"version\" : 1 , \"note\" : \"x\" } \n\t",
+            r#"{"version":1,"ends_with":"a","apps":[{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"networks":["n1","n2"],"spec":{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"max_threads":3,"max_processes":2,"publishes":[],"consumes":[]}}]}"#,
+            r#"{"version":1,"ends_with":null,"apps":[{"name":"a","binary":"/a","rootfs":"r","text":"t","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"spec":{"heap_pages":0,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":255,"max_priority":255,"publishes":[],"consumes":[]}}]}"#,
+        ];
+        for json in accepted {
+            let want = by_serde(json.as_bytes()).unwrap_or_else(|e| panic!("serde-json-core refused {json}: {e:?}"));
+            assert_eq!(decode::manifest(json.as_bytes()), Ok(want), "{json}");
+        }
+        let s = sample();
+        let app = &s[s.find("{\"name\"").unwrap()..s.rfind(']').unwrap()];
+        let refused: std::vec::Vec<std::string::String> = std::vec![
+            s[..s.len() - 1].into(),
+            std::format!("{s} x"),
+            s.replace("2560", "-1"),
+            s.replace("2560", "01"),
+            s.replace("2560", "4294967296"),
+            s.replace("\"priority\":180", "\"priority\":256"),
+            s.replace("\"priority\":180", "\"priority\":\"180\""),
+            s.replace("\"cwd\":\"/\"", "\"cwd\":null"),
+            s.replace("\"cwd\":\"/\",", ""),
+            s.replace("\"uid\":0", "\"uid\":0,\"uid\":1"),
+            s.replace("\"text\":\"hello.text\"", "\"text\":nul"),
+            s.replace("\"version\":1", "\"version\" 1"),
+            s.replace("\"version\":1,", "\"version\":1 "),
+            s.replace("\"version\":1", "\"version\":1,\"x\":"),
+            s.replace("\"consumes\":[]", "\"consumes\":[,]"),
+            s.replace("\"consumes\":[]", "\"consumes\":[\"a\" \"b\"]"),
+            s.replace("[{", "[{}"),
+            std::format!("{}{}{}{}", &s[..s.rfind(']').unwrap()], (0..8).map(|_| std::format!(",{app}")).collect::<std::string::String>(), "", &s[s.rfind(']').unwrap()..]),
+            "{\"version\":1,\"apps\":[],\"x\":\"\\".into(),
+            "".into(),
+            "{".into(),
+            "{1:2}".into(),
+        ];
+        for json in &refused {
+            assert!(by_serde(json.as_bytes()).is_err(), "serde-json-core accepted {json}");
+            assert!(decode::manifest(json.as_bytes()).is_err(), "the reader accepted {json}");
+        }
     }
 
     /// A fixed buffer for building test inputs without an allocator.

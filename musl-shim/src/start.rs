@@ -433,39 +433,44 @@ pub fn interp_bias(plan: &LoadPlan, layout: &MemLayout) -> Result<u64, LoadError
 /// `sp -> argc, argv[..], NULL, envp[..], NULL, auxv pairs, AT_NULL`, then the strings
 /// and AT_RANDOM's bytes above; sp is 16-byte aligned.
 pub fn build_stack<M: GuestMemory>(mem: &mut M, top: u64, info: &StackInfo<'_>) -> Result<u64, LoadError> {
-    // Strings area, from the top down: execfn, envp strings, argv strings, random bytes.
-    let mut strings: Vec<u8> = Vec::new();
-    let at = |s: &[u8], strings: &mut Vec<u8>| -> usize {
-        let off = strings.len();
-        strings.extend_from_slice(s);
-        strings.push(0);
-        off
-    };
-    let argv_off: Vec<usize> = info.argv.iter().map(|s| at(s, &mut strings)).collect();
-    let envp_off: Vec<usize> = info.envp.iter().map(|s| at(s, &mut strings)).collect();
-    let execfn_off = at(info.execfn, &mut strings);
-    let random_off = strings.len();
-    strings.extend_from_slice(&info.random);
-    let strings_len = strings.len() as u64;
-    let strings_base = top.checked_sub(strings_len + 8).ok_or(LoadError::Layout("stack"))? & !15;
+    // Strings area, from its base up: argv strings, envp strings, execfn, random bytes;
+    // below it argc, the vectors and auxv. Built in one buffer with plain loops: the root
+    // server runs this at boot, where under QEMU's TCG every line costs its translation
+    // (issue 11).
+    let strings_len = info.argv.iter().chain(info.envp).fold(0, |n, s| n + s.len() + 1) + info.execfn.len() + 1 + info.random.len();
+    let strings_base = top.checked_sub(strings_len as u64 + 8).ok_or(LoadError::Layout("stack"))? & !15;
     let words = 1 + info.argv.len() + 1 + info.envp.len() + 1 + 2 * (info.auxv.len() + 3);
     let sp = strings_base.checked_sub(8 * words as u64).ok_or(LoadError::Layout("stack"))? & !15;
-    let mut v: Vec<u64> = Vec::with_capacity(words);
-    v.push(info.argv.len() as u64);
-    v.extend(argv_off.iter().map(|&o| strings_base + o as u64));
-    v.push(0);
-    v.extend(envp_off.iter().map(|&o| strings_base + o as u64));
-    v.push(0);
-    for &(k, val) in info.auxv {
-        v.extend([k, val]);
+    // The vectors, zero padding, then the strings.
+    let vectors = (strings_base - sp) as usize;
+    let mut bytes = alloc::vec![0u8; vectors + strings_len];
+    let mut word = 0;
+    let mut put = |bytes: &mut [u8], v: u64| {
+        bytes[word * 8..word * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        word += 1;
+    };
+    // Copies `s` to the strings area's next free byte (NUL after it); returns its address.
+    let mut at = vectors;
+    let mut string = |bytes: &mut [u8], s: &[u8], nul: usize| {
+        bytes[at..at + s.len()].copy_from_slice(s);
+        let addr = strings_base + (at - vectors) as u64;
+        at += s.len() + nul;
+        addr
+    };
+    put(&mut bytes, info.argv.len() as u64);
+    for list in [info.argv, info.envp] {
+        for s in list {
+            let addr = string(&mut bytes, s, 1);
+            put(&mut bytes, addr);
+        }
+        put(&mut bytes, 0);
     }
-    v.extend([AT_RANDOM, strings_base + random_off as u64]);
-    v.extend([AT_EXECFN, strings_base + execfn_off as u64]);
-    v.extend([AT_NULL, 0]);
-    let mut bytes: Vec<u8> = v.iter().flat_map(|w| w.to_le_bytes()).collect();
-    // Zero padding between the vectors and the strings.
-    bytes.resize((strings_base - sp) as usize, 0);
-    bytes.extend_from_slice(&strings);
+    let execfn = string(&mut bytes, info.execfn, 1);
+    let random = string(&mut bytes, &info.random, 0);
+    for &(k, val) in info.auxv.iter().chain(&[(AT_RANDOM, random), (AT_EXECFN, execfn), (AT_NULL, 0)]) {
+        put(&mut bytes, k);
+        put(&mut bytes, val);
+    }
     mem.write(sp, &bytes)?;
     Ok(sp)
 }

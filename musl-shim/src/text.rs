@@ -42,6 +42,9 @@ const SEG: usize = 24;
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
+// Not inlined: the text store is read at boot, where under QEMU's TCG every inlined copy
+// of this (byte loads on a strict-alignment target) is translated anew (issue 11).
+#[inline(never)]
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }

@@ -194,6 +194,7 @@ impl Env<'_> {
 
 impl Console for Env<'_> {
     fn console_write(&mut self, _fd: i32, bytes: &[u8]) -> usize {
+        crate::stages::mark(crate::stages::Stage::FirstOutput);
         console::write_bytes(bytes);
         bytes.len()
     }

@@ -28,14 +28,8 @@ pub fn init_uart(bootinfo: &sel4::BootInfo, slots: &mut crate::ut::Slots, device
         return Ok(());
     }
     let frame = devices.frame(bootinfo, slots, PL011_PADDR)?;
-    frame
-        .frame_map(
-            sel4::init_thread::slot::VSPACE.cap(),
-            kernel::uart_addr(),
-            sel4::CapRights::read_write(),
-            sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER,
-        )
-        .map_err(|e| format!("mapping the UART: {e}"))?;
+    let uncached = sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER;
+    crate::vm::map_frame(frame, sel4::init_thread::slot::VSPACE.cap(), kernel::uart_addr(), sel4::CapRights::read_write(), uncached).map_err(|e| format!("mapping the UART: {e}"))?;
     kernel::uart_mapped();
     Ok(())
 }

@@ -346,7 +346,7 @@ impl Grower {
             let (ut, bits) = src.untypeds[self.current];
             let at = self.used.next_multiple_of(size);
             if at + size <= 1 << bits {
-                sel4::cap::Untyped::from_bits(ut as u64).untyped_retype(bp, &here, slot, 1).ok()?;
+                crate::ut::retype_one(sel4::cap::Untyped::from_bits(ut as u64), bp, &here, slot).ok()?;
                 self.used = at + size;
                 src.slots.start += 1;
                 return Some(slot);
@@ -366,7 +366,7 @@ impl Grower {
         let frame = sel4::cap::Granule::from_bits(slot as u64);
         let vspace = sel4::init_thread::slot::VSPACE.cap();
         for level in 1..=sel4::vspace_levels::NUM_LEVELS {
-            match frame.frame_map(vspace, va, sel4::CapRights::read_write(), sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER) {
+            match crate::vm::map_frame(frame, vspace, va, sel4::CapRights::read_write(), sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER) {
                 Ok(()) => return true,
                 Err(sel4::Error::FailedLookup) if level < sel4::vspace_levels::NUM_LEVELS => {}
                 Err(_) => return false,
@@ -476,7 +476,11 @@ impl Accounted {
 
 // SAFETY: each part of the heap hands out disjoint blocks of its own memory (HEAP_MEM, or
 // what GROWER mapped) under its lock; the counters are bookkeeping only.
+// Never inlined: with LTO every allocation and every drop of a Vec or String had its own
+// copy of these (the lock, the accounting, the free list's calls), and under QEMU's TCG
+// each copy run at boot is translated anew (issue 11, boot time).
 unsafe impl GlobalAlloc for Accounted {
+    #[inline(never)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.take(layout) {
             Some(p) => {
@@ -493,6 +497,7 @@ unsafe impl GlobalAlloc for Accounted {
         }
     }
 
+    #[inline(never)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if let Some(nn) = ptr::NonNull::new(p) {
             let at = p as usize;

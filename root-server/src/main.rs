@@ -23,6 +23,7 @@ mod baseline;
 mod console;
 mod cores;
 mod kernel;
+mod stages;
 mod time;
 mod ut;
 mod vm;
@@ -46,6 +47,7 @@ const STACK_SIZE: usize = 512 << 10;
 
 #[root_task(stack_size = STACK_SIZE)]
 fn main(bootinfo: &sel4::BootInfoPtr) -> sel4::Result<Never> {
+    stages::mark(stages::Stage::Entry);
     console::init_log(log::LevelFilter::Error);
     // Built without FP/SIMD (see build.sh): with our FPU disabled the kernel need not
     // save and restore FP state on every switch between an app and us.
@@ -68,8 +70,22 @@ fn member<'a>(bundle: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 fn text(t: &selkie_manifest::Text<'_>, what: &str) -> Result<String, String> {
+    if let Some(plain) = t.as_plain() {
+        // No escapes (the usual case): no unescaping to run, nor to translate at boot.
+        return Ok(String::from(plain));
+    }
     let mut buf = alloc::vec![0u8; selkie_manifest::MAX_STR * 4];
     t.unescape_into(&mut buf).map(String::from).map_err(|e| format!("manifest {what}: {e:?}"))
+}
+
+/// The unescaped bytes of each string of a manifest list (argv, envp): one plain loop for
+/// both (an iterator chain each was twice the code to translate at boot; issue 11).
+fn texts(list: &[selkie_manifest::Text<'_>], what: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::with_capacity(list.len());
+    for t in list {
+        out.push(text(t, what)?.into_bytes());
+    }
+    Ok(out)
 }
 
 /// Maps QEMU virt's PL031 (the wall clock) for `time::init`.
@@ -78,14 +94,8 @@ fn map_rtc(bootinfo: &sel4::BootInfo, slots: &mut ut::Slots, devices: &mut ut::D
         return Err(String::from("no known RTC on this platform"));
     }
     let frame = devices.frame(bootinfo, slots, time::PL031_PADDR)?;
-    frame
-        .frame_map(
-            sel4::init_thread::slot::VSPACE.cap(),
-            kernel::rtc_addr(),
-            sel4::CapRights::read_write(),
-            sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER,
-        )
-        .map_err(|e| format!("mapping the RTC: {e}"))?;
+    let uncached = sel4::VmAttributes::NONE | sel4::VmAttributes::EXECUTE_NEVER;
+    vm::map_frame(frame, sel4::init_thread::slot::VSPACE.cap(), kernel::rtc_addr(), sel4::CapRights::read_write(), uncached).map_err(|e| format!("mapping the RTC: {e}"))?;
     kernel::rtc_mapped();
     Ok(())
 }
@@ -104,6 +114,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     let manifest_json = member(bundle, "manifest.json").ok_or("the bundle has no manifest.json")?;
     let manifest = selkie_manifest::parse(manifest_json).map_err(|e| format!("manifest.json: {e:?}"))?;
 
+    stages::mark(stages::Stage::Manifest);
     let mut slots = ut::Slots::new(bootinfo.empty().range());
     // Our page for the UART's registers is freed like the window's.
     let uart_ix = (kernel::uart_addr() - image_start) / kernel::PAGE;
@@ -118,25 +129,21 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         log::error!("no RTC, realtime starts at a fixed epoch: {e}");
     }
     let clock = time::init();
+    stages::mark(stages::Stage::Clock);
     let pool = ut::Pool::new(bootinfo);
     log::info!("{} bytes of RAM untypeds, {} device untypeds", pool.ram_bytes, pool.device_untypeds);
     let mut g = Global::new(slots, pool).map_err(|e| format!("setting up: {e}"))?;
+    stages::mark(stages::Stage::Global);
 
     // One endpoint for every app's faults; the badge tells them apart.
     let ep_slot = g.slots.alloc().map_err(|e| format!("endpoint: {e}"))?;
     let first_chunk = g.pool.chunk(&mut g.slots, ut::CHUNK_BITS).map_err(|e| format!("endpoint: {e}"))?;
-    sel4::cap::Untyped::from_bits(first_chunk as u64)
-        .untyped_retype(&sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot, 1)
+    ut::retype_one(sel4::cap::Untyped::from_bits(first_chunk as u64), &sel4::cap_type::Endpoint::object_blueprint(), &ut::root_cnode().absolute_cptr_for_self(), ep_slot)
         .map_err(|e| format!("endpoint: {e}"))?;
     let ep = sel4::cap::Endpoint::from_bits(ep_slot as u64);
-    let timer = match Timer::new(&mut g, first_chunk) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            log::error!("no timer, sleeps and timeouts never end: {e}");
-            None
-        }
-    };
+    let timer = Timer::new(first_chunk);
 
+    stages::mark(stages::Stage::Timer);
     let frames = app::ImageFrames { first: frames.range().start, start: image_start, count: frames.range().len() };
     let mut apps: Vec<App> = Vec::new();
     let mut failed = 0usize;
@@ -158,8 +165,8 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 binary: text(&a.binary, "binary")?,
                 rootfs,
                 text: store,
-                argv: a.argv.iter().map(|s| text(s, "argv").map(String::into_bytes)).collect::<Result<_, _>>()?,
-                envp: a.envp.iter().map(|s| text(s, "envp").map(String::into_bytes)).collect::<Result<_, _>>()?,
+                argv: texts(&a.argv, "argv")?,
+                envp: texts(&a.envp, "envp")?,
                 cwd: text(&a.cwd, "cwd")?,
                 uid: a.uid,
                 gid: a.gid,
@@ -198,9 +205,11 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         }
     }
     join_channels(&manifest, &mut apps)?;
+    stages::mark(stages::Stage::Apps);
     for app in &apps {
         app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
     }
+    stages::mark(stages::Stage::Resumed);
     let total = manifest.apps.len();
     let mut stats = Stats::default();
     let ends_with = manifest.ends_with.as_ref().map(|e| text(e, "ends_with")).transpose()?;
@@ -238,6 +247,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         kernel::counter_frequency(),
         cores::summary()
     );
+    report!("stats root: boot stages: {}", stages::summary(kernel::counter_frequency()));
     report!("all {total} apps done: {exited} exited, {killed} killed, {failed} failed to start");
     Ok(())
 }
@@ -314,21 +324,38 @@ struct Stats {
 const TIMER_BADGE: u64 = 1 << 63;
 
 /// The EL1 physical timer, programmed by us at EL0, its interrupt delivered to the
-/// notification bound to our TCB.
+/// notification bound to our TCB. Its kernel objects are set up when the first deadline
+/// is (`program`), so an image whose apps never sleep makes none of those kernel calls
+/// at boot (issue 11, boot time).
 struct Timer {
-    irq: sel4::cap::IrqHandler,
+    /// Our chunk the notification is retyped from.
+    untyped: usize,
+    /// `None` until set up; then the interrupt's handler, or `Err` when setting up failed
+    /// (said once: sleeps and timeouts never end).
+    irq: Option<Result<sel4::cap::IrqHandler, ()>>,
     /// The deadline (monotonic ns) the timer is set for.
     armed: Option<u64>,
     fired: u64,
 }
 
 impl Timer {
-    fn new(g: &mut Global, untyped: usize) -> Result<Timer, String> {
+    fn new(untyped: usize) -> Timer {
+        kernel::timer_stop();
+        Timer { untyped, irq: None, armed: None, fired: 0 }
+    }
+
+    /// Whether the timer's interrupt sees deadlines (false once setting it up failed).
+    fn usable(&self) -> bool {
+        !matches!(self.irq, Some(Err(())))
+    }
+
+    /// The notification, its badged copy for the interrupt, the interrupt's handler, and
+    /// the notification bound to our TCB.
+    fn set_up(g: &mut Global, untyped: usize) -> Result<sel4::cap::IrqHandler, String> {
         let here = ut::root_cnode().absolute_cptr_for_self();
         let err = |what: &str, e: sel4::Error| format!("{what}: {e}");
         let ntfn_slot = g.slots.alloc().map_err(|e| format!("{e}"))?;
-        sel4::cap::Untyped::from_bits(untyped as u64)
-            .untyped_retype(&sel4::cap_type::Notification::object_blueprint(), &here, ntfn_slot, 1)
+        ut::retype_one(sel4::cap::Untyped::from_bits(untyped as u64), &sel4::cap_type::Notification::object_blueprint(), &here, ntfn_slot)
             .map_err(|e| err("the timer's notification", e))?;
         let badged = g.slots.alloc().map_err(|e| format!("{e}"))?;
         ut::root_path(badged).mint(&ut::root_path(ntfn_slot), sel4::CapRights::all(), TIMER_BADGE).map_err(|e| err("badging it", e))?;
@@ -345,12 +372,22 @@ impl Timer {
             .tcb_bind_notification(sel4::cap::Notification::from_bits(ntfn_slot as u64))
             .map_err(|e| err("binding the notification to our TCB", e))?;
         irq.irq_handler_ack().map_err(|e| err("acknowledging the timer's interrupt", e))?;
-        Ok(Timer { irq, armed: None, fired: 0 })
+        Ok(irq)
     }
 
     /// Sets the timer for the earliest deadline (monotonic ns), or stops it.
-    fn program(&mut self, deadline: Option<u64>) {
+    fn program(&mut self, g: &mut Global, deadline: Option<u64>) {
         if deadline == self.armed {
+            return;
+        }
+        if deadline.is_some() && self.irq.is_none() {
+            let r = Timer::set_up(g, self.untyped);
+            if let Err(e) = &r {
+                log::error!("no timer, sleeps and timeouts never end: {e}");
+            }
+            self.irq = Some(r.map_err(|_| ()));
+        }
+        if !self.usable() {
             return;
         }
         match deadline {
@@ -426,7 +463,7 @@ enum Next {
     Wait,
 }
 
-fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Option<Timer>, ends_with: Option<&str>) {
+fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut Stats, mut timer: Timer, ends_with: Option<&str>) {
     let mut next = Next::Wait;
     loop {
         if let Some(last) = ends_with.filter(|e| apps.iter().any(|a| a.name == *e && a.done)) {
@@ -460,11 +497,11 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
             // The interrupt's delivery; the Recv it ended is counted with its message.
             vm::entries(1);
             next = Next::Wait;
-            settle(g, apps, stats, timer.as_mut());
-            if let Some(t) = timer.as_mut() {
-                t.fired += 1;
+            settle(g, apps, stats, &mut timer);
+            if let Some(Ok(irq)) = timer.irq {
+                timer.fired += 1;
                 vm::entries(1);
-                if let Err(e) = t.irq.irq_handler_ack() {
+                if let Err(e) = irq.irq_handler_ack() {
                     log::error!("acknowledging the timer: {e}");
                 }
             }
@@ -475,10 +512,10 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
         next = handle(g, apps, stats, info.label(), info.length(), badge);
         let t1 = kernel::counter();
         // Without a timer, deadlines are only seen here.
-        if stats.quiet && timer.is_some() {
+        if stats.quiet && timer.usable() {
             stats.unsettled += 1;
         } else {
-            settle(g, apps, stats, timer.as_mut());
+            settle(g, apps, stats, &mut timer);
         }
         stats.handling += t1 - t0;
         stats.settling += kernel::counter() - t1;
@@ -489,7 +526,7 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
 /// After each message: wakes threads whose deadline passed, carries out every app's
 /// events, ends apps whose first process ended or whose threads can never wake, and
 /// sets the timer for the next deadline.
-fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mut Timer>) {
+fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: &mut Timer) {
     let now = time::monotonic_ns();
     let mut next: Option<u64> = None;
     // An app on a network waiting for ever may be woken by another app: it is stuck only
@@ -516,9 +553,7 @@ fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: Option<&mu
             };
         }
     }
-    if let Some(t) = timer {
-        t.program(next);
-    }
+    timer.program(g, next);
 }
 
 /// The app's first process has ended: so has the app.

@@ -56,6 +56,14 @@ pub fn root_cnode() -> cap::CNode {
     sel4::init_thread::slot::CNODE.cap()
 }
 
+/// `Untyped_Retype` of one object of `bp` from `ut` into slot `offset` of `dst`. Every
+/// retype goes through this one copy of the invocation: never inlined, because under QEMU's
+/// TCG every inlined copy that runs at boot is translated anew (issue 11, boot time).
+#[inline(never)]
+pub fn retype_one(ut: cap::Untyped, bp: &sel4::ObjectBlueprint, dst: &sel4::AbsoluteCPtr, offset: usize) -> sel4::Result<()> {
+    ut.untyped_retype(bp, dst, offset, 1)
+}
+
 /// Absolute path of slot `slot` of our CNode.
 pub fn root_path(slot: usize) -> sel4::AbsoluteCPtr {
     root_cnode().absolute_cptr(sel4::init_thread::Slot::<sel4::cap_type::Null>::from_index(slot).cptr())
@@ -191,7 +199,7 @@ impl Pool {
             let off = align_up(p.used, size);
             if p.size_bits >= bits && off + size <= 1 << p.size_bits {
                 let bp = sel4::ObjectBlueprint::Untyped { size_bits: bits };
-                if let Err(e) = p.cap.untyped_retype(&bp, &root_cnode().absolute_cptr_for_self(), slot, 1) {
+                if let Err(e) = retype_one(p.cap, &bp, &root_cnode().absolute_cptr_for_self(), slot) {
                     slots.free(slot);
                     return Err(e.into());
                 }
@@ -291,7 +299,7 @@ impl Budget {
             *used = align_up(*used, size) + size;
             *c
         };
-        if let Err(e) = cap::Untyped::from_bits(c as u64).untyped_retype(bp, dst, offset, 1) {
+        if let Err(e) = retype_one(cap::Untyped::from_bits(c as u64), bp, dst, offset) {
             return Err(e.into());
         }
         self.mine += size as u64;
@@ -347,13 +355,13 @@ impl Devices {
             let fits = usize::BITS - 1 - (offset - cur).leading_zeros();
             let bits = align.min(fits) as usize;
             let s = slots.alloc().map_err(|e| format!("{e}"))?;
-            ut.untyped_retype(&sel4::ObjectBlueprint::Untyped { size_bits: bits }, &here, s, 1)
+            retype_one(ut, &sel4::ObjectBlueprint::Untyped { size_bits: bits }, &here, s)
                 .map_err(|e| format!("skipping device memory: {e}"))?;
             cur += 1 << bits;
         }
         let s = slots.alloc().map_err(|e| format!("{e}"))?;
         use sel4::CapTypeForObjectOfFixedSize as _;
-        ut.untyped_retype(&sel4::cap_type::Granule::object_blueprint(), &here, s, 1)
+        retype_one(ut, &sel4::cap_type::Granule::object_blueprint(), &here, s)
             .map_err(|e| format!("the frame at {paddr:#x}: {e}"))?;
         self.used.insert(ix, offset + 4096);
         let frame = cap::Granule::from_bits(s as u64);

@@ -166,6 +166,13 @@ pub struct Space {
     pub stats: VmStats,
 }
 
+/// `Page_Map` of `frame` at `va` in `vspace`: every mapping goes through this one copy of
+/// the invocation (never inlined, as `ut::retype_one`).
+#[inline(never)]
+pub fn map_frame(frame: cap::Granule, vspace: cap::VSpace, va: usize, rights: sel4::CapRights, attrs: sel4::VmAttributes) -> sel4::Result<()> {
+    frame.frame_map(vspace, va, rights, attrs)
+}
+
 fn rights_attrs(prot: Prot) -> (sel4::CapRights, sel4::VmAttributes) {
     let rights = if prot.w() { sel4::CapRights::read_write() } else { sel4::CapRights::read_only() };
     let mut attrs = sel4::VmAttributes::DEFAULT;
@@ -191,6 +198,14 @@ impl Space {
             spare: Vec::new(),
             stats: VmStats::default(),
         }
+    }
+
+    /// The page at `vpage`, when one is backed: every lookup goes through this one copy of
+    /// the tree search (inlined, each copy that runs at boot is translated anew by QEMU's
+    /// TCG; issue 11).
+    #[inline(never)]
+    fn page(&self, vpage: u64) -> Option<Page> {
+        self.pages.get(&vpage).copied()
     }
 
     fn storage_path(&self, idx: usize) -> sel4::AbsoluteCPtr {
@@ -267,14 +282,14 @@ impl Space {
         let map = prot.0 != 0;
         let (idx, dirty) = if let Some(idx) = self.spare.pop() {
             if map {
-                self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+                self.with_cap(g, idx, |c| map_frame(c.cast(), vspace, vpage as usize, rights, attrs))?;
             }
             (idx, true)
         } else {
             let bp = sel4::cap_type::Granule::object_blueprint();
             let idx = self.new_object(g, b, &bp, |c| {
                 if map {
-                    c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs)
+                    map_frame(c.cast(), vspace, vpage as usize, rights, attrs)
                 } else {
                     Ok(())
                 }
@@ -326,7 +341,7 @@ impl Space {
     /// Ok(false): a real fault (unmapped address, or a page already mapped: a permission fault).
     pub fn fault_in(&mut self, g: &mut Global, b: &mut Budget, addr: u64) -> Result<bool> {
         let vpage = addr & !(PAGE_U64 - 1);
-        if self.pages.contains_key(&vpage) {
+        if self.page(vpage).is_some() {
             return Ok(false);
         }
         match self.range_of(addr) {
@@ -344,8 +359,8 @@ impl Space {
         if let Some(i) = g.alias.iter().position(|a| *a == Some((self.key, vpage))) {
             return Ok(i);
         }
-        let page = match self.pages.get(&vpage) {
-            Some(p) => *p,
+        let page = match self.page(vpage) {
+            Some(p) => p,
             None => match self.range_of(vpage) {
                 Some((_, _, prot)) => self.map_new(g, b, vpage, prot)?,
                 None => return Err(Error::Kernel(sel4::Error::FailedLookup)),
@@ -361,12 +376,8 @@ impl Space {
         g.evict(i);
         root_path(g.alias_slot[i]).copy(&self.storage_path(page.idx), sel4::CapRights::read_write())?;
         let copy = cap::Granule::from_bits(g.alias_slot[i] as u64);
-        if let Err(e) = copy.frame_map(
-            sel4::init_thread::slot::VSPACE.cap(),
-            kernel::window_addr(i),
-            sel4::CapRights::read_write(),
-            sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER,
-        ) {
+        let attrs = sel4::VmAttributes::DEFAULT | sel4::VmAttributes::EXECUTE_NEVER;
+        if let Err(e) = map_frame(copy, sel4::init_thread::slot::VSPACE.cap(), kernel::window_addr(i), sel4::CapRights::read_write(), attrs) {
             let _ = root_path(g.alias_slot[i]).delete();
             return Err(e.into());
         }
@@ -396,13 +407,13 @@ impl Space {
             let off = (at % PAGE_U64) as usize;
             let n = (PAGE - off).min(bytes.len() - done);
             let vpage = at - off as u64;
-            if self.pages.get(&vpage).is_some_and(|p| p.shared) {
+            if self.page(vpage).is_some_and(|p| p.shared) {
                 // Read-only text shared with the bundle (EFAULT, as Linux gives for it).
                 return Err(Error::Kernel(sel4::Error::IllegalOperation));
             }
             let i = self.alias(g, b, vpage)?;
             kernel::window_write(i, off, &bytes[done..done + n]);
-            if self.pages.get(&vpage).is_some_and(|p| p.mapped && p.prot.x()) {
+            if self.page(vpage).is_some_and(|p| p.mapped && p.prot.x()) {
                 kernel::unify_instruction(self.vspace, at as usize, (at + n as u64) as usize)?;
             }
             done += n;
@@ -460,12 +471,12 @@ impl Space {
         let vpages: Vec<u64> = self.pages.range(start..end).map(|(&k, _)| k).collect();
         let (rights, attrs) = rights_attrs(prot);
         let vspace = self.vspace;
-        if prot.w() && vpages.iter().any(|v| self.pages[v].shared) {
+        if prot.w() && vpages.iter().any(|&v| self.page(v).is_some_and(|p| p.shared)) {
             // Making shared text writable would need a private copy first.
             return Err(Error::Kernel(sel4::Error::IllegalOperation));
         }
         for vpage in vpages {
-            let mut page = self.pages[&vpage];
+            let Some(mut page) = self.page(vpage) else { continue };
             if page.prot == prot && page.mapped == (prot.0 != 0) {
                 // As it is already (a loaded ELF's data segment, mapped RW to be written).
                 continue;
@@ -477,7 +488,7 @@ impl Space {
                 page.mapped = false;
             } else {
                 // Mapping a mapped cap again at the same address changes its rights.
-                self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights.clone(), attrs))?;
+                self.with_cap(g, page.idx, |c| map_frame(c.cast(), vspace, vpage as usize, rights.clone(), attrs))?;
                 if prot.x() {
                     kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
                 }
@@ -523,7 +534,7 @@ impl Space {
         }
         let vspace = self.vspace;
         let (rights, attrs) = rights_attrs(Prot(prot.0 & !Prot::WRITE));
-        self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+        self.with_cap(g, idx, |c| map_frame(c.cast(), vspace, vpage as usize, rights, attrs))?;
         if prot.x() {
             kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
         }
@@ -551,7 +562,7 @@ impl Space {
                 self.pages.insert(vpage, Page { idx, ..p });
                 let vspace = self.vspace;
                 let (rights, attrs) = rights_attrs(Prot(p.prot.0 & !Prot::WRITE));
-                self.with_cap(g, idx, |c| c.cast::<sel4::cap_type::Granule>().frame_map(vspace, vpage as usize, rights, attrs))?;
+                self.with_cap(g, idx, |c| map_frame(c.cast(), vspace, vpage as usize, rights, attrs))?;
                 if p.prot.x() {
                     kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
                 }
