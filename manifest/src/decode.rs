@@ -229,7 +229,7 @@ impl<'a> Reader<'a> {
 
     fn spec(&mut self) -> R<Spec<Text<'a>>> {
         let (mut heap, mut stack, mut ut4k, mut utl, mut prio, mut maxp) = (None, None, None, None, None, None);
-        let (mut threads, mut procs, mut publishes, mut consumes) = (None, None, None, None);
+        let (mut threads, mut procs, mut publishes, mut consumes, mut rootfs_write) = (None, None, None, None, None);
         self.object(&mut |r, key| match key {
             "heap_pages" => set(&mut heap, r.u32()?),
             "stack_pages" => set(&mut stack, r.u32()?),
@@ -239,6 +239,7 @@ impl<'a> Reader<'a> {
             "max_priority" => set(&mut maxp, r.u8()?),
             "max_threads" => set(&mut threads, r.u32()?),
             "max_processes" => set(&mut procs, r.u32()?),
+            "rootfs_write_bytes" => set(&mut rootfs_write, r.number(u64::MAX)?),
             "publishes" => set(&mut publishes, r.texts()?),
             "consumes" => set(&mut consumes, r.texts()?),
             _ => r.skip(),
@@ -252,6 +253,7 @@ impl<'a> Reader<'a> {
             max_priority: need(maxp)?,
             max_threads: threads.unwrap_or(crate::defaults::MAX_THREADS),
             max_processes: procs.unwrap_or(crate::defaults::MAX_PROCESSES),
+            rootfs_write_bytes: rootfs_write.unwrap_or(crate::defaults::ROOTFS_WRITE_BYTES),
             publishes: need(publishes)?,
             consumes: need(consumes)?,
         })

@@ -546,7 +546,7 @@ mod tests {
               \"uid\" : 0 , \"cwd\" : \"/\" , \"envp\" : [ \"A=\\u00e9\" ] , \"argv\" : [ \"/a\" , \"b\" ] ,
               \"rootfs\" : \"r.cpio\" , \"binary\" : \"/a\" , \"name\" : \"a\" , \"more\" : 12.5e3 , \"flag\" : true } ] ,
               \"version\" : 1 , \"note\" : \"x\" } \n\t",
-            r#"{"version":1,"ends_with":"a","apps":[{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"networks":["n1","n2"],"spec":{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"max_threads":3,"max_processes":2,"publishes":[],"consumes":[]}}]}"#,
+            r#"{"version":1,"ends_with":"a","apps":[{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"networks":["n1","n2"],"spec":{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"max_threads":3,"max_processes":2,"rootfs_write_bytes":18446744073709551615,"publishes":[],"consumes":[]}}]}"#,
             r#"{"version":1,"ends_with":null,"apps":[{"name":"a","binary":"/a","rootfs":"r","text":"t","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"spec":{"heap_pages":0,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":255,"max_priority":255,"publishes":[],"consumes":[]}}]}"#,
         ];
         for json in accepted {
