@@ -176,6 +176,23 @@ fn proc_and_sys_describe_the_app_like_linux() {
 }
 
 #[test]
+fn pty_boots_like_linux() {
+    if !ready() {
+        return;
+    }
+    let Some(bin) = c_app("pty", Link::Static) else { return };
+    let Some(built) = Case::new("pty", &bin).kernel_fs().build() else { return };
+    assert!(built.want.stdout.contains("grandchild: killed by signal 2"), "Linux itself differs:\n{}", built.want.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image.elf");
+    sel4::pack(&[built.image.reference()], &image);
+    let c = sel4::boot(&image, BOOT_TIMEOUT);
+    assert!(c.finished, "no final line within {BOOT_TIMEOUT} s:\n{}", c.text);
+    assert_eq!(c.app_output(), built.want.stdout, "seL4 console differs from Linux; reports: {:?}", c.reports());
+    assert_eq!(c.status("pty"), Some(0), "{:?}", c.reports());
+}
+
+#[test]
 fn malloc_stress_boots_like_linux() {
     let Some((_, c)) = alone("malloc_stress", &[], &BIG_HEAP) else { return };
     assert!(c.text.contains("file mmap: foo"), "{}", c.text);
