@@ -37,6 +37,10 @@ use core::cell::RefCell;
 pub const MAX_PTYS: u32 = 256;
 /// Bytes queued each way before a writer waits.
 pub const PTY_CAPACITY: usize = 16 * 1024;
+/// Most bytes waiting for the master: what the slave wrote (room is checked against
+/// [`PTY_CAPACITY`] before ONLCR may double it) plus echo, which is dropped past this, as
+/// Linux drops echo that finds no room.
+const OUTPUT_MAX: usize = 2 * PTY_CAPACITY + 64;
 /// Longest canonical line (N_TTY_BUF_SIZE - 1): past it only a line end is taken.
 const MAX_CANON: usize = 4095;
 /// The slaves' major (UNIX98_PTY_SLAVE_MAJOR).
@@ -65,6 +69,7 @@ const VQUIT: usize = 1;
 const VERASE: usize = 2;
 const VKILL: usize = 3;
 const VEOF: usize = 4;
+const VTIME: usize = 5;
 const VMIN: usize = 6;
 const VSUSP: usize = 10;
 const VEOL: usize = 11;
@@ -201,12 +206,22 @@ impl Pty {
     fn canonical(&self) -> bool {
         self.termios.lflag & ICANON != 0
     }
+    /// Bytes a non-canonical read waits for: VMIN (up to `want`) without a VTIME, else one.
+    fn raw_need(&self, want: usize) -> usize {
+        let min = usize::from(self.termios.cc[VMIN]);
+        if self.termios.cc[VTIME] == 0 { min.min(want).max(1) } else { 1 }
+    }
     fn slave_ready(&self) -> bool {
         if self.canonical() {
             !self.lines.is_empty()
         } else {
-            let min = usize::from(self.termios.cc[VMIN]).max(1);
-            self.input.len() >= min.min(self.input.len().max(1))
+            !self.input.is_empty() && self.input.len() >= self.raw_need(usize::MAX)
+        }
+    }
+    /// Queues bytes for the master (echo past [`OUTPUT_MAX`] is dropped).
+    fn emit(&mut self, bytes: &[u8]) {
+        if self.output.len() + bytes.len() <= OUTPUT_MAX {
+            self.output.extend(bytes);
         }
     }
     /// A byte out through OPOST.
@@ -214,23 +229,26 @@ impl Pty {
         let t = self.termios;
         if t.oflag & OPOST != 0 {
             if c == b'\n' && t.oflag & ONLCR != 0 {
-                self.output.extend(b"\r\n");
-                return;
+                return self.emit(b"\r\n");
             }
             if c == b'\r' && t.oflag & OCRNL != 0 {
-                self.output.push_back(b'\n');
-                return;
+                return self.emit(b"\n");
             }
         }
-        self.output.push_back(c);
+        self.emit(&[c]);
+    }
+    /// Queues a signal for [`settle`] (once per kind per syscall).
+    fn raise(&mut self, target: i64, sig: u64) {
+        if !self.signals.contains(&(target, sig)) {
+            self.signals.push((target, sig));
+        }
     }
     /// Echoes `c`: a control character other than tab and newline as `^X` with ECHOCTL.
     /// Returns whether it took two columns.
     fn echo(&mut self, c: u8) -> bool {
         let ctl = self.termios.lflag & ECHOCTL != 0 && (c < 32 || c == 127) && c != b'\t';
         if ctl {
-            self.output.push_back(b'^');
-            self.output.push_back(c ^ 0x40);
+            self.emit(&[b'^', c ^ 0x40]);
         } else {
             self.put_out(c);
         }
@@ -241,7 +259,7 @@ impl Pty {
         let Some((_, wide)) = self.edit.pop() else { return false };
         if self.termios.lflag & ECHO != 0 {
             for _ in 0..if wide { 2 } else { 1 } {
-                self.output.extend(b"\x08 \x08");
+                self.emit(b"\x08 \x08");
             }
         }
         true
@@ -277,7 +295,7 @@ impl Pty {
             };
             if let Some(sig) = sig {
                 if let Some(g) = self.pgrp {
-                    self.signals.push((-i64::from(g), sig));
+                    self.raise(-i64::from(g), sig);
                 }
                 if t.lflag & NOFLSH == 0 {
                     self.flush_input();
@@ -458,8 +476,9 @@ impl<'a> FileObject<'a> for PtyFile {
             }
             n
         } else {
-            if p.input.is_empty() {
-                return if p.termios.cc[VMIN] == 0 { Ok(0) } else { Err(EBLOCK) };
+            // VMIN 0 reads what there is at once (a VTIME wait is not kept).
+            if p.termios.cc[VMIN] != 0 && p.input.len() < p.raw_need(buf.len()) {
+                return Err(EBLOCK);
             }
             buf.len().min(p.input.len())
         };
@@ -475,7 +494,7 @@ impl<'a> FileObject<'a> for PtyFile {
             return Ok(0);
         }
         let n = if self.master {
-            let room = PTY_CAPACITY.saturating_sub(p.input.len() + p.edit.len());
+            let room = PTY_CAPACITY.saturating_sub(p.input.len() + p.edit.len() + p.lines.len());
             if room == 0 {
                 return Err(EBLOCK);
             }
@@ -501,8 +520,13 @@ impl<'a> FileObject<'a> for PtyFile {
         bump(&p.gen);
         Ok(n)
     }
-    fn stat(&self, _cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+    fn stat(&self, cx: &Cx<'_, 'a>) -> SysResult<Stat> {
         let p = self.pty.borrow();
+        // The node it was opened by while it still names it (ttyname compares the two).
+        let own = if self.master { Dev::Ptmx } else { Dev::Pts(p.index) };
+        if matches!(cx.vfs.node(self.ino).kind, Kind::Dev(d) if d == own || d == Dev::Tty) {
+            return Ok(Stat::of_node(cx.vfs, self.ino));
+        }
         let (perm, rdev, owner) = if self.master {
             (0o666, makedev(5, 2), (0, 0))
         } else {
@@ -531,7 +555,7 @@ impl<'a> FileObject<'a> for PtyFile {
             if p.slave_closed {
                 r |= POLLHUP;
             }
-            if p.input.len() + p.edit.len() < PTY_CAPACITY {
+            if p.input.len() + p.edit.len() + p.lines.len() < PTY_CAPACITY {
                 r |= POLLOUT;
             }
             return r;
@@ -778,7 +802,7 @@ pub fn ioctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, end: &End, readable: bo
             if p.winsize != w {
                 p.winsize = w;
                 if let Some(g) = p.pgrp {
-                    p.signals.push((-i64::from(g), SIGWINCH));
+                    p.raise(-i64::from(g), SIGWINCH);
                 }
             }
             Ok(0)

@@ -1,6 +1,6 @@
 /* Pseudo-terminals: posix_openpt/grantpt/unlockpt/ptsname, a locked slave (EIO), the
  * /dev/pts listing, and a child that makes the slave its controlling terminal (setsid +
- * TIOCSCTTY) and reads lines in canonical mode while the parent types at the master:
+ * TIOCSCTTY; ttyname, /dev/tty) and reads lines in canonical mode while the parent types at the master:
  * echo with ICRNL/ONLCR, VERASE, VKILL, VEOF, a ^C that kills a grandchild in the
  * foreground group and one the child catches, a window size change (SIGWINCH), and then
  * EIO at the master once the slave is closed by all, and the hangup of a slave whose
@@ -149,6 +149,11 @@ static void child(int m, const char *name) {
     struct winsize ws;
     ioctl(s, TIOCGWINSZ, &ws);
     report(s, "winsize %dx%d", ws.ws_row, ws.ws_col);
+    char *tn = ttyname(s);
+    int tty = open("/dev/tty", O_RDWR);
+    if (tty < 0) report(s, "open /dev/tty: %s", strerror(errno));
+    else report(tty, "ttyname %s; this came through /dev/tty", tn ? tn : strerror(errno));
+    close(tty);
     char buf[256], esc[1024];
     for (int i = 0; i < 5; i++) {
         ssize_t n = read(s, buf, sizeof buf);
@@ -222,7 +227,7 @@ int main(void) {
     fflush(stdout);
     pid_t c = fork();
     if (c == 0) child(m, name);
-    collect(m, "set up", 3);
+    collect(m, "set up", 4);
     type(m, "hello\r");
     collect(m, "hello", 1);
     type(m, "abx\x7f" "c\r");

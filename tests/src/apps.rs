@@ -191,8 +191,8 @@ pub struct Limits {
     pub nproc: Option<u32>,
     /// Past this the run is killed and the test fails.
     pub timeout: Duration,
-    /// Mount /proc, /sys and /dev/pts (with /dev/ptmx) in the rootfs for the run (in a
-    /// mount namespace of its own), as a container runtime does.
+    /// Mount /proc, /sys and /dev/pts (with /dev/ptmx, and /dev/tty) in the rootfs for the
+    /// run (in a mount namespace of its own), as a container runtime does.
     pub kernel_fs: bool,
 }
 
@@ -229,10 +229,11 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
                 return None;
             }
             // 125: the mounts failed (no CAP_SYS_ADMIN), told apart from the app's statuses.
-            // devpts as docker mounts it, a new instance with /dev/ptmx a link into it (runc).
+            // devpts as docker mounts it, a new instance with /dev/ptmx a link into it (runc),
+            // and /dev/tty.
             "ulimit -c 0; exec unshare --mount --fork sh -c 'mkdir -p \"$0/proc\" \"$0/sys\" \"$0/dev/pts\" && mount -t proc proc \"$0/proc\" \
              && mount -t sysfs sysfs \"$0/sys\" && mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts \"$0/dev/pts\" \
-             && ln -sfn pts/ptmx \"$0/dev/ptmx\" || exit 125; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"' \"$0\" \"$@\""
+             && ln -sfn pts/ptmx \"$0/dev/ptmx\" && touch \"$0/dev/tty\" && mount --bind /dev/tty \"$0/dev/tty\" || exit 125; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"' \"$0\" \"$@\""
                 .to_string()
         }
         None => "ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"".to_string(),

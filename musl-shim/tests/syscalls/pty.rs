@@ -227,6 +227,58 @@ fn raw_mode_passes_bytes_through_without_echo() {
     // The master's TCGETS is the slave's termios.
     assert_eq!(t.call(IOCTL, &[m, TCGETS, BUF]), 0);
     assert_eq!(t.u32_at(BUF + 12), lflag);
+    // VMIN 3 (no VTIME): a read waits for three bytes.
+    t.p.mem.write(BUF + 17 + 6, &[3]).unwrap();
+    assert_eq!(t.call(IOCTL, &[s, TCSETS, BUF]), 0);
+    t.put(m, b"ab");
+    assert_eq!(t.action(READ, &[s, BUF, 100]), Action::Block);
+    t.put(m, b"c");
+    assert_eq!(t.get(s, 100).unwrap(), b"abc");
+    // VMIN 0: a read returns at once, with nothing.
+    assert_eq!(t.call(IOCTL, &[s, TCGETS, BUF]), 0);
+    t.p.mem.write(BUF + 17 + 6, &[0]).unwrap();
+    assert_eq!(t.call(IOCTL, &[s, TCSETS, BUF]), 0);
+    assert_eq!(t.get(s, 100).unwrap(), b"");
+}
+
+#[test]
+fn queues_are_bounded_and_fstat_agrees_with_the_node() {
+    let mut t = T::with_tasks();
+    let (m, _) = t.openpt();
+    let s = t.open("/dev/pts/0", O_RDWR | O_NOCTTY | O_NONBLOCK) as u64;
+    // ttyname: fstat of the slave is the stat of /dev/pts/0.
+    assert_eq!(t.call(FSTAT, &[s, BUF]), 0);
+    let mut a = [0u8; 16];
+    t.p.mem.read(BUF, &mut a).unwrap();
+    let path = t.str("/dev/pts/0");
+    assert_eq!(t.call(NEWFSTATAT, &[AT_FDCWD, path, BUF, 0]), 0);
+    let mut b = [0u8; 16];
+    t.p.mem.read(BUF, &mut b).unwrap();
+    assert_eq!(a, b, "st_dev and st_ino");
+    // End-of-file characters nobody reads fill the slave's queue too: the master waits.
+    assert_eq!(t.call(FCNTL, &[m, 4 /* F_SETFL */, O_NONBLOCK]), 0);
+    let eofs = vec![4u8; 4096];
+    let mut total = 0;
+    loop {
+        let n = t.put(m, &eofs);
+        if n < 0 {
+            assert_eq!(n, EAGAIN.ret());
+            break;
+        }
+        total += n;
+        assert!(total <= 64 * 1024, "unbounded");
+    }
+    // Echo that the master does not read is dropped past a bound; the slave still reads.
+    let mut t = T::with_tasks();
+    let (m, _) = t.openpt();
+    let s = t.open("/dev/pts/0", O_RDWR | O_NOCTTY) as u64;
+    for _ in 0..40 {
+        assert_eq!(t.put(m, &[b'x'; 4095]), 4095);
+        assert_eq!(t.put(m, b"\r"), 1);
+        assert_eq!(t.get(s, 8192).unwrap().len(), 4096);
+    }
+    let queued = t.ioctl_u32(m, FIONREAD).unwrap();
+    assert!(queued < 40 * 4096 && queued >= 32 * 1024, "{queued}");
 }
 
 #[test]
