@@ -447,3 +447,53 @@ fn session_leader_exit_hangs_up_the_foreground_group() {
     assert_eq!(t.action(EXIT_GROUP, &[0]), Action::Exit(0));
     assert_eq!(t.ended(job), Some(Ended::Killed(1)));
 }
+
+#[test]
+fn random_traffic_and_ioctls_never_panic() {
+    let mut t = T::with_tasks();
+    let (m, n) = t.openpt();
+    let child = t.fork();
+    t.run_as(child);
+    assert_eq!(t.call(SETSID, &[]), child as i64);
+    let s = t.open(&format!("/dev/pts/{n}"), O_RDWR | O_NONBLOCK) as u64;
+    assert_eq!(t.call(FCNTL, &[m, 4 /* F_SETFL */, O_NONBLOCK]), 0);
+    t.run_as(1);
+    // The parent, which may come to own the terminal, ignores what it could send.
+    let ign = t.at;
+    t.at += 32;
+    t.p.mem.write(ign, &[1, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    for sig in [1, 2, 3, 20, 28] {
+        assert_eq!(t.call(RT_SIGACTION, &[sig, ign, 0, 8]), 0);
+    }
+    let ioctls = [TCGETS, TCSETS, 0x5403, 0x5404, 0x5409, 0x540b, TIOCSCTTY, TIOCGPGRP, TIOCSPGRP, 0x5411, TIOCGWINSZ, TIOCSWINSZ, FIONREAD, TIOCNOTTY, TIOCGSID, TIOCGPTN, TIOCSPTLCK, 0x8004_5439, 0x5424, 0x1234];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut done = 0;
+    for _ in 0..20_000 {
+        done += 1;
+        let r = next();
+        let bytes: Vec<u8> = (0..(r >> 8) % 48).map(|_| next() as u8 & 0x7f).collect();
+        t.p.mem.write(BUF, &bytes).unwrap();
+        let fd = if r & 1 == 0 { m } else { s };
+        let a = match (r >> 1) % 4 {
+            0 => t.action(WRITE, &[fd, BUF, bytes.len() as u64]),
+            1 => t.action(READ, &[fd, BUF, (r >> 16) % 300]),
+            _ => t.action(IOCTL, &[fd, ioctls[(r >> 20) as usize % ioctls.len()], BUF]),
+        };
+        match a {
+            Action::Return(v) => assert!(v <= 300, "{v}"),
+            Action::Killed(sig) => assert_ne!(t.s.proc_.pid, 1, "the parent killed by {sig}"),
+            other => panic!("{other:?}"),
+        }
+        // Now and then as the child, while it lives.
+        let alive = t.s.tasks.procs.get(&child).is_some_and(|p| p.ended.is_none());
+        let as_child = alive && next() % 3 == 0;
+        t.run_as(if as_child { child } else { 1 });
+    }
+    assert_eq!(done, 20_000);
+}
