@@ -497,3 +497,15 @@ fn random_traffic_and_ioctls_never_panic() {
     }
     assert_eq!(done, 20_000);
 }
+
+#[test]
+fn fionread_counts_a_pipes_bytes_too() {
+    let mut t = T::with_tasks();
+    assert_eq!(t.call(PIPE2, &[BUF + 64, 0]), 0);
+    let (r, w) = (t.u32_at(BUF + 64) as u64, t.u32_at(BUF + 68) as u64);
+    assert_eq!(t.put(w, b"12345"), 5);
+    assert_eq!(t.ioctl_u32(r, FIONREAD), Ok(5));
+    // A regular file is not a terminal: ENOTTY as before.
+    let f = t.open("/foo.txt", 0) as u64;
+    assert_eq!(t.ioctl_u32(f, TCGETS), Err(ENOTTY.ret()));
+}
