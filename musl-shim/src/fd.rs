@@ -109,6 +109,10 @@ pub trait FileObject<'a> {
     fn as_inotify(&self) -> Option<&crate::inotify::Inotify> {
         None
     }
+    /// The pty, when this is one of its ends (for its ioctls).
+    fn pty(&self) -> Option<crate::pty::End> {
+        None
+    }
 }
 
 /// An open file description, shared by dup'd fds.
@@ -374,8 +378,8 @@ impl<'a> FileObject<'a> for DevFile {
                 Ok(buf.len())
             }
             Dev::Tty | Dev::Console => Ok(cx.dev.console_read(buf)),
-            // Opened as a ChannelEnd, never as a DevFile.
-            Dev::Channel(_) => Err(EBADF),
+            // Opened as a ChannelEnd or a PtyFile, never as a DevFile.
+            Dev::Channel(_) | Dev::Ptmx | Dev::Pts(_) => Err(EBADF),
         }
     }
     fn write(&mut self, cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {

@@ -24,6 +24,7 @@ pub mod net;
 pub mod pipe;
 pub mod platform;
 pub mod procfs;
+pub mod pty;
 pub mod sigframe;
 pub mod poll;
 pub mod start;
@@ -177,6 +178,8 @@ pub struct Shim<'a> {
     pub execs: u64,
     /// What [`procfs::refresh`] last saw.
     pub proc_seen: Option<procfs::Seen>,
+    /// The app's pseudo-terminals.
+    pub ptys: pty::Ptys,
 }
 
 impl<'a> Shim<'a> {
@@ -232,6 +235,7 @@ impl<'a> Shim<'a> {
             consumes: Vec::new(),
             execs: 0,
             proc_seen: None,
+            ptys: Default::default(),
         }
     }
 
@@ -464,6 +468,11 @@ impl<'a> Shim<'a> {
                 }
                 Action::Return(errno::ENOSYS.ret())
             }
+        };
+        // Signals the ptys raised (^C, a resize, a hangup) go out now.
+        let action = match pty::settle(self) {
+            Some(sig) if !matches!(action, Action::Exit(_) | Action::Killed(_)) => self.end_current(task::Ended::Killed(sig)),
+            _ => action,
         };
         if !matches!(action, Action::Block) {
             // The call is over: a deadline kept for its retries goes with it.

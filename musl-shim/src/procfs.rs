@@ -398,6 +398,7 @@ pub fn render<E: Platform>(s: &Shim<'_>, env: &mut E, g: Gen) -> Vec<u8> {
 const MOUNTS: &str = "overlay / overlay rw,relatime 0 0\n\
 proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n\
 tmpfs /dev tmpfs rw,nosuid,size=65536k,mode=755 0 0\n\
+devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666 0 0\n\
 sysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n\
 cgroup /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime 0 0\n\
 tmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n";

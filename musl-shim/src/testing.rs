@@ -182,7 +182,7 @@ pub fn sample_rootfs() -> Vec<u8> {
 }
 
 /// Fixed guest addresses holding useful paths, so random sequences reach deep paths.
-pub const FUZZ_PATHS: [(&str, u64); 8] = [
+pub const FUZZ_PATHS: [(&str, u64); 10] = [
     ("/data/link", 0x18000),
     ("/tmp/f", 0x18100),
     ("/dev/zero", 0x18200),
@@ -191,6 +191,8 @@ pub const FUZZ_PATHS: [(&str, u64); 8] = [
     ("/data/loop", 0x18500),
     ("..", 0x18600),
     ("/tmp", 0x18700),
+    ("/dev/ptmx", 0x18800),
+    ("/dev/pts/0", 0x18900),
 ];
 
 /// Scratch memory the fuzz inputs point into.

@@ -58,12 +58,14 @@ pub enum Fs {
     Proc,
     /// /sys: read-only.
     Sys,
+    /// /dev/pts: its nodes are the ptys' ([`crate::pty`]).
+    Devpts,
 }
 
 impl Fs {
     /// May be created in, written, removed from.
     pub fn writable(self) -> bool {
-        !matches!(self, Fs::Proc | Fs::Sys)
+        !matches!(self, Fs::Proc | Fs::Sys | Fs::Devpts)
     }
     /// Which byte counter its data is charged to: 0 the rootfs layer, 1 the tmpfses.
     fn pool(self) -> usize {
@@ -81,6 +83,7 @@ impl Fs {
             Fs::Dev => (0x0102_1994, 2 | 1024),
             Fs::Proc => (0x9fa0, 2 | 4 | 8 | 1024),
             Fs::Sys => (0x6265_6572, 1 | 2 | 4 | 8 | 1024),
+            Fs::Devpts => (0x1cd1, 2 | 8 | 1024),
         }
     }
 }
@@ -121,6 +124,10 @@ pub enum Dev {
     Console,
     /// /dev/selkie/channels/NAME: channel N of the image's bus (crate::channel).
     Channel(u16),
+    /// /dev/pts/ptmx: opening it makes a pty ([`crate::pty`]).
+    Ptmx,
+    /// /dev/pts/N: pty N's slave.
+    Pts(u32),
 }
 
 impl Dev {
@@ -135,6 +142,8 @@ impl Dev {
             Dev::Tty => (5, 0),
             Dev::Console => (5, 1),
             Dev::Channel(n) => (crate::channel::CHANNEL_MAJOR, u32::from(n)),
+            Dev::Ptmx => (5, 2),
+            Dev::Pts(n) => (crate::pty::PTS_MAJOR + n / 256, n % 256),
         }
     }
 }
@@ -342,6 +351,7 @@ impl<'a> Vfs<'a> {
         ] {
             self.replace(dev, name, Kind::Symlink(target.to_vec()), 0o777, Fs::Dev);
         }
+        crate::pty::add_devpts(self, dev);
         crate::procfs::add_static(self);
         // /dev/shm: POSIX shared memory's tmpfs (shm_open, memfd_create), counted as /tmp is.
         let shm = self.ensure_dir(dev, b"shm", Fs::Tmpfs);

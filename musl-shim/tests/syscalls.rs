@@ -6,6 +6,9 @@ use musl_shim::sys::nr::*;
 use musl_shim::testing::{sample_rootfs, FakePlatform};
 use musl_shim::{Action, Config, ExecImage, GuestMemory, Shim};
 
+#[path = "syscalls/pty.rs"]
+mod pty;
+
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
 const HEAP: u64 = 1 << 20;

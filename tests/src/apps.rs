@@ -191,8 +191,10 @@ pub struct Limits {
     pub nproc: Option<u32>,
     /// Past this the run is killed and the test fails.
     pub timeout: Duration,
-    /// Mount /proc, /sys and the host's /dev in the rootfs for the run (in a mount
-    /// namespace of its own), as a container runtime gives them.
+    /// Mount /proc, /sys and a container's /dev (a tmpfs with null, zero, full, random,
+    /// urandom and tty bound from the host, a new devpts instance with /dev/ptmx a link into
+    /// it, a tmpfs /dev/shm and the /proc/self/fd links) in the rootfs for the run, in a mount
+    /// namespace of its own, as a container runtime does.
     pub kernel_fs: bool,
 }
 
@@ -229,9 +231,15 @@ pub fn reference_with(rootfs: &Path, name: &str, args: &[&str], env: &[(&str, &s
                 return None;
             }
             // 125: the mounts failed (no CAP_SYS_ADMIN), told apart from the app's statuses.
-            "ulimit -c 0; exec unshare --mount --fork sh -c 'mkdir -p \"$0/proc\" \"$0/sys\" \"$0/dev\" && mount -t proc proc \"$0/proc\" \
-             && mount -t sysfs sysfs \"$0/sys\" && mount --rbind /dev \"$0/dev\" || exit 125; \
-             exec chroot \"$0\" /.qemu-aarch64-static \"$@\"' \"$0\" \"$@\""
+            // /dev as runc lays it out: devpts a new instance, /dev/ptmx a link into it.
+            "ulimit -c 0; exec unshare --mount --fork sh -c 'r=$0; mkdir -p \"$r/proc\" \"$r/sys\" \"$r/dev\" \
+             && mount -t proc proc \"$r/proc\" && mount -t sysfs sysfs \"$r/sys\" && mount -t tmpfs -o mode=755 tmpfs \"$r/dev\" \
+             && mkdir \"$r/dev/pts\" \"$r/dev/shm\" && for d in null zero full random urandom tty; do \
+             touch \"$r/dev/$d\" && mount --bind /dev/$d \"$r/dev/$d\" || exit 125; done \
+             && mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts \"$r/dev/pts\" && ln -s pts/ptmx \"$r/dev/ptmx\" \
+             && mount -t tmpfs -o mode=1777 shm \"$r/dev/shm\" && ln -s /proc/self/fd \"$r/dev/fd\" \
+             && ln -s /proc/self/fd/0 \"$r/dev/stdin\" && ln -s /proc/self/fd/1 \"$r/dev/stdout\" && ln -s /proc/self/fd/2 \"$r/dev/stderr\" \
+             || exit 125; exec chroot \"$r\" /.qemu-aarch64-static \"$@\"' \"$0\" \"$@\""
                 .to_string()
         }
         None => "ulimit -c 0; exec chroot \"$0\" /.qemu-aarch64-static \"$@\"".to_string(),

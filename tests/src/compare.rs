@@ -138,7 +138,7 @@ impl Case {
         self
     }
 
-    /// The reference runs with /proc and /sys mounted, as in a container.
+    /// The reference runs with /proc, /sys and /dev/pts mounted, as in a container.
     pub fn kernel_fs(mut self) -> Case {
         self.limits.kernel_fs = true;
         self

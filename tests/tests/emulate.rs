@@ -190,3 +190,16 @@ fn proc_and_sys_match_linux() {
     assert_eq!(o.stdout.matches(" yes\n").count(), 26, "{}", o.stdout);
     assert_eq!(o.status, 0);
 }
+
+#[test]
+fn pty_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("pty", Link::Static) else { return };
+    let Some(o) = Case::new("pty", &bin).kernel_fs().compare() else { return };
+    for line in ["ptsname /dev/pts/0", "read 4: abc\\n", "grandchild: killed by signal 2", "caught SIGWINCH: yes, winsize 40x100", "hung-up slave read: 0"] {
+        assert!(o.stdout.contains(line), "{line:?} in\n{}", o.stdout);
+    }
+    assert_eq!(o.status, 0);
+}

@@ -166,13 +166,30 @@ fn proc_and_sys_describe_the_app_like_linux() {
     let Some(bin) = c_app("procinfo", Link::Static) else { return };
     let Some(built) = Case::new("procinfo", &bin).kernel_fs().build() else { return };
     assert!(!built.want.stdout.contains(" NO\n"), "Linux itself disagrees:\n{}", built.want.stdout);
+    boots_as_linux_ran("procinfo", &built);
+}
+
+/// Boots a built case alone on seL4: its console must say what Linux printed, and it must
+/// exit 0.
+fn boots_as_linux_ran(name: &str, built: &selkie_tests::compare::Built) {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("image.elf");
     sel4::pack(&[built.image.reference()], &image);
     let c = sel4::boot(&image, BOOT_TIMEOUT);
     assert!(c.finished, "no final line within {BOOT_TIMEOUT} s:\n{}", c.text);
     assert_eq!(c.app_output(), built.want.stdout, "seL4 console differs from Linux; reports: {:?}", c.reports());
-    assert_eq!(c.status("procinfo"), Some(0), "{:?}", c.reports());
+    assert_eq!(c.status(name), Some(0), "{:?}", c.reports());
+}
+
+#[test]
+fn pty_boots_like_linux() {
+    if !ready() {
+        return;
+    }
+    let Some(bin) = c_app("pty", Link::Static) else { return };
+    let Some(built) = Case::new("pty", &bin).kernel_fs().build() else { return };
+    assert!(built.want.stdout.contains("grandchild: killed by signal 2"), "Linux itself differs:\n{}", built.want.stdout);
+    boots_as_linux_ran("pty", &built);
 }
 
 #[test]

@@ -69,7 +69,7 @@ enum Cmd {
         /// The built root-server ELF (seL4 platforms; default: the build dir's, see root-server/build.sh).
         #[arg(long)]
         root_server: Option<PathBuf>,
-        /// Keep every device node and fifo, not only null, zero, full, random, urandom, tty, console.
+        /// Keep every device node and fifo, not only null, zero, full, random, urandom, tty, console, ptmx.
         #[arg(long)]
         keep_devices: bool,
         /// App name (one image only); defaults to the label or the image name.

@@ -117,6 +117,11 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
         }
         Found::Node(ino) => ino,
     };
+    if let (Kind::Dev(d), 0) = (&s.vfs.node(ino).kind, flags & O_PATH) {
+        if let Some(r) = crate::pty::open(s, env, *d, ino, flags) {
+            return r;
+        }
+    }
     let node = s.vfs.node(ino);
     if flags & O_DIRECTORY != 0 && !node.is_dir() {
         return Err(ENOTDIR);
@@ -821,6 +826,18 @@ pub fn ioctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
             return Ok(0);
         }
         _ => {}
+    }
+    let pty = file.borrow().obj.pty();
+    if let Some(end) = pty {
+        let readable = file.borrow().readable();
+        return crate::pty::ioctl(s, env, &end, readable, a);
+    }
+    if a[1] == crate::pty::FIONREAD {
+        let n = file.borrow().obj.fionread();
+        if let Some(n) = n {
+            env.write_u32(a[2], n.min(i32::MAX as usize) as u32)?;
+            return Ok(0);
+        }
     }
     let tty = file.borrow().obj.is_terminal(&cx(s, env));
     if !tty {

@@ -17,8 +17,9 @@ use std::io::{Read, Write};
 use tree::{clean, Inode, Kind, Meta, NodeId, PathError, Tree, ROOT};
 
 /// Character devices kept by default: (major, minor) of null, zero, full, random, urandom,
-/// tty and console.
-pub const KEPT_DEVICES: [(u32, u32); 7] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1)];
+/// tty, console and ptmx (the app's /dev has them all whatever the image holds; these are
+/// kept so that the rootfs lists what the image does).
+pub const KEPT_DEVICES: [(u32, u32); 8] = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)];
 
 /// Options for flattening.
 #[derive(Clone, Debug, Default)]
@@ -564,6 +565,38 @@ mod tests {
         ]);
         let names: Vec<String> = flatten(vec![l1]).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, [".", "a", "m", "z", "z/file", "a/file"]);
+    }
+
+    /// A layer of device nodes: (path, type, (major, minor)).
+    fn device_layer(entries: &[(&str, tar::EntryType, (u32, u32))]) -> (Vec<u8>, Digest) {
+        let mut b = tar::Builder::new(Vec::new());
+        for &(path, kind, (major, minor)) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(0o666);
+            h.set_size(0);
+            h.set_device_major(major).unwrap();
+            h.set_device_minor(minor).unwrap();
+            b.append_data(&mut h, path, &[][..]).unwrap();
+        }
+        let v = b.into_inner().unwrap();
+        let d = Digest::of(&v);
+        (v, d)
+    }
+
+    #[test]
+    fn well_known_character_devices_are_kept_and_others_dropped() {
+        let devices = [
+            ("dev/ptmx", T::Char, (5, 2)),
+            ("dev/null", T::Char, (1, 3)),
+            ("dev/sda", T::Block, (8, 0)),
+            ("dev/ttyS0", T::Char, (4, 64)),
+        ];
+        let img = Image::in_memory(serde_json::json!({}), vec![device_layer(&devices)]).unwrap();
+        let s = scan(&img, &Options::default(), |_| {}).unwrap();
+        assert_eq!(s.dropped, ["dev/sda", "dev/ttyS0"]);
+        let names: Vec<String> = flatten(vec![device_layer(&devices)]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [".", "dev", "dev/null", "dev/ptmx"]);
     }
 
     #[test]
