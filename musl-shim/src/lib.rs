@@ -174,6 +174,11 @@ pub struct Shim<'a> {
     pub bus: Option<channel::SharedBus>,
     pub publishes: Vec<usize>,
     pub consumes: Vec<usize>,
+    /// The tree's named pipes that have been opened, and the threads waiting in an open
+    /// of one for the other side, by (fifo, thread, for writing): the end the other side's
+    /// open made for them once it came.
+    pub fifos: alloc::collections::BTreeMap<vfs::Ino, pipe::Fifo>,
+    pub fifo_openers: alloc::collections::BTreeMap<(vfs::Ino, task::Tid, bool), Option<pipe::FifoEnd>>,
     /// Programs started so far (the first one and every exec), for [`procfs::refresh`].
     pub execs: u64,
     /// What [`procfs::refresh`] last saw.
@@ -233,6 +238,8 @@ impl<'a> Shim<'a> {
             bus: None,
             publishes: Vec::new(),
             consumes: Vec::new(),
+            fifos: Default::default(),
+            fifo_openers: Default::default(),
             execs: 0,
             proc_seen: None,
             ptys: Default::default(),

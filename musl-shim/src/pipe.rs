@@ -132,6 +132,64 @@ impl<'a> FileObject<'a> for PipeWriter {
     }
 }
 
+/// A named pipe (a fifo node of the tree): every open of it gets an end of one buffer.
+pub struct Fifo {
+    buf: Rc<RefCell<PipeBuf>>,
+    gen: IoGen,
+}
+
+impl Fifo {
+    pub fn new(gen: &IoGen, ino: u64) -> Fifo {
+        Fifo { buf: Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 0, writers: 0, ino })), gen: gen.clone() }
+    }
+    pub fn readers(&self) -> usize {
+        self.buf.borrow().readers
+    }
+    pub fn writers(&self) -> usize {
+        self.buf.borrow().writers
+    }
+    pub fn reader(&self) -> PipeReader {
+        self.buf.borrow_mut().readers += 1;
+        bump(&self.gen);
+        PipeReader { buf: self.buf.clone(), gen: self.gen.clone() }
+    }
+    pub fn writer(&self) -> PipeWriter {
+        self.buf.borrow_mut().writers += 1;
+        bump(&self.gen);
+        PipeWriter { buf: self.buf.clone(), gen: self.gen.clone() }
+    }
+}
+
+/// One end of a fifo, made for an open still waiting.
+pub enum FifoEnd {
+    R(PipeReader),
+    W(PipeWriter),
+}
+
+/// A fifo opened O_RDWR: both ends in one file.
+pub struct FifoBoth {
+    pub r: PipeReader,
+    pub w: PipeWriter,
+}
+
+impl<'a> FileObject<'a> for FifoBoth {
+    fn read(&mut self, cx: &mut Cx<'_, 'a>, buf: &mut [u8]) -> SysResult<usize> {
+        self.r.read(cx, buf)
+    }
+    fn write(&mut self, cx: &mut Cx<'_, 'a>, buf: &[u8], append: bool) -> SysResult<usize> {
+        self.w.write(cx, buf, append)
+    }
+    fn stat(&self, cx: &Cx<'_, 'a>) -> SysResult<Stat> {
+        self.r.stat(cx)
+    }
+    fn poll(&self, cx: &Cx<'_, 'a>) -> u16 {
+        (self.r.poll(cx) & POLLIN) | (self.w.poll(cx) & POLLOUT)
+    }
+    fn fionread(&self) -> Option<usize> {
+        self.r.fionread()
+    }
+}
+
 impl Drop for PipeReader {
     fn drop(&mut self) {
         self.buf.borrow_mut().readers -= 1;

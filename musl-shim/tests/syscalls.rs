@@ -816,3 +816,24 @@ fn fifos_and_socket_paths_are_files() {
     assert_eq!(t.call(BIND, &[b, sun, addr.len() as u64]), 0);
     assert_eq!(t.call(LISTEN, &[b, 4]), 0);
 }
+
+#[test]
+fn fifos_carry_bytes_between_their_ends() {
+    let mut t = T::new();
+    let fifo = t.str("/tmp/fifo");
+    assert_eq!(t.call(MKNODAT, &[AT_FDCWD, fifo, 0o010644, 0]), 0);
+    assert_eq!(t.open("/tmp/fifo", 0o4001), ENXIO.ret(), "O_WRONLY|O_NONBLOCK without a reader");
+    let r = t.open("/tmp/fifo", 0o4000);
+    assert!(r >= 0, "O_RDONLY|O_NONBLOCK opens at once");
+    let w = t.open("/tmp/fifo", 0o4001);
+    assert!(w >= 0, "a reader is there now");
+    let s = t.str("through");
+    assert_eq!(t.call(WRITE, &[w as u64, s, 7]), 7);
+    assert_eq!(t.read_all(r), b"through");
+    assert_eq!(t.call(CLOSE, &[w as u64]), 0);
+    assert_eq!(t.call(READ, &[r as u64, SCRATCH, 16]), 0, "no writer left: end of file");
+    let both = t.open("/tmp/fifo", 2);
+    assert!(both >= 0, "O_RDWR never waits");
+    assert_eq!(t.call(WRITE, &[both as u64, s, 3]), 3);
+    assert_eq!(t.read_all(both), b"thr");
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CHECK(what, call) do { errno = 0; long r_ = (long)(call); \
@@ -197,5 +198,26 @@ int main(int argc, char **argv) {
     printf("still open: \"%.6s\" nlink %u\n", buf, (unsigned)st.st_nlink);
     close(fd);
     stat_of("/data/hard.txt");
+
+    /* A fifo: the reader's open waits for the writer, and the bytes go through. */
+    CHECK("mkfifo /var/fifo", mkfifo("/var/fifo", 0600));
+    stat_of("/var/fifo");
+    pid_t child = fork();
+    if (child == 0) {
+        int w = open("/var/fifo", O_WRONLY);
+        write(w, "through the fifo\n", 17);
+        close(w);
+        _exit(0);
+    }
+    fd = open("/var/fifo", O_RDONLY);
+    memset(buf, 0, sizeof buf);
+    char line[32] = {0};
+    ssize_t got = 0, r;
+    while ((r = read(fd, line + got, sizeof line - 1 - got)) > 0) got += r;
+    close(fd);
+    waitpid(child, NULL, 0);
+    printf("fifo gave: %s", line);
+    errno = 0;
+    printf("O_NONBLOCK writer without a reader: %s\n", open("/var/fifo", O_WRONLY | O_NONBLOCK) < 0 ? strerror(errno) : "opened");
     return 0;
 }

@@ -179,6 +179,7 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
             }
             Box::new(DevFile { dev: *d, ino })
         }
+        Kind::Other(crate::vfs::S_IFIFO) => open_fifo(s, ino, flags)?,
         Kind::Other(_) => return Err(ENXIO),
     };
     let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_CLOEXEC);
@@ -186,6 +187,51 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
 }
 
 /// pipe2(fds, flags): O_CLOEXEC, O_NONBLOCK (O_DIRECT is refused).
+/// Opens a fifo as Linux does: read-write at once; for reading, once a writer has it
+/// open or is waiting to (at once with O_NONBLOCK); for writing, once a reader has it open
+/// or is waiting (ENXIO with O_NONBLOCK). A waiting open parks its thread ([`EBLOCK`]) and
+/// runs again when either side changes.
+fn open_fifo<'a>(s: &mut Shim<'a>, ino: Ino, flags: u32) -> SysResult<Box<dyn FileObject<'a> + 'a>> {
+    use crate::pipe::FifoEnd;
+    let boxed = |e: FifoEnd| -> Box<dyn FileObject<'a> + 'a> {
+        match e {
+            FifoEnd::R(r) => Box::new(r),
+            FifoEnd::W(w) => Box::new(w),
+        }
+    };
+    let gen = s.tasks.io_gen.clone();
+    let fifo = s.fifos.entry(ino).or_insert_with(|| crate::pipe::Fifo::new(&gen, ino as u64 + 1));
+    let me = s.tasks.cur;
+    let acc = flags & O_ACCMODE;
+    if acc == O_RDWR {
+        return Ok(Box::new(crate::pipe::FifoBoth { r: fifo.reader(), w: fifo.writer() }));
+    }
+    let write = acc == O_WRONLY;
+    // The other side came while this open waited: its end is made.
+    if let Some(Some(end)) = s.fifo_openers.remove(&(ino, me, write)) {
+        return Ok(boxed(end));
+    }
+    // Opens of the other side that wait complete now, with this one.
+    let waiting: Vec<(Ino, u32, bool)> =
+        s.fifo_openers.iter().filter(|(&(i, _, w), end)| i == ino && w != write && end.is_none()).map(|(k, _)| *k).collect();
+    for k in &waiting {
+        let end = if k.2 { FifoEnd::W(fifo.writer()) } else { FifoEnd::R(fifo.reader()) };
+        s.fifo_openers.insert(*k, Some(end));
+    }
+    let ready = !waiting.is_empty() || if write { fifo.readers() > 0 } else { fifo.writers() > 0 };
+    if ready || (!write && flags & O_NONBLOCK != 0) {
+        s.fifo_openers.remove(&(ino, me, write));
+        return Ok(boxed(if write { FifoEnd::W(fifo.writer()) } else { FifoEnd::R(fifo.reader()) }));
+    }
+    if write && flags & O_NONBLOCK != 0 {
+        return Err(ENXIO);
+    }
+    if s.fifo_openers.insert((ino, me, write), None).is_none() {
+        crate::pipe::bump(&gen);
+    }
+    Err(EBLOCK)
+}
+
 /// `O_TMPFILE`: an unnamed file in the directory `p`, open for writing.
 fn open_tmpfile<E: Platform>(s: &mut Shim<'_>, env: &mut E, start: Ino, p: &[u8], flags: u32, mode: u32) -> SysResult<u64> {
     if flags & O_ACCMODE == O_RDONLY || flags & (O_CREAT | O_PATH) != 0 {
