@@ -28,13 +28,14 @@ const PACKAGES: [&str; 28] = [
 
 /// Modules that exercise the OS: files, processes, signals, terminals, memory, time.
 const ALL: [&str; 40] = [
-    "test_os", "test_posix", "test_pty", "test_subprocess", "test_signal", "test_resource", "test_shutil",
-    "test_tempfile", "test_pathlib", "test_mmap", "test_multiprocessing_fork", "test_fileio", "test_glob",
-    "test_fnmatch", "test_stat", "test_posixpath", "test_genericpath", "test_select", "test_selectors",
-    "test_fcntl", "test_time", "test_threading", "test_thread", "test_pwd", "test_grp", "test_platform",
-    "test_filecmp", "test_fileinput", "test_tarfile", "test_zlib", "test_errno", "test_epoll", "test_wait3",
-    "test_wait4", "test_uuid", "test_sched", "test_faulthandler", "test_atexit", "test_compileall",
-    "test_file",
+    // Quick ones first, the long ones (minutes on Linux) last.
+    "test_posixpath", "test_genericpath", "test_stat", "test_fnmatch", "test_glob", "test_pwd", "test_grp",
+    "test_errno", "test_atexit", "test_file", "test_filecmp", "test_fileinput", "test_fileio", "test_fcntl",
+    "test_select", "test_epoll", "test_wait3", "test_wait4", "test_sched", "test_uuid", "test_zlib",
+    "test_platform", "test_resource", "test_mmap", "test_pty", "test_tempfile", "test_shutil",
+    "test_pathlib", "test_selectors", "test_faulthandler", "test_compileall", "test_thread", "test_time",
+    "test_posix", "test_os", "test_tarfile", "test_signal", "test_threading", "test_multiprocessing_fork",
+    "test_subprocess",
 ];
 
 /// What `make test` keeps: quick modules that touch the file tree, stat and globbing.
