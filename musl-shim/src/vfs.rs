@@ -639,17 +639,16 @@ impl<'a> Vfs<'a> {
         }
     }
 
-    /// A new node of `kind` on `dir`'s filesystem.
-    fn new_node(&self, dir: Ino, kind: Kind<'a>, perm: u32, owner: (u32, u32), now: u64) -> Node<'a> {
-        let _ = now;
+    /// A new node of `kind` on `dir`'s filesystem, stamped [`Vfs::now`].
+    fn new_node(&self, dir: Ino, kind: Kind<'a>, perm: u32, owner: (u32, u32)) -> Node<'a> {
         let t = self.now;
         Node { kind, perm: perm & 0o7777, uid: owner.0, gid: owner.1, atime: t, mtime: t, ctime: t, nlink: 0, fs: self.nodes[dir].fs }
     }
 
     /// Creates an empty regular file.
-    pub fn create_file(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
+    pub fn create_file(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
-        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, (uid, gid), now);
+        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, (uid, gid));
         self.touch(dir, true);
         let ino = self.add(dir, name, node);
         self.notify_entry(dir, IN_CREATE, name, ino, 0);
@@ -657,9 +656,9 @@ impl<'a> Vfs<'a> {
     }
 
     /// Creates a directory.
-    pub fn mkdir(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32, now: u64) -> SysResult<Ino> {
+    pub fn mkdir(&mut self, dir: Ino, name: &[u8], perm: u32, uid: u32, gid: u32) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
-        let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid), now);
+        let node = self.new_node(dir, Kind::Dir { entries: BTreeMap::new(), parent: dir }, perm, (uid, gid));
         self.touch(dir, true);
         let ino = self.add(dir, name, node);
         self.notify_entry(dir, IN_CREATE, name, ino, 0);
@@ -670,7 +669,7 @@ impl<'a> Vfs<'a> {
     /// stat shows (opening one gives ENXIO).
     pub fn mknod(&mut self, dir: Ino, name: &[u8], ftype: u32, perm: u32, owner: (u32, u32)) -> SysResult<Ino> {
         self.check_new_name(dir, name)?;
-        let node = self.new_node(dir, Kind::Other(ftype), perm, owner, 0);
+        let node = self.new_node(dir, Kind::Other(ftype), perm, owner);
         self.touch(dir, true);
         let ino = self.add(dir, name, node);
         self.notify_entry(dir, IN_CREATE, name, ino, 0);
@@ -678,7 +677,7 @@ impl<'a> Vfs<'a> {
     }
 
     /// Creates a symlink to `target` (`symlinkat`).
-    pub fn symlink(&mut self, dir: Ino, name: &[u8], target: &[u8], owner: (u32, u32), now: u64) -> SysResult<Ino> {
+    pub fn symlink(&mut self, dir: Ino, name: &[u8], target: &[u8], owner: (u32, u32)) -> SysResult<Ino> {
         if target.is_empty() {
             return Err(ENOENT);
         }
@@ -686,7 +685,7 @@ impl<'a> Vfs<'a> {
             return Err(ENAMETOOLONG);
         }
         self.check_new_name(dir, name)?;
-        let node = self.new_node(dir, Kind::Symlink(target.to_vec()), 0o777, owner, now);
+        let node = self.new_node(dir, Kind::Symlink(target.to_vec()), 0o777, owner);
         self.touch(dir, true);
         let ino = self.add(dir, name, node);
         self.notify_entry(dir, IN_CREATE, name, ino, 0);
@@ -695,14 +694,14 @@ impl<'a> Vfs<'a> {
 
     /// An unnamed regular file on `dir`'s filesystem (`O_TMPFILE`): it has no links until
     /// [`Vfs::link`] gives it a name.
-    pub fn tmpfile(&mut self, dir: Ino, perm: u32, owner: (u32, u32), now: u64) -> SysResult<Ino> {
+    pub fn tmpfile(&mut self, dir: Ino, perm: u32, owner: (u32, u32)) -> SysResult<Ino> {
         if !self.nodes[dir].is_dir() {
             return Err(ENOTDIR);
         }
         if !self.nodes[dir].writable() {
             return Err(EROFS);
         }
-        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, owner, now);
+        let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, owner);
         self.nodes.push(node);
         Ok(self.nodes.len() - 1)
     }
@@ -1053,7 +1052,7 @@ mod tmpfs_limit_tests {
         let mut vfs = Vfs::from_cpio(&[]);
         vfs.set_write_limit(8192);
         let Ok(Found::Node(tmp)) = vfs.resolve(ROOT, b"/tmp", true) else { panic!("no /tmp") };
-        let f = vfs.create_file(tmp, b"f", 0o644, 0, 0, 0).unwrap();
+        let f = vfs.create_file(tmp, b"f", 0o644, 0, 0).unwrap();
         assert_eq!(vfs.write_at(f, 0, &[1; 8192]), Ok(8192));
         assert_eq!(vfs.write_at(f, 8192, &[1]), Err(ENOSPC));
         assert_eq!(vfs.truncate(f, 8193), Err(ENOSPC));

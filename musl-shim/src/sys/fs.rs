@@ -88,7 +88,7 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
     let acc = flags & O_ACCMODE;
     let wants_write = flags & O_PATH == 0 && (acc == O_WRONLY || acc == O_RDWR);
     if flags & O_TMPFILE == O_TMPFILE {
-        return open_tmpfile(s, env, start, &p, flags, a[3] as u32);
+        return open_tmpfile(s, start, &p, flags, a[3] as u32);
     }
     let found = match s.vfs.resolve(start, &p, flags & O_NOFOLLOW == 0) {
         Ok(f) => {
@@ -102,10 +102,9 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
                 return Err(EISDIR);
             }
             let (dir, name) = s.vfs.resolve_parent(start, &p)?;
-            let now = env.now(crate::ClockId::Realtime).sec;
             let perm = a[3] as u32 & 0o7777 & !s.proc_.umask;
             let (uid, gid) = (s.proc_.uid, s.proc_.gid);
-            Found::Node(s.vfs.create_file(dir, name, perm, uid, gid, now)?)
+            Found::Node(s.vfs.create_file(dir, name, perm, uid, gid)?)
         }
         Err(e) => return Err(e),
     };
@@ -233,14 +232,13 @@ fn open_fifo<'a>(s: &mut Shim<'a>, ino: Ino, flags: u32) -> SysResult<Box<dyn Fi
 }
 
 /// `O_TMPFILE`: an unnamed file in the directory `p`, open for writing.
-fn open_tmpfile<E: Platform>(s: &mut Shim<'_>, env: &mut E, start: Ino, p: &[u8], flags: u32, mode: u32) -> SysResult<u64> {
+fn open_tmpfile(s: &mut Shim<'_>, start: Ino, p: &[u8], flags: u32, mode: u32) -> SysResult<u64> {
     if flags & O_ACCMODE == O_RDONLY || flags & (O_CREAT | O_PATH) != 0 {
         return Err(EINVAL);
     }
     let Found::Node(dir) = s.vfs.resolve(start, p, true)? else { return Err(ENOTDIR) };
-    let now = env.now(crate::ClockId::Realtime).sec;
     let perm = mode & 0o7777 & !s.proc_.umask;
-    let ino = s.vfs.tmpfile(dir, perm, (s.proc_.uid, s.proc_.gid), now)?;
+    let ino = s.vfs.tmpfile(dir, perm, (s.proc_.uid, s.proc_.gid))?;
     let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_CLOEXEC);
     s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), status), 0).map(|v| v as u64)
 }
@@ -374,7 +372,7 @@ pub fn mknodat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     let perm = mode & 0o7777 & !s.proc_.umask;
     let owner = (s.proc_.uid, s.proc_.gid);
     match mode & crate::vfs::S_IFMT {
-        0 | crate::vfs::S_IFREG => s.vfs.create_file(dir, &name, perm, owner.0, owner.1, 0).map(|_| 0),
+        0 | crate::vfs::S_IFREG => s.vfs.create_file(dir, &name, perm, owner.0, owner.1).map(|_| 0),
         t @ (crate::vfs::S_IFIFO | crate::vfs::S_IFSOCK) => s.vfs.mknod(dir, &name, t, perm, owner).map(|_| 0),
         0o020000 | 0o060000 => Err(EPERM),
         _ => Err(EINVAL),
@@ -498,8 +496,7 @@ pub fn memfd_create<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> 
         return Err(EINVAL);
     }
     let Found::Node(shm) = s.vfs.resolve(crate::vfs::ROOT, b"/dev/shm", true)? else { return Err(ENOENT) };
-    let now = env.now(crate::ClockId::Realtime).sec;
-    let ino = s.vfs.tmpfile(shm, 0o777, (s.proc_.uid, s.proc_.gid), now)?;
+    let ino = s.vfs.tmpfile(shm, 0o777, (s.proc_.uid, s.proc_.gid))?;
     let flags = O_RDWR | if a[1] & MFD_CLOEXEC != 0 { O_CLOEXEC } else { 0 };
     s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), flags), 0).map(|v| v as u64)
 }
@@ -1065,10 +1062,9 @@ pub fn mkdirat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     let p = path_arg(env, a[1])?;
     let start = if p.first() == Some(&b'/') { crate::vfs::ROOT } else { at_dir(s, fd_arg(a[0]))? };
     let (dir, name) = s.vfs.resolve_parent(start, &p)?;
-    let now = env.now(crate::ClockId::Realtime).sec;
     let perm = a[2] as u32 & 0o7777 & !s.proc_.umask;
     let (uid, gid) = (s.proc_.uid, s.proc_.gid);
-    s.vfs.mkdir(dir, name, perm, uid, gid, now).map(|_| 0)
+    s.vfs.mkdir(dir, name, perm, uid, gid).map(|_| 0)
 }
 
 pub fn unlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
@@ -1238,8 +1234,7 @@ pub fn linkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
 pub fn symlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let target = path_arg(env, a[0])?;
     let (dir, name) = parent_of(s, env, a[1], a[2])?;
-    let now = env.now(crate::ClockId::Realtime).sec;
-    s.vfs.symlink(dir, &name, &target, (s.proc_.uid, s.proc_.gid), now).map(|_| 0)
+    s.vfs.symlink(dir, &name, &target, (s.proc_.uid, s.proc_.gid)).map(|_| 0)
 }
 
 /// fchmodat2(dirfd, path, mode, flags): fchmodat with AT_SYMLINK_NOFOLLOW and
