@@ -69,7 +69,15 @@ static int count(const char *hay, size_t n, const char *needle) {
 static void collect(int m, const char *what, int reports) {
     static char buf[8192];
     size_t len = 0;
+    char out[16384];
     while (count(buf, len, "[child]") < reports || len < 2 || memcmp(buf + len - 2, "\r\n", 2) != 0) {
+        /* Bounded: a report that never comes is a failure that says what did come. */
+        struct pollfd p = {.fd = m, .events = POLLIN};
+        if (poll(&p, 1, 30000) == 0) {
+            escape(out, sizeof out, buf, len);
+            printf("%s: no more after 30 s; had \"%s\"\n", what, out);
+            exit(1);
+        }
         ssize_t r = read(m, buf + len, sizeof buf - len - 1);
         if (r <= 0) {
             printf("%s: master read failed: %s\n", what, r == 0 ? "end of file" : strerror(errno));
@@ -77,9 +85,9 @@ static void collect(int m, const char *what, int reports) {
         }
         len += (size_t)r;
     }
-    char out[16384];
     escape(out, sizeof out, buf, len);
     printf("%s: \"%s\"\n", what, out);
+    fflush(stdout);
 }
 
 static void type(int m, const char *s) {
@@ -171,12 +179,19 @@ static void child(int m, const char *name) {
     ioctl(s, FIONREAD, &avail);
     n = read(s, buf, sizeof buf);
     report(s, "poll %d revents POLLIN %s, FIONREAD %d, read %d", ready, yes(p.revents & POLLIN), avail, (int)n);
-    /* A grandchild in a group of its own, made the foreground: ^C kills it. */
+    /* A grandchild in a group of its own, made the foreground: ^C kills it. It reads the
+     * terminal only once it is the foreground: a read from a background group would stop
+     * it with SIGTTIN (Linux does; the reference sometimes hung on exactly that). */
+    int fg[2];
+    if (pipe(fg) != 0) _exit(11);
     pid_t g = fork();
     if (g == 0) {
         setpgid(0, 0);
         /* Default first: a ^C already pending kills it as it unblocks. */
         signal(SIGINT, SIG_DFL);
+        close(fg[1]);
+        if (read(fg[0], buf, 1) != 1) _exit(12);
+        close(fg[0]);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -186,6 +201,9 @@ static void child(int m, const char *name) {
     setpgid(g, g);
     signal(SIGTTOU, SIG_IGN);
     tcsetpgrp(s, g);
+    close(fg[0]);
+    if (write(fg[1], "f", 1) != 1) _exit(13);
+    close(fg[1]);
     report(s, "the grandchild is the foreground: %s", yes(tcgetpgrp(s) == g));
     int st = 0;
     waitpid(g, &st, 0);
