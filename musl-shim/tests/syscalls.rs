@@ -837,3 +837,30 @@ fn fifos_carry_bytes_between_their_ends() {
     assert_eq!(t.call(WRITE, &[both as u64, s, 3]), 3);
     assert_eq!(t.read_all(both), b"thr");
 }
+
+#[test]
+fn nonblocking_tcp_connect_is_in_progress_then_writable() {
+    let mut t = T::new();
+    let sin = SCRATCH + 0x600;
+    t.p.mem.write(sin, &[2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let l = t.call(SOCKET, &[2, 1, 0]) as u64;
+    assert_eq!(t.call(BIND, &[l, sin, 16]), 0);
+    assert_eq!(t.call(LISTEN, &[l, 4]), 0);
+    let c = t.call(SOCKET, &[2, 1 | 0o4000, 0]) as u64;
+    assert_eq!(t.call(CONNECT, &[c, sin, 16]), EINPROGRESS.ret(), "SOCK_NONBLOCK TCP");
+    let pf = SCRATCH + 0x200;
+    let mut e = [0u8; 8];
+    e[..4].copy_from_slice(&(c as i32).to_le_bytes());
+    e[4..6].copy_from_slice(&4u16.to_le_bytes());
+    t.p.mem.write(pf, &e).unwrap();
+    assert_eq!(t.call(PPOLL, &[pf, 1, 0, 0, 8]), 1);
+    t.p.mem.read(pf, &mut e).unwrap();
+    assert_eq!(u16::from_le_bytes([e[6], e[7]]), 4, "POLLOUT once connected");
+    t.p.mem.write(SCRATCH + 0x700, &[0xff; 4]).unwrap();
+    t.p.mem.write(SCRATCH + 0x708, &4u32.to_le_bytes()).unwrap();
+    assert_eq!(t.call(GETSOCKOPT, &[c, 1, 4, SCRATCH + 0x700, SCRATCH + 0x708]), 0);
+    assert_eq!(t.p.mem.read_u32(SCRATCH + 0x700).unwrap(), 0, "SO_ERROR");
+    assert_eq!(t.call(CONNECT, &[c, sin, 16]), EISCONN.ret());
+    let b = t.call(SOCKET, &[2, 1, 0]) as u64;
+    assert_eq!(t.call(CONNECT, &[b, sin, 16]), 0, "a blocking connect completes in the call");
+}
