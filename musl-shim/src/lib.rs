@@ -18,6 +18,7 @@ pub mod channel;
 pub mod errno;
 pub mod fd;
 pub mod inotify;
+pub mod lock;
 pub mod mem;
 pub mod mm;
 pub mod net;
@@ -185,6 +186,8 @@ pub struct Shim<'a> {
     pub proc_seen: Option<procfs::Seen>,
     /// The app's pseudo-terminals.
     pub ptys: pty::Ptys,
+    /// The byte-range locks (fcntl) its processes hold.
+    pub locks: lock::Locks<'a>,
 }
 
 impl<'a> Shim<'a> {
@@ -243,6 +246,7 @@ impl<'a> Shim<'a> {
             execs: 0,
             proc_seen: None,
             ptys: Default::default(),
+            locks: Default::default(),
         }
     }
 

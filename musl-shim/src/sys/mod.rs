@@ -1,6 +1,7 @@
 //! The syscalls, one module per family; [`dispatch`] routes a number to its handler.
 
 pub mod fs;
+pub mod lock;
 pub mod mm;
 pub mod net;
 pub mod nr;
