@@ -866,3 +866,23 @@ fn nonblocking_tcp_connect_is_in_progress_then_writable() {
     let b = t.call(SOCKET, &[2, 1, 0]) as u64;
     assert_eq!(t.call(CONNECT, &[b, sin, 16]), 0, "a blocking connect completes in the call");
 }
+
+#[test]
+fn epollet_reports_a_state_once_until_it_changes() {
+    let mut t = T::new();
+    assert_eq!(t.call(PIPE2, &[SCRATCH, 0]), 0);
+    let (r, w) = (t.p.mem.read_u32(SCRATCH).unwrap() as u64, t.p.mem.read_u32(SCRATCH + 4).unwrap() as u64);
+    let ep = t.call(EPOLL_CREATE1, &[0]) as u64;
+    let ev = SCRATCH + 0x100;
+    t.p.mem.write(ev, &(1u32 | 1 << 31).to_le_bytes()).unwrap();
+    assert_eq!(t.call(EPOLL_CTL, &[ep, 1, r, ev]), 0);
+    let out = SCRATCH + 0x200;
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 0, "nothing to read");
+    let s = t.str("ab");
+    assert_eq!(t.call(WRITE, &[w, s, 2]), 2);
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 1, "the edge");
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 0, "no new edge while it stays readable");
+    assert_eq!(t.call(READ, &[r, SCRATCH + 0x300, 2]), 2);
+    assert_eq!(t.call(WRITE, &[w, s, 2]), 2);
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 1, "readable again after it was drained");
+}
