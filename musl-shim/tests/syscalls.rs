@@ -868,6 +868,56 @@ fn nonblocking_tcp_connect_is_in_progress_then_writable() {
 }
 
 #[test]
+fn shared_file_mappings_meet_the_file_at_each_syscall() {
+    let mut t = T::new();
+    let fd = t.open("/tmp/mapped", 0o102) as u64;
+    let s = t.str("hello");
+    assert_eq!(t.call(WRITE, &[fd, s, 5]), 5);
+    assert_eq!(t.call(FTRUNCATE, &[fd, 6000]), 0);
+    let m = t.call(MMAP, &[0, 8192, 3, 1, fd, 0]);
+    assert!(m > 0, "MAP_SHARED of a tmpfs file: {m}");
+    let m = m as u64;
+    let mut b = [0u8; 5];
+    t.p.mem.read(m, &mut b).unwrap();
+    assert_eq!(&b, b"hello");
+    // A store through the mapping is what read() sees.
+    t.p.mem.write(m, b"J").unwrap();
+    assert_eq!(t.call(PREAD64, &[fd, SCRATCH, 5, 0]), 5);
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"Jello");
+    // A write to the file shows in the mapping.
+    let x = t.str("xyz");
+    assert_eq!(t.call(PWRITE64, &[fd, x, 3, 4096]), 3);
+    let mut c = [0u8; 3];
+    t.p.mem.read(m + 4096, &mut c).unwrap();
+    assert_eq!(&c, b"xyz");
+    // Stores past the end of the file are not kept.
+    t.p.mem.write(m + 7000, b"lost").unwrap();
+    assert_eq!(t.call(MSYNC, &[m + 1, 4096, 4]), EINVAL.ret());
+    assert_eq!(t.call(MSYNC, &[m, 8192, 4]), 0);
+    assert_eq!(u64_at(&t.stat("/tmp/mapped", 0).unwrap(), 48), 6000, "st_size");
+    // Grown by ftruncate and mremap, the mapping shows the file's new bytes.
+    assert_eq!(t.call(PWRITE64, &[fd, x, 3, 9000]), 3);
+    let r = t.call(MREMAP, &[m, 8192, 12288, 1, 0]);
+    assert!(r > 0, "mremap: {r}");
+    let r = r as u64;
+    t.p.mem.read(r + 9000, &mut c).unwrap();
+    assert_eq!(&c, b"xyz");
+    t.p.mem.write(r + 1, b"E").unwrap();
+    assert_eq!(t.call(MUNMAP, &[r, 12288]), 0);
+    assert_eq!(t.call(PREAD64, &[fd, SCRATCH, 5, 0]), 5);
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"JEllo", "munmap keeps the last stores");
+    // Read-only shared mappings of read-only fds work; writable ones do not.
+    let ro = t.open("/tmp/mapped", 0) as u64;
+    let q = t.call(MMAP, &[0, 4096, 1, 1, ro, 0]);
+    assert!(q > 0, "{q}");
+    t.p.mem.read(q as u64, &mut b).unwrap();
+    assert_eq!(&b, b"JEllo");
+    assert_eq!(t.call(MMAP, &[0, 4096, 3, 1, ro, 0]), EACCES.ret());
+}
+
+#[test]
 fn epollet_reports_a_state_once_until_it_changes() {
     let mut t = T::new();
     assert_eq!(t.call(PIPE2, &[SCRATCH, 0]), 0);
