@@ -935,4 +935,6 @@ fn epollet_reports_a_state_once_until_it_changes() {
     assert_eq!(t.call(READ, &[r, SCRATCH + 0x300, 2]), 2);
     assert_eq!(t.call(WRITE, &[w, s, 2]), 2);
     assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 1, "readable again after it was drained");
+    let f = t.open("/foo.txt", 0) as u64;
+    assert_eq!(t.call(EPOLL_CTL, &[ep, 1, f, ev]), EPERM.ret(), "a regular file");
 }

@@ -109,9 +109,14 @@ pub fn epoll_create1(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
 pub fn epoll_ctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let (epfd, op, fd) = (fd_arg(a[0]), a[1], fd_arg(a[2]));
     let ep = s.fds.file(epfd)?;
-    s.fds.get(fd)?;
+    let target = s.fds.file(fd)?;
     if fd == epfd {
         return Err(EINVAL);
+    }
+    // Regular files and directories cannot be polled by epoll (Linux: EPERM).
+    let ino = target.borrow().obj.ino();
+    if ino.is_some_and(|i| matches!(s.vfs.node(i).kind, crate::vfs::Kind::File(_) | crate::vfs::Kind::Dir { .. })) {
+        return Err(EPERM);
     }
     let ev = if op != 2 {
         let events = env.read_u32(a[3])?;
