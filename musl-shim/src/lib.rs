@@ -17,7 +17,9 @@ extern crate alloc;
 pub mod channel;
 pub mod errno;
 pub mod fd;
+pub mod filemap;
 pub mod inotify;
+pub mod lock;
 pub mod mem;
 pub mod mm;
 pub mod net;
@@ -185,6 +187,8 @@ pub struct Shim<'a> {
     pub proc_seen: Option<procfs::Seen>,
     /// The app's pseudo-terminals.
     pub ptys: pty::Ptys,
+    /// The byte-range locks (fcntl) its processes hold.
+    pub locks: lock::Locks<'a>,
 }
 
 impl<'a> Shim<'a> {
@@ -243,6 +247,7 @@ impl<'a> Shim<'a> {
             execs: 0,
             proc_seen: None,
             ptys: Default::default(),
+            locks: Default::default(),
         }
     }
 
@@ -446,7 +451,11 @@ impl<'a> Shim<'a> {
             let t = env.now(ClockId::Realtime);
             self.vfs.now = vfs::Ts { sec: t.sec, nsec: t.nsec };
         }
-        let action = match sys::dispatch(self, env, nr, a) {
+        // Shared file mappings meet their files on both sides of the call.
+        filemap::sync(&mut self.mm.files, &mut self.vfs, env);
+        let outcome = sys::dispatch(self, env, nr, a);
+        filemap::sync(&mut self.mm.files, &mut self.vfs, env);
+        let action = match outcome {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 self.block_on_io(None);
                 Action::Block

@@ -75,11 +75,13 @@ pub struct MemoryMap {
     pub layout: MemLayout,
     brk: u64,
     heap_used: u64,
+    /// The shared mappings of files ([`crate::filemap`]).
+    pub files: Vec<crate::filemap::FileMap>,
 }
 
 impl MemoryMap {
     pub fn new(layout: MemLayout) -> Self {
-        MemoryMap { regions: BTreeMap::new(), traps: alloc::collections::BTreeSet::new(), sdk_syscalls: false, layout, brk: layout.brk_start, heap_used: 0 }
+        MemoryMap { regions: BTreeMap::new(), traps: alloc::collections::BTreeSet::new(), sdk_syscalls: false, layout, brk: layout.brk_start, heap_used: 0, files: Vec::new() }
     }
 
     pub fn heap_used(&self) -> u64 {
@@ -296,6 +298,7 @@ impl MemoryMap {
         let end = start.checked_add(page_up(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
         let removed = self.carve(start, end);
         self.account_removed(&removed);
+        crate::filemap::trim(&mut self.files, start, end);
         for r in &removed {
             aspace.unmap(r.start, r.len())?;
         }

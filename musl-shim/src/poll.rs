@@ -2,7 +2,7 @@
 //!
 //! An epoll instance keeps its interest list (fd, events, data); `epoll_pwait` asks each
 //! listed fd's object for its [`poll`](crate::fd::FileObject::poll) state, level-triggered
-//! (`EPOLLET` and `EPOLLONESHOT` are accepted; ONESHOT disarms after one report). Waiting
+//! (`EPOLLET` reports edges, see [`Interest::last`]; ONESHOT disarms after one report). Waiting
 //! is the task table's I/O wait: retried whenever an I/O object changes.
 
 use crate::errno::*;
@@ -153,6 +153,12 @@ pub struct Interest {
     pub data: u64,
     /// ONESHOT reported: silent until re-armed by EPOLL_CTL_MOD.
     pub disarmed: bool,
+    /// The readiness the last wait saw, and the I/O generation then: EPOLLET reports an fd
+    /// when a bit newly appears, or when it is ready and some I/O happened since (more data
+    /// for a readable fd is an edge on Linux; here any I/O of the app may count as one, so
+    /// an edge-triggered waiter can get an event too many, never one too few).
+    pub last: u32,
+    pub gen: u64,
 }
 
 /// An epoll instance.

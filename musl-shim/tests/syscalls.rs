@@ -8,6 +8,8 @@ use musl_shim::{Action, Config, ExecImage, GuestMemory, Shim};
 
 #[path = "syscalls/pty.rs"]
 mod pty;
+#[path = "syscalls/locks.rs"]
+mod locks;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
@@ -836,4 +838,103 @@ fn fifos_carry_bytes_between_their_ends() {
     assert!(both >= 0, "O_RDWR never waits");
     assert_eq!(t.call(WRITE, &[both as u64, s, 3]), 3);
     assert_eq!(t.read_all(both), b"thr");
+}
+
+#[test]
+fn nonblocking_tcp_connect_is_in_progress_then_writable() {
+    let mut t = T::new();
+    let sin = SCRATCH + 0x600;
+    t.p.mem.write(sin, &[2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    let l = t.call(SOCKET, &[2, 1, 0]) as u64;
+    assert_eq!(t.call(BIND, &[l, sin, 16]), 0);
+    assert_eq!(t.call(LISTEN, &[l, 4]), 0);
+    let c = t.call(SOCKET, &[2, 1 | 0o4000, 0]) as u64;
+    assert_eq!(t.call(CONNECT, &[c, sin, 16]), EINPROGRESS.ret(), "SOCK_NONBLOCK TCP");
+    let pf = SCRATCH + 0x200;
+    let mut e = [0u8; 8];
+    e[..4].copy_from_slice(&(c as i32).to_le_bytes());
+    e[4..6].copy_from_slice(&4u16.to_le_bytes());
+    t.p.mem.write(pf, &e).unwrap();
+    assert_eq!(t.call(PPOLL, &[pf, 1, 0, 0, 8]), 1);
+    t.p.mem.read(pf, &mut e).unwrap();
+    assert_eq!(u16::from_le_bytes([e[6], e[7]]), 4, "POLLOUT once connected");
+    t.p.mem.write(SCRATCH + 0x700, &[0xff; 4]).unwrap();
+    t.p.mem.write(SCRATCH + 0x708, &4u32.to_le_bytes()).unwrap();
+    assert_eq!(t.call(GETSOCKOPT, &[c, 1, 4, SCRATCH + 0x700, SCRATCH + 0x708]), 0);
+    assert_eq!(t.p.mem.read_u32(SCRATCH + 0x700).unwrap(), 0, "SO_ERROR");
+    assert_eq!(t.call(CONNECT, &[c, sin, 16]), EISCONN.ret());
+    let b = t.call(SOCKET, &[2, 1, 0]) as u64;
+    assert_eq!(t.call(CONNECT, &[b, sin, 16]), 0, "a blocking connect completes in the call");
+}
+
+#[test]
+fn shared_file_mappings_meet_the_file_at_each_syscall() {
+    let mut t = T::new();
+    let fd = t.open("/tmp/mapped", 0o102) as u64;
+    let s = t.str("hello");
+    assert_eq!(t.call(WRITE, &[fd, s, 5]), 5);
+    assert_eq!(t.call(FTRUNCATE, &[fd, 6000]), 0);
+    let m = t.call(MMAP, &[0, 8192, 3, 1, fd, 0]);
+    assert!(m > 0, "MAP_SHARED of a tmpfs file: {m}");
+    let m = m as u64;
+    let mut b = [0u8; 5];
+    t.p.mem.read(m, &mut b).unwrap();
+    assert_eq!(&b, b"hello");
+    // A store through the mapping is what read() sees.
+    t.p.mem.write(m, b"J").unwrap();
+    assert_eq!(t.call(PREAD64, &[fd, SCRATCH, 5, 0]), 5);
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"Jello");
+    // A write to the file shows in the mapping.
+    let x = t.str("xyz");
+    assert_eq!(t.call(PWRITE64, &[fd, x, 3, 4096]), 3);
+    let mut c = [0u8; 3];
+    t.p.mem.read(m + 4096, &mut c).unwrap();
+    assert_eq!(&c, b"xyz");
+    // Stores past the end of the file are not kept.
+    t.p.mem.write(m + 7000, b"lost").unwrap();
+    assert_eq!(t.call(MSYNC, &[m + 1, 4096, 4]), EINVAL.ret());
+    assert_eq!(t.call(MSYNC, &[m, 8192, 4]), 0);
+    assert_eq!(u64_at(&t.stat("/tmp/mapped", 0).unwrap(), 48), 6000, "st_size");
+    // Grown by ftruncate and mremap, the mapping shows the file's new bytes.
+    assert_eq!(t.call(PWRITE64, &[fd, x, 3, 9000]), 3);
+    let r = t.call(MREMAP, &[m, 8192, 12288, 1, 0]);
+    assert!(r > 0, "mremap: {r}");
+    let r = r as u64;
+    t.p.mem.read(r + 9000, &mut c).unwrap();
+    assert_eq!(&c, b"xyz");
+    t.p.mem.write(r + 1, b"E").unwrap();
+    assert_eq!(t.call(MUNMAP, &[r, 12288]), 0);
+    assert_eq!(t.call(PREAD64, &[fd, SCRATCH, 5, 0]), 5);
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"JEllo", "munmap keeps the last stores");
+    // Read-only shared mappings of read-only fds work; writable ones do not.
+    let ro = t.open("/tmp/mapped", 0) as u64;
+    let q = t.call(MMAP, &[0, 4096, 1, 1, ro, 0]);
+    assert!(q > 0, "{q}");
+    t.p.mem.read(q as u64, &mut b).unwrap();
+    assert_eq!(&b, b"JEllo");
+    assert_eq!(t.call(MMAP, &[0, 4096, 3, 1, ro, 0]), EACCES.ret());
+}
+
+#[test]
+fn epollet_reports_a_state_once_until_it_changes() {
+    let mut t = T::new();
+    assert_eq!(t.call(PIPE2, &[SCRATCH, 0]), 0);
+    let (r, w) = (t.p.mem.read_u32(SCRATCH).unwrap() as u64, t.p.mem.read_u32(SCRATCH + 4).unwrap() as u64);
+    let ep = t.call(EPOLL_CREATE1, &[0]) as u64;
+    let ev = SCRATCH + 0x100;
+    t.p.mem.write(ev, &(1u32 | 1 << 31).to_le_bytes()).unwrap();
+    assert_eq!(t.call(EPOLL_CTL, &[ep, 1, r, ev]), 0);
+    let out = SCRATCH + 0x200;
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 0, "nothing to read");
+    let s = t.str("ab");
+    assert_eq!(t.call(WRITE, &[w, s, 2]), 2);
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 1, "the edge");
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 0, "no new edge while it stays readable");
+    assert_eq!(t.call(READ, &[r, SCRATCH + 0x300, 2]), 2);
+    assert_eq!(t.call(WRITE, &[w, s, 2]), 2);
+    assert_eq!(t.call(EPOLL_PWAIT, &[ep, out, 4, 0, 0]), 1, "readable again after it was drained");
+    let f = t.open("/foo.txt", 0) as u64;
+    assert_eq!(t.call(EPOLL_CTL, &[ep, 1, f, ev]), EPERM.ret(), "a regular file");
 }

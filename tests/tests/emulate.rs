@@ -203,3 +203,29 @@ fn pty_matches_linux() {
     }
     assert_eq!(o.status, 0);
 }
+
+#[test]
+fn shared_file_mappings_and_fcntl_locks_match_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("filemap_locks", Link::Static) else { return };
+    let (out, status) = compare("filemap_locks", &bin, &[], &[]);
+    if status >= 0 {
+        for line in [
+            "parent sees the child's store: from the child",
+            "parent sees the child's write: written to the file",
+            "read() sees the parent's store: from the parent",
+            "after munmap the file has: Jello",
+            "child F_SETLK 5..10: refused",
+            "child asks for 5..6: type write start 0 len 10 holder expected",
+            "parent asks for 25..26: type read start 20 len 10 holder expected",
+            "child waited and got 0..1: 0",
+            "OFD lock on another: EAGAIN",
+            "after its close: 0",
+        ] {
+            assert!(out.contains(line), "{line:?} in\n{out}");
+        }
+        assert_eq!(status, 0);
+    }
+}

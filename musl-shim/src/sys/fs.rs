@@ -271,7 +271,7 @@ pub fn pipe2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
 }
 
 pub fn close(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
-    s.fds.close(fd_arg(a[0])).map(|_| 0)
+    super::lock::close_fd(s, fd_arg(a[0])).map(|_| 0)
 }
 
 /// close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
@@ -285,7 +285,7 @@ pub fn close_range(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
         if flags & 4 != 0 {
             s.fds.get_mut(fd as i64)?.cloexec = true;
         } else {
-            s.fds.close(fd as i64)?;
+            super::lock::close_fd(s, fd as i64)?;
         }
     }
     Ok(0)
@@ -793,6 +793,9 @@ pub fn dup3(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     let mut e = s.fds.get(old)?.clone();
     e.cloexec = a[2] as u32 & O_CLOEXEC != 0;
     let new = usize::try_from(new).map_err(|_| EBADF)?;
+    if s.fds.is_open(new as i64) {
+        super::lock::close_fd(s, new as i64)?;
+    }
     s.fds.install_at(e, new)?;
     Ok(new as u64)
 }
@@ -802,9 +805,7 @@ pub const F_GETFD: u64 = 1;
 pub const F_SETFD: u64 = 2;
 pub const F_GETFL: u64 = 3;
 pub const F_SETFL: u64 = 4;
-pub const F_GETLK: u64 = 5;
-pub const F_SETLK: u64 = 6;
-pub const F_SETLKW: u64 = 7;
+pub const F_NOTIFY: u64 = 1026;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
 
 pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
@@ -832,12 +833,12 @@ pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
             f.flags = keep | (a[2] as u32 & (O_APPEND | O_NONBLOCK));
             Ok(0)
         }
-        F_GETLK => {
-            // Nobody else holds locks: report F_UNLCK.
-            env.write(a[2], &2u16.to_le_bytes())?;
+        cmd if super::lock::is_lock_cmd(cmd) => super::lock::fcntl_lock(s, env, a[0], cmd, a[2]),
+        F_NOTIFY => {
+            // Directory notifications are accepted and never sent (inotify is the way).
+            entry.file.borrow().obj.ino().filter(|&i| s.vfs.node(i).is_dir()).ok_or(ENOTDIR)?;
             Ok(0)
         }
-        F_SETLK | F_SETLKW => Ok(0),
         _ => Err(EINVAL),
     }
 }

@@ -1,5 +1,5 @@
-//! Memory syscalls: brk, mmap (anonymous and private file copies), munmap, mprotect,
-//! mremap, madvise.
+//! Memory syscalls: brk, mmap (anonymous, private file copies and shared file mappings),
+//! munmap, mprotect, mremap, msync, madvise.
 
 use super::fs::{cx, fd_arg};
 use crate::errno::*;
@@ -65,9 +65,18 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         drop(f);
         return map_channel(s, env, addr, len, prot, off, fixed, runner, &bytes);
     }
+    if share != MAP_PRIVATE && prot.w() && !f.writable() {
+        return Err(EACCES);
+    }
+    let data_ino = f.obj.ino().filter(|&i| crate::fd::data_of(&s.vfs, i).is_some());
+    if let Some(ino) = data_ino.filter(|_| share != MAP_PRIVATE && !prot.x()) {
+        let writable = f.writable();
+        drop(f);
+        return map_file_shared(s, env, addr, len, prot, off, fixed, ino, writable);
+    }
     if share != MAP_PRIVATE && prot.w() {
-        // Writes would have to reach the file: not supported.
-        return Err(if f.writable() { ENODEV } else { EACCES });
+        // Writes would have to reach a device: not supported.
+        return Err(ENODEV);
     }
     // Code of the image mapped read-only starts with the text store's rewritten pages:
     // the runner maps them without a copy where it can (`shared` bytes of the mapping).
@@ -135,6 +144,18 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     Ok(at)
 }
 
+/// A shared mapping of a file of the tree ([`crate::filemap`]): the file's bytes now, kept
+/// in step with the file at each syscall.
+#[allow(clippy::too_many_arguments)]
+fn map_file_shared<E: Platform>(s: &mut Shim<'_>, env: &mut E, addr: u64, len: u64, prot: Prot, off: u64, fixed: bool, ino: crate::vfs::Ino, writable: bool) -> SysResult<u64> {
+    let n = usize::try_from(len).map_err(|_| ENOMEM)?;
+    let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
+    let shown = crate::filemap::contents(&s.vfs, ino, off, n);
+    env.write(at, &shown)?;
+    s.mm.files.push(crate::filemap::FileMap::new(at, ino, off, writable, shown));
+    Ok(at)
+}
+
 /// A consumer's view of a channel's ring (crate::channel): read-only, from offset 0, at
 /// most the ring. Shared with the runner's ring when it can map its pages, else a copy of
 /// the ring as it is now.
@@ -176,6 +197,10 @@ pub fn mmap_copy_size(s: &Shim<'_>, a: [u64; 6]) -> u64 {
         return s.vfs.node(ino).size().saturating_add(len);
     };
     let private = flags & MAP_SHARED_VALIDATE == MAP_PRIVATE;
+    if !private && !prot.x() {
+        // The shown bytes, and the snapshot each syscall compares them with.
+        return len.saturating_mul(2);
+    }
     let stored = if prot.x() && !prot.w() && private { s.stored_text(src).and_then(|t| t.code_at(off)) } else { None };
     let shared = stored.map_or(0, |c| page_up(c.len() as u64).unwrap_or(len).min(len));
     let start = off.min(src.len() as u64);
@@ -197,7 +222,35 @@ pub fn mremap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
         // MREMAP_FIXED and MREMAP_DONTUNMAP are not supported.
         return Err(EINVAL);
     }
-    s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0)
+    let Some(file) = crate::filemap::take(&mut s.mm.files, a[0]) else {
+        return s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0);
+    };
+    // A shared file mapping stays one where it goes (the next sync shows the file there).
+    let r = s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0);
+    let (at, len) = match r {
+        Ok(at) => (at, page_up(a[2]).unwrap_or(file.len)),
+        Err(_) => (file.start, file.len),
+    };
+    crate::filemap::moved(&mut s.mm.files, file, at, len, env)?;
+    r
+}
+
+/// msync(addr, len, flags): the bytes are in the file already (every syscall syncs the
+/// shared mappings); Linux's argument checks remain.
+pub fn msync<E: Platform>(s: &mut Shim<'_>, _env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let [addr, len, flags, ..] = a;
+    if !addr.is_multiple_of(PAGE) || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC {
+        return Err(EINVAL);
+    }
+    let end = addr.checked_add(page_up(len).ok_or(ENOMEM)?).ok_or(ENOMEM)?;
+    let mut at = addr;
+    while at < end {
+        at = s.mm.lookup(at).ok_or(ENOMEM)?.end;
+    }
+    Ok(0)
 }
 
 pub fn madvise<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {

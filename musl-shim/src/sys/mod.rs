@@ -1,6 +1,7 @@
 //! The syscalls, one module per family; [`dispatch`] routes a number to its handler.
 
 pub mod fs;
+pub mod lock;
 pub mod mm;
 pub mod net;
 pub mod nr;
@@ -103,7 +104,8 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         MMAP => mm::mmap(s, env, a),
         MPROTECT => mm::mprotect(s, env, a),
         MADVISE => mm::madvise(s, env, a),
-        MSYNC | MLOCK | MUNLOCK => Ok(0),
+        MSYNC => mm::msync(s, env, a),
+        MLOCK | MUNLOCK => Ok(0),
         // process
         EXIT => return Some(process::exit_thread(s, env, (a[0] & 0xff) as i32)),
         EXIT_GROUP => return Some(Outcome::Exit((a[0] & 0xff) as i32)),

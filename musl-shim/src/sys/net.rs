@@ -164,7 +164,21 @@ pub fn accept4<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], flags: u
 
 pub fn connect<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let addr = read_addr(env, a[1], a[2])?;
-    with_sock(s, a[0], |k, f| nonblocking(k.connect(addr), f, 0)).map(|_| 0)
+    with_sock(s, a[0], |k, f| {
+        let r = nonblocking(k.connect(addr), f, 0);
+        in_progress(k, f, r)
+    })
+    .map(|_| 0)
+}
+
+/// A non-blocking TCP connect gives `EINPROGRESS` as on Linux, where even a loopback
+/// handshake finishes after the call: the socket (connected at once here) then polls
+/// writable with `SO_ERROR` 0. AF_UNIX connects complete in the call, as on Linux.
+fn in_progress(k: &Socket, flags: u32, r: SysResult<()>) -> SysResult<()> {
+    match r {
+        Ok(()) if flags & O_NONBLOCK != 0 && k.ty == SOCK_STREAM && k.domain != AF_UNIX => Err(EINPROGRESS),
+        r => r,
+    }
 }
 
 pub fn getsockname<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], peer: bool) -> SysResult<u64> {

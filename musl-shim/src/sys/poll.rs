@@ -109,14 +109,19 @@ pub fn epoll_create1(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
 pub fn epoll_ctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let (epfd, op, fd) = (fd_arg(a[0]), a[1], fd_arg(a[2]));
     let ep = s.fds.file(epfd)?;
-    s.fds.get(fd)?;
+    let target = s.fds.file(fd)?;
     if fd == epfd {
         return Err(EINVAL);
+    }
+    // Regular files and directories cannot be polled by epoll (Linux: EPERM).
+    let ino = target.borrow().obj.ino();
+    if ino.is_some_and(|i| matches!(s.vfs.node(i).kind, crate::vfs::Kind::File(_) | crate::vfs::Kind::Dir { .. })) {
+        return Err(EPERM);
     }
     let ev = if op != 2 {
         let events = env.read_u32(a[3])?;
         let data = env.read_u64(a[3].wrapping_add(8))?;
-        Some(Interest { events, data, disarmed: false })
+        Some(Interest { events, data, disarmed: false, last: 0, gen: 0 })
     } else {
         None
     };
@@ -142,7 +147,7 @@ pub fn epoll_ctl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
 }
 
 /// epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask) and epoll_pwait2 (timeout
-/// as a timespec). Level-triggered; an fd closed since it was added is dropped from the
+/// as a timespec). Level-triggered, or by edges for EPOLLET; an fd closed since it was added is dropped from the
 /// list (Linux drops it once its last reference goes).
 pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: bool) -> Outcome {
     let r = (|| -> SysResult<Option<u64>> {
@@ -168,6 +173,8 @@ pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: 
         };
         let mut ready: Vec<(i32, u32, u64)> = Vec::new();
         let mut gone = Vec::new();
+        let mut seen = Vec::new();
+        let gen = s.tasks.io_gen.get();
         for (fd, int) in list {
             if int.disarmed {
                 continue;
@@ -178,7 +185,9 @@ pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: 
             };
             let st = u32::from(file.borrow().obj.poll(&cx(s, env)));
             let got = st & (int.events | EPOLLERR | EPOLLHUP) & !(EPOLLET | EPOLLONESHOT);
-            if got != 0 {
+            let edge = int.events & EPOLLET == 0 || got & !int.last != 0 || int.gen != gen;
+            seen.push((fd, got));
+            if got != 0 && edge {
                 ready.push((fd, got, int.data));
                 if ready.len() == max as usize {
                     break;
@@ -190,6 +199,12 @@ pub fn epoll_pwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6], ts: 
             let set = f.obj.as_epoll().ok_or(EINVAL)?;
             for fd in gone {
                 set.interest.remove(&fd);
+            }
+            for (fd, got) in seen {
+                if let Some(i) = set.interest.get_mut(&fd) {
+                    i.last = got;
+                    i.gen = gen;
+                }
             }
             for (fd, _, _) in &ready {
                 if let Some(i) = set.interest.get_mut(fd) {

@@ -488,6 +488,9 @@ pub fn end_process(s: &mut Shim<'_>, pid: Pid, how: Ended) {
         s.tasks.parked.remove(&pid);
         s.tasks.events.push(Event::ProcessGone { pid });
     }
+    // Its locks go, and with its fds those of open files nobody else has.
+    s.locks.release_process(pid);
+    crate::pipe::bump(&s.tasks.io_gen);
     let orphans: Vec<Pid> = s.tasks.procs.iter().filter(|(_, p)| p.parent == pid).map(|(&k, _)| k).collect();
     for o in orphans {
         if let Some(p) = s.tasks.procs.get_mut(&o) {
@@ -769,7 +772,7 @@ fn exec_commit(s: &mut Shim<'_>, img: &ExecImage) {
     }
     let closing: Vec<usize> = s.fds.open_fds().filter(|&fd| s.fds.get(fd as i64).is_ok_and(|e| e.cloexec)).collect();
     for fd in closing {
-        let _ = s.fds.close(fd as i64);
+        let _ = super::lock::close_fd(s, fd as i64);
     }
     for act in s.proc_.sigactions.iter_mut() {
         if act[0] > 1 {

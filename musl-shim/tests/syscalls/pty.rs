@@ -29,12 +29,12 @@ const SIGCHLD: u64 = 17;
 
 /// Pty helpers on the syscall harness, whose processes may fork and block.
 impl T {
-    fn with_tasks() -> T {
+    pub(crate) fn with_tasks() -> T {
         let mut t = T::new();
         t.s.enable_tasks(64);
         t
     }
-    fn action(&mut self, nr: u64, a: &[u64]) -> Action {
+    pub(crate) fn action(&mut self, nr: u64, a: &[u64]) -> Action {
         let mut args = [0u64; 6];
         args[..a.len()].copy_from_slice(a);
         self.s.syscall(&mut self.p, nr, args)
@@ -96,13 +96,13 @@ impl T {
         out
     }
     /// fork: the child's pid (the parent stays current).
-    fn fork(&mut self) -> u32 {
+    pub(crate) fn fork(&mut self) -> u32 {
         match self.action(CLONE, &[SIGCHLD, 0, 0, 0, 0]) {
             Action::Spawned(sp) => sp.child,
             other => panic!("fork: {other:?}"),
         }
     }
-    fn run_as(&mut self, pid: u32) {
+    pub(crate) fn run_as(&mut self, pid: u32) {
         assert!(self.s.switch_to(pid), "no process {pid}");
     }
     fn ended(&self, pid: u32) -> Option<Ended> {
