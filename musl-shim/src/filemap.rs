@@ -19,6 +19,21 @@ use crate::vfs::{Ino, Vfs};
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// [`crate::Shim::map_limit`] unless the runner sets it: 64 MiB of shared file mappings.
+pub const DEFAULT_LIMIT: usize = 64 << 20;
+
+/// Whether `more` bytes of shared file mappings fit in the app's limit, counting those of
+/// every process (the running one's and the parked ones'); `ENOMEM` when they do not.
+pub fn room(s: &crate::Shim<'_>, more: u64) -> SysResult<()> {
+    let held = |maps: &[FileMap]| maps.iter().map(|m| m.len).fold(0u64, u64::saturating_add);
+    let parked = s.tasks.parked.values().map(|p| held(&p.mm.files)).fold(0u64, u64::saturating_add);
+    let total = held(&s.mm.files).saturating_add(parked).saturating_add(more);
+    if total > s.map_limit as u64 {
+        return Err(ENOMEM);
+    }
+    Ok(())
+}
+
 /// One shared mapping of `len` bytes of file `ino` from offset `off`, at `start`.
 #[derive(Debug, Clone)]
 pub struct FileMap {

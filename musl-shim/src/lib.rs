@@ -189,6 +189,9 @@ pub struct Shim<'a> {
     pub ptys: pty::Ptys,
     /// The byte-range locks (fcntl) its processes hold.
     pub locks: lock::Locks<'a>,
+    /// What all its processes' shared file mappings may hold ([`filemap`]: each keeps a
+    /// copy in the runner's memory), in bytes; past it, `mmap` gives `ENOMEM`.
+    pub map_limit: usize,
 }
 
 impl<'a> Shim<'a> {
@@ -248,6 +251,7 @@ impl<'a> Shim<'a> {
             proc_seen: None,
             ptys: Default::default(),
             locks: Default::default(),
+            map_limit: filemap::DEFAULT_LIMIT,
         }
     }
 

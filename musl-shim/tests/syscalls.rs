@@ -918,6 +918,27 @@ fn shared_file_mappings_meet_the_file_at_each_syscall() {
 }
 
 #[test]
+fn shared_file_mappings_are_capped_by_the_map_limit() {
+    let mut t = T::new();
+    t.s.map_limit = 3 * 4096;
+    let fd = t.open("/tmp/capped", 0o102) as u64;
+    assert_eq!(t.call(FTRUNCATE, &[fd, 8192]), 0);
+    let m = t.call(MMAP, &[0, 8192, 3, 1, fd, 0]);
+    assert!(m > 0, "within the limit: {m}");
+    // Each mapping keeps a copy in the runner's memory: past the limit, ENOMEM.
+    assert_eq!(t.call(MMAP, &[0, 8192, 3, 1, fd, 0]), ENOMEM.ret());
+    assert_eq!(t.call(MREMAP, &[m as u64, 8192, 16384, 1, 0]), ENOMEM.ret());
+    // The refused mremap left the mapping as it was, still shared with the file.
+    t.p.mem.write(m as u64, b"kept").unwrap();
+    let mut b = [0u8; 4];
+    assert_eq!(t.call(PREAD64, &[fd, SCRATCH, 4, 0]), 4);
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    assert_eq!(&b, b"kept");
+    assert_eq!(t.call(MUNMAP, &[m as u64, 8192]), 0);
+    assert!(t.call(MMAP, &[0, 12288, 3, 1, fd, 0]) > 0, "room again after munmap");
+}
+
+#[test]
 fn epollet_reports_a_state_once_until_it_changes() {
     let mut t = T::new();
     assert_eq!(t.call(PIPE2, &[SCRATCH, 0]), 0);

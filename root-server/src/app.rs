@@ -390,6 +390,8 @@ impl App {
             stack_size: stack_bytes,
         });
         shim.vfs.set_write_limit(heap_quota / 2);
+        // A shared file mapping keeps a copy here, and a sync holds two more for a moment.
+        shim.map_limit = heap_quota / 8;
         shim.vfs.set_rootfs_limit(usize::try_from(spec.rootfs_write_bytes).unwrap_or(usize::MAX));
         if !a.text.is_empty() {
             let store = musl_shim::text::TextStore::parse(a.text).map_err(|e| format!("its text store: {e}"))?;

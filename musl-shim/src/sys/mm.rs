@@ -149,6 +149,7 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
 #[allow(clippy::too_many_arguments)]
 fn map_file_shared<E: Platform>(s: &mut Shim<'_>, env: &mut E, addr: u64, len: u64, prot: Prot, off: u64, fixed: bool, ino: crate::vfs::Ino, writable: bool) -> SysResult<u64> {
     let n = usize::try_from(len).map_err(|_| ENOMEM)?;
+    crate::filemap::room(s, len)?;
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
     let shown = crate::filemap::contents(&s.vfs, ino, off, n);
     env.write(at, &shown)?;
@@ -225,7 +226,12 @@ pub fn mremap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
     let Some(file) = crate::filemap::take(&mut s.mm.files, a[0]) else {
         return s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0);
     };
-    // A shared file mapping stays one where it goes (the next sync shows the file there).
+    // A shared file mapping stays one where it goes (the next sync shows the file there),
+    // at its new length within the limit (it is out of the count while taken).
+    if let Err(e) = crate::filemap::room(s, page_up(a[2]).unwrap_or(u64::MAX)) {
+        s.mm.files.push(file);
+        return Err(e);
+    }
     let r = s.mm.remap(env, a[0], a[1], a[2], a[3] & MREMAP_MAYMOVE != 0);
     let (at, len) = match r {
         Ok(at) => (at, page_up(a[2]).unwrap_or(file.len)),
