@@ -50,8 +50,8 @@ pub const MAX_TASKS: u32 = 4096;
 pub mod defaults {
     /// 16 MiB of heap.
     pub const HEAP_PAGES: u32 = 4096;
-    /// 256 KiB of stack.
-    pub const STACK_PAGES: u32 = 64;
+    /// 8 MiB of stack, Linux's default `RLIMIT_STACK` (its frames come as it is touched).
+    pub const STACK_PAGES: u32 = 2048;
     /// Untyped budget in 4 KiB units, on top of what the ELF, stack and heap need.
     pub const UT_4K_PAGES: u32 = 64;
     /// Untyped budget in 2 MiB units.

@@ -687,7 +687,14 @@ fn copy_memory(from: &Cpu, to: &mut Cpu) -> Result<()> {
         buf.resize(len, 0);
         from.mem_read(r.begin, &mut buf).map_err(|e| anyhow!("fork: reading {:#x}: {e:?}", r.begin))?;
         to.mem_map(r.begin, len as u64, unicorn_engine::Prot(r.perms)).map_err(|e| anyhow!("fork: mapping {:#x}: {e:?}", r.begin))?;
-        to.mem_write(r.begin, &buf).map_err(|e| anyhow!("fork: writing {:#x}: {e:?}", r.begin))?;
+        // The child's new memory is zero already: chunks of zeros (most of an 8 MiB stack)
+        // are not written, so the host does not make them resident.
+        for (i, chunk) in buf.chunks(64 << 10).enumerate() {
+            if chunk.iter().any(|&b| b != 0) {
+                let at = r.begin + (i as u64) * (64 << 10);
+                to.mem_write(at, chunk).map_err(|e| anyhow!("fork: writing {at:#x}: {e:?}"))?;
+            }
+        }
     }
     Ok(())
 }
