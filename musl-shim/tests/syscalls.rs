@@ -8,6 +8,8 @@ use musl_shim::{Action, Config, ExecImage, GuestMemory, Shim};
 
 #[path = "syscalls/pty.rs"]
 mod pty;
+#[path = "syscalls/xattr.rs"]
+mod xattr;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;

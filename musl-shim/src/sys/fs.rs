@@ -50,7 +50,7 @@ fn at_dir(s: &Shim<'_>, dirfd: i64) -> SysResult<Ino> {
 }
 
 /// Resolves (dirfd, path), with AT_EMPTY_PATH meaning the dirfd itself.
-fn lookup<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, path: u64, flags: u64) -> SysResult<Found> {
+pub(crate) fn lookup<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, path: u64, flags: u64) -> SysResult<Found> {
     let p = path_arg(env, path)?;
     let dirfd = fd_arg(dirfd);
     if p.is_empty() {

@@ -8,6 +8,7 @@ pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod xattr;
 
 use crate::errno::SysResult;
 use crate::platform::Platform;
@@ -30,6 +31,15 @@ impl From<SysResult<u64>> for Outcome {
 
 /// Largest chunk copied between the app and a file in one step.
 pub const CHUNK: usize = 64 * 1024;
+
+/// Which file an xattr call of a family starting at `first` (path, lpath, fd) names.
+fn xattr_target(nr: u64, first: u64) -> xattr::Target {
+    match nr.wrapping_sub(first) {
+        0 => xattr::Target::Path,
+        1 => xattr::Target::LinkPath,
+        _ => xattr::Target::Fd,
+    }
+}
 
 /// Routes `nr`; `None` when it is not serviced.
 pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]) -> Option<Outcome> {
@@ -96,6 +106,11 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         FSYNC | FDATASYNC => s.fds.get(a[0] as i32 as i64).map(|_| 0),
         UTIMENSAT => fs::utimensat(s, env, a),
         UMASK => Ok(u64::from(core::mem::replace(&mut s.proc_.umask, a[0] as u32 & 0o777))),
+        // xattr
+        SETXATTR | LSETXATTR | FSETXATTR => xattr::setxattr(s, env, xattr_target(nr, SETXATTR), a),
+        GETXATTR | LGETXATTR | FGETXATTR => xattr::getxattr(s, env, xattr_target(nr, GETXATTR), a),
+        REMOVEXATTR | LREMOVEXATTR | FREMOVEXATTR => xattr::getxattr(s, env, xattr_target(nr, REMOVEXATTR), a),
+        LISTXATTR | LLISTXATTR | FLISTXATTR => xattr::listxattr(s, env, xattr_target(nr, LISTXATTR), a),
         // mm
         BRK => mm::brk(s, env, a),
         MUNMAP => mm::munmap(s, env, a),
