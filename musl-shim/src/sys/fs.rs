@@ -806,6 +806,8 @@ pub const F_GETLK: u64 = 5;
 pub const F_SETLK: u64 = 6;
 pub const F_SETLKW: u64 = 7;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
+pub const F_SETPIPE_SZ: u64 = 1031;
+pub const F_GETPIPE_SZ: u64 = 1032;
 
 pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let fd = fd_arg(a[0]);
@@ -838,6 +840,8 @@ pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
             Ok(0)
         }
         F_SETLK | F_SETLKW => Ok(0),
+        F_GETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(None).map(|n| n as u64),
+        F_SETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(Some(a[2])).map(|n| n as u64),
         _ => Err(EINVAL),
     }
 }
