@@ -806,6 +806,7 @@ pub const F_GETLK: u64 = 5;
 pub const F_SETLK: u64 = 6;
 pub const F_SETLKW: u64 = 7;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
+pub const F_NOTIFY: u64 = 1026;
 pub const F_SETPIPE_SZ: u64 = 1031;
 pub const F_GETPIPE_SZ: u64 = 1032;
 
@@ -840,9 +841,24 @@ pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
             Ok(0)
         }
         F_SETLK | F_SETLKW => Ok(0),
+        F_NOTIFY => dnotify(s, &entry, a[2]),
         F_GETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(None).map(|n| n as u64),
         F_SETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(Some(a[2])).map(|n| n as u64),
         _ => Err(EINVAL),
+    }
+}
+
+/// `F_NOTIFY` (dnotify): an empty event mask (DN_MULTISHOT aside) removes a watch there
+/// never is, as on Linux; watching is not offered (EINVAL, as a kernel without dnotify
+/// answers), after ENOTDIR for a file that is not a directory.
+fn dnotify(s: &Shim<'_>, entry: &FdEntry<'_>, arg: u64) -> SysResult<u64> {
+    const DN_MULTISHOT: u64 = 0x8000_0000;
+    if arg as u32 as u64 & !DN_MULTISHOT == 0 {
+        return Ok(0);
+    }
+    match entry.file.borrow().obj.ino() {
+        Some(ino) if s.vfs.node(ino).is_dir() => Err(EINVAL),
+        _ => Err(ENOTDIR),
     }
 }
 

@@ -53,3 +53,15 @@ fn proc_gives_the_pipe_max_size() {
     let mut t = T::new();
     assert_eq!(t.cat("/proc/sys/fs/pipe-max-size").unwrap(), b"1048576\n");
 }
+
+#[test]
+fn dnotify_only_removes_watches() {
+    const F_NOTIFY: u64 = 1026;
+    let mut t = T::new();
+    let dir = t.open("/tmp", 0o200000) as u64;
+    let file = t.open("/tmp/f", 0o101) as u64;
+    assert_eq!(t.call(FCNTL, &[dir, F_NOTIFY, 0x8000_0000]), 0, "DN_MULTISHOT alone: no events");
+    assert_eq!(t.call(FCNTL, &[file, F_NOTIFY, 0]), 0);
+    assert_eq!(t.call(FCNTL, &[file, F_NOTIFY, 1]), ENOTDIR.ret());
+    assert_eq!(t.call(FCNTL, &[dir, F_NOTIFY, 1]), EINVAL.ret(), "no dnotify");
+}
