@@ -436,9 +436,20 @@ impl<'a> Shim<'a> {
         self.tasks.block(cur, task::Wait::Io, deadline);
     }
 
+    /// Reads the monotonic clock for the task table (threads parking and waking now).
+    fn tick<E: Platform>(&mut self, env: &mut E) {
+        let now = env.now(ClockId::Monotonic).as_nanos();
+        if self.tasks.clock == 0 {
+            let cpu = env.now(ClockId::Cpu).as_nanos();
+            self.tasks.start_clock(now, cpu);
+        }
+        self.tasks.clock = self.tasks.clock.max(now);
+    }
+
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;
+        self.tick(env);
         if sys::nr::looks_up_paths(nr) {
             procfs::refresh(self);
         }

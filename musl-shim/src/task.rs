@@ -64,6 +64,8 @@ pub struct ProcInfo {
     pub vfork_parent: Option<Tid>,
     /// Signal sent to the parent at exit (`clone`'s low byte; SIGCHLD for fork).
     pub exit_signal: u32,
+    /// CPU time (ns) of its threads that have ended.
+    pub dead_cpu: u64,
 }
 
 /// What a parked thread waits for.
@@ -103,6 +105,27 @@ pub struct ThreadInfo {
     /// The deadline of an I/O wait that I/O ended: the call runs again and, if it waits
     /// again, keeps it (a timeout counts from the first call). Cleared when a call ends.
     pub kept_deadline: Option<(u64, i64)>,
+    pub cpu: CpuTime,
+}
+
+/// A thread's CPU time: the monotonic time since it was made less the time it spent
+/// parked (runnable counts as running: the runner does not say when it runs a thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    /// When it was made (monotonic ns).
+    pub born: u64,
+    /// Time parked in waits that have ended.
+    pub blocked: u64,
+    /// Since when it is parked, if it is.
+    pub since: Option<u64>,
+}
+
+impl CpuTime {
+    /// CPU nanoseconds at monotonic time `now`.
+    pub fn at(&self, now: u64) -> u64 {
+        let parked = self.since.map_or(0, |s| now.saturating_sub(s));
+        now.saturating_sub(self.born).saturating_sub(self.blocked).saturating_sub(parked)
+    }
 }
 
 /// A deadline value: at the deadline the syscall runs again rather than returning a value
@@ -123,7 +146,18 @@ pub fn with_wake(own: Option<(u64, i64)>, wake: Option<u64>) -> Option<(u64, i64
 
 impl ThreadInfo {
     pub fn new(pid: Pid, clear_tid: u64, sigmask: u64) -> Self {
-        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None, timed_out: false, kept_deadline: None }
+        ThreadInfo {
+            pid,
+            clear_tid,
+            sigmask,
+            pending: 0,
+            suspended_mask: None,
+            wait: None,
+            deadline: None,
+            timed_out: false,
+            kept_deadline: None,
+            cpu: CpuTime::default(),
+        }
     }
 }
 
@@ -174,6 +208,9 @@ pub struct Tasks<'a> {
     /// Processes alive at once (max_processes).
     pub max_processes: u32,
     pub cur: Tid,
+    /// Monotonic ns when the current syscall started, or when the runner last expired
+    /// deadlines: when threads park and wake (see [`CpuTime`]).
+    pub clock: u64,
 }
 
 impl<'a> Tasks<'a> {
@@ -195,6 +232,7 @@ impl<'a> Tasks<'a> {
             max_threads: DEFAULT_MAX_TASKS,
             max_processes: DEFAULT_MAX_TASKS,
             cur: crate::PID,
+            clock: 0,
         };
         t.procs.insert(
             crate::PID,
@@ -206,6 +244,7 @@ impl<'a> Tasks<'a> {
                 ended: None,
                 vfork_parent: None,
                 exit_signal: 17,
+                dead_cpu: 0,
             },
         );
         t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));
@@ -253,6 +292,7 @@ impl<'a> Tasks<'a> {
             self.sched_gen += 1;
             t.wait = Some(wait);
             t.deadline = deadline;
+            t.cpu.since.get_or_insert(self.clock);
             if let Wait::Futex { pid, addr, .. } = wait {
                 self.futexes.entry((pid, addr)).or_default().push_back(tid);
             }
@@ -264,6 +304,9 @@ impl<'a> Tasks<'a> {
         let Some(t) = self.threads.get_mut(&tid) else { return false };
         let Some(w) = t.wait.take() else { return false };
         t.deadline = None;
+        if let Some(since) = t.cpu.since.take() {
+            t.cpu.blocked = t.cpu.blocked.saturating_add(self.clock.saturating_sub(since));
+        }
         if let Wait::Futex { pid, addr, .. } = w {
             self.unqueue(pid, addr, tid);
         }
@@ -364,6 +407,7 @@ impl<'a> Tasks<'a> {
 
     /// Wakes every thread whose deadline is at or before `now`.
     pub fn expire(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
         let due: Vec<(Tid, i64)> = self
             .threads
             .iter()
@@ -386,6 +430,35 @@ impl<'a> Tasks<'a> {
     /// Whether `tid`'s last wait ended at its deadline (see [`TIMED_OUT_RETRY`]); clears it.
     pub fn take_timed_out(&mut self, tid: Tid) -> bool {
         self.threads.get_mut(&tid).is_some_and(|t| core::mem::take(&mut t.timed_out))
+    }
+
+    /// CPU nanoseconds of thread `tid` now (see [`CpuTime`]).
+    pub fn thread_cpu(&self, tid: Tid) -> Option<u64> {
+        self.threads.get(&tid).map(|t| t.cpu.at(self.clock))
+    }
+
+    /// CPU nanoseconds of process `pid`: its live threads' and its ended ones'.
+    pub fn process_cpu(&self, pid: Pid) -> Option<u64> {
+        let p = self.procs.get(&pid)?;
+        let live = p.threads.iter().filter_map(|&t| self.thread_cpu(t)).fold(0u64, u64::saturating_add);
+        Some(live.saturating_add(p.dead_cpu))
+    }
+
+    /// A thread made now starts with no CPU time.
+    pub fn start_thread_cpu(&mut self, tid: Tid) {
+        let now = self.clock;
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.cpu.born = now;
+        }
+    }
+
+    /// Starts the clocks: `now` is the monotonic time and `cpu` the CPU time the app's
+    /// first thread has had (the platform's CPU clock).
+    pub fn start_clock(&mut self, now: u64, cpu: u64) {
+        self.clock = now;
+        if let Some(t) = self.threads.get_mut(&crate::PID) {
+            t.cpu.born = now.saturating_sub(cpu);
+        }
     }
 
     /// Whether any thread is parked (runnable ones are the runner's business).

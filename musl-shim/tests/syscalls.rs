@@ -12,6 +12,8 @@ mod pty;
 mod xattr;
 #[path = "syscalls/pipes.rs"]
 mod pipes;
+#[path = "syscalls/clocks.rs"]
+mod clocks;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
