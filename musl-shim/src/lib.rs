@@ -403,6 +403,7 @@ impl<'a> Shim<'a> {
     /// Wakes the threads whose deadline is at or before `now` (monotonic ns).
     pub fn expire(&mut self, now: u64) {
         self.tasks.expire(now);
+        sys::itimer::fire(self);
     }
 
     /// How the app's first process ended, once it has: the app's end.
@@ -492,6 +493,11 @@ impl<'a> Shim<'a> {
             Some(sig) if !matches!(action, Action::Exit(_) | Action::Killed(_)) => self.end_current(task::Ended::Killed(sig)),
             _ => action,
         };
+        if sys::nr::sends_signals(nr) {
+            sys::sigwait::wake_sigwaiters(self);
+        }
+        // Interval timers due by now fire (a thread that just parked may take the signal).
+        sys::itimer::fire(self);
         if !matches!(action, Action::Block) {
             // The call is over: a deadline kept for its retries goes with it.
             self.tasks.take_kept_deadline(cur);

@@ -66,6 +66,16 @@ pub struct ProcInfo {
     pub exit_signal: u32,
     /// CPU time (ns) of its threads that have ended.
     pub dead_cpu: u64,
+    /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF (see [`Itimer`]); a fork starts with none.
+    pub itimers: [Itimer; 3],
+}
+
+/// An interval timer: `next` is when it fires (0: disarmed), in monotonic ns for
+/// ITIMER_REAL and in the process's CPU ns for the other two; `interval` re-arms it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Itimer {
+    pub next: u64,
+    pub interval: u64,
 }
 
 /// What a parked thread waits for.
@@ -83,6 +93,9 @@ pub enum Wait {
     Sleep,
     /// A signal (rt_sigsuspend): woken with EINTR when one comes.
     Signal,
+    /// One of a set of signals (rt_sigtimedwait): retried when one is pending, woken
+    /// with EINTR by a handled signal outside it, EAGAIN at the deadline.
+    SigWait { set: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +221,8 @@ pub struct Tasks<'a> {
     /// Processes alive at once (max_processes).
     pub max_processes: u32,
     pub cur: Tid,
+    /// Whether any process may have an interval timer armed.
+    pub itimers_armed: bool,
     /// Monotonic ns when the current syscall started, or when the runner last expired
     /// deadlines: when threads park and wake (see [`CpuTime`]).
     pub clock: u64,
@@ -233,6 +248,7 @@ impl<'a> Tasks<'a> {
             max_processes: DEFAULT_MAX_TASKS,
             cur: crate::PID,
             clock: 0,
+            itimers_armed: false,
         };
         t.procs.insert(
             crate::PID,
@@ -245,6 +261,7 @@ impl<'a> Tasks<'a> {
                 vfork_parent: None,
                 exit_signal: 17,
                 dead_cpu: 0,
+                itimers: Default::default(),
             },
         );
         t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));
@@ -400,9 +417,35 @@ impl<'a> Tasks<'a> {
         }
     }
 
-    /// The earliest deadline of a parked thread (monotonic ns).
+    /// The earliest deadline of a parked thread or of an interval timer (monotonic ns).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.threads.values().filter_map(|t| t.deadline.map(|d| d.0)).min()
+        let waits = self.threads.values().filter_map(|t| t.deadline.map(|d| d.0)).min();
+        match (waits, self.next_itimer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the earliest interval timer may fire (monotonic ns): a CPU-time timer's
+    /// process must have a thread that is not parked, which runs at best all the time.
+    pub fn next_itimer(&self) -> Option<u64> {
+        if !self.itimers_armed {
+            return None;
+        }
+        let mut best: Option<u64> = None;
+        for (&pid, p) in self.procs.iter().filter(|(_, p)| p.ended.is_none()) {
+            let running = p.threads.iter().any(|t| self.threads.get(t).is_some_and(|t| t.wait.is_none()));
+            let cpu = if running { self.process_cpu(pid) } else { None };
+            for (which, it) in p.itimers.iter().enumerate().filter(|(_, it)| it.next != 0) {
+                let at = match (which, cpu) {
+                    (0, _) => it.next,
+                    (_, Some(c)) => self.clock.saturating_add(it.next.saturating_sub(c)),
+                    _ => continue,
+                };
+                best = Some(best.map_or(at, |b| b.min(at)));
+            }
+        }
+        best
     }
 
     /// Wakes every thread whose deadline is at or before `now`.

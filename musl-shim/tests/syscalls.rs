@@ -14,6 +14,8 @@ mod xattr;
 mod pipes;
 #[path = "syscalls/clocks.rs"]
 mod clocks;
+#[path = "syscalls/timers.rs"]
+mod timers;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;

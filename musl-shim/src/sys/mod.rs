@@ -6,7 +6,9 @@ pub mod net;
 pub mod nr;
 pub mod poll;
 pub mod process;
+pub mod itimer;
 pub mod signal;
+pub mod sigwait;
 pub mod time;
 pub mod xattr;
 
@@ -210,6 +212,10 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         RT_SIGPENDING => signal::rt_sigpending(s, env, a),
         RT_SIGSUSPEND => return Some(signal::rt_sigsuspend(s, env, a)),
         RT_SIGRETURN => return Some(Outcome::Action(crate::Action::SigReturn)),
+        RT_SIGTIMEDWAIT => return Some(sigwait::rt_sigtimedwait(s, env, a)),
+        PIDFD_SEND_SIGNAL => return Some(sigwait::pidfd_send_signal(s, a)),
+        GETITIMER => itimer::getitimer(s, env, a),
+        SETITIMER => itimer::setitimer(s, env, a),
         _ => return None,
     };
     Some(Outcome::Ret(r))

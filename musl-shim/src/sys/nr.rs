@@ -55,6 +55,10 @@ syscalls! {
     signal {
         KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
         RT_SIGSUSPEND = 133, RT_SIGPROCMASK = 135, RT_SIGPENDING = 136, RT_SIGRETURN = 139,
+        RT_SIGTIMEDWAIT = 137, PIDFD_SEND_SIGNAL = 424,
+    }
+    itimer {
+        GETITIMER = 102, SETITIMER = 103,
     }
 }
 
@@ -65,6 +69,11 @@ pub fn looks_up_paths(nr: u64) -> bool {
         OPENAT | NEWFSTATAT | STATX | READLINKAT | FACCESSAT | FACCESSAT2 | CHDIR | FCHDIR | GETDENTS64 | STATFS | EXECVE | LINKAT
             | INOTIFY_ADD_WATCH | SETXATTR | LSETXATTR | GETXATTR | LGETXATTR | LISTXATTR | LLISTXATTR | REMOVEXATTR | LREMOVEXATTR
     )
+}
+
+/// Whether `nr` sends a signal (a thread in rt_sigtimedwait may have one to take).
+pub fn sends_signals(nr: u64) -> bool {
+    matches!(nr, KILL | TKILL | TGKILL | PIDFD_SEND_SIGNAL)
 }
 
 /// Whether `nr` may change a file's times (so the shim reads the clock first).

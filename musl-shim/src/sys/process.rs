@@ -418,6 +418,7 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
                 vfork_parent: (flags & CLONE_VFORK != 0).then_some(cur),
                 exit_signal: (flags & 0xff) as u32,
                 dead_cpu: 0,
+                itimers: Default::default(),
             },
         );
         s.tasks.threads.insert(id, ThreadInfo::new(id, clear_tid, sigmask));
