@@ -498,7 +498,11 @@ impl<'a> Shim<'a> {
         }
         // Interval timers due by now fire (a thread that just parked may take the signal).
         sys::itimer::fire(self);
-        if !matches!(action, Action::Block) {
+        if matches!(action, Action::Block) {
+            if let Some(t) = self.tasks.threads.get_mut(&cur) {
+                t.nr = nr;
+            }
+        } else {
             // The call is over: a deadline kept for its retries goes with it.
             self.tasks.take_kept_deadline(cur);
         }

@@ -119,6 +119,8 @@ pub struct ThreadInfo {
     /// again, keeps it (a timeout counts from the first call). Cleared when a call ends.
     pub kept_deadline: Option<(u64, i64)>,
     pub cpu: CpuTime,
+    /// The syscall it is parked in (whether a handler's SA_RESTART may restart it).
+    pub nr: u64,
 }
 
 /// A thread's CPU time: the monotonic time since it was made less the time it spent
@@ -170,6 +172,7 @@ impl ThreadInfo {
             timed_out: false,
             kept_deadline: None,
             cpu: CpuTime::default(),
+            nr: 0,
         }
     }
 }

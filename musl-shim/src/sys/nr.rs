@@ -71,6 +71,12 @@ pub fn looks_up_paths(nr: u64) -> bool {
     )
 }
 
+/// Whether `nr` returns EINTR after a handler even with SA_RESTART (Linux's
+/// ERESTARTNOHAND: the waits for readiness, as signal(7) lists them).
+pub fn never_restarted(nr: u64) -> bool {
+    matches!(nr, PPOLL | PSELECT6 | EPOLL_PWAIT | EPOLL_PWAIT2)
+}
+
 /// Whether `nr` sends a signal (a thread in rt_sigtimedwait may have one to take).
 pub fn sends_signals(nr: u64) -> bool {
     matches!(nr, KILL | TKILL | TGKILL | PIDFD_SEND_SIGNAL)

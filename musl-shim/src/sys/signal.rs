@@ -108,9 +108,9 @@ pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcom
 /// Wakes thread `tid` from its wait, if it waits, so that it takes a signal (see
 /// [`interrupt_one`]).
 pub(crate) fn interrupt_thread(s: &mut Shim<'_>, tid: u32, restart: bool) {
-    let Some(wait) = s.tasks.threads.get(&tid).and_then(|t| t.wait) else { return };
+    let Some((wait, nr)) = s.tasks.threads.get(&tid).and_then(|t| Some((t.wait?, t.nr))) else { return };
     let resume = match wait {
-        Wait::Io | Wait::Child if restart => Resume::Retry,
+        Wait::Io | Wait::Child if restart && !super::nr::never_restarted(nr) => Resume::Retry,
         _ => Resume::Value(EINTR.ret()),
     };
     s.tasks.wake(tid, resume);

@@ -104,3 +104,22 @@ fn pidfd_send_signal_takes_a_proc_directory() {
     assert_eq!(t.call(RT_SIGPENDING, &[SET, 8]), 0);
     assert_eq!(t.p.mem.read_u64(SET).unwrap(), 1 << (SIGUSR1 - 1), "pending on the process");
 }
+
+#[test]
+fn pause_ends_with_eintr_even_under_sa_restart() {
+    const SA_RESTART: u64 = 0x1000_0000;
+    let mut t = tasks();
+    let act = SCRATCH + 0x600;
+    for (i, w) in [0x1000u64, SA_RESTART, 0, 0].iter().enumerate() {
+        t.p.mem.write_u64(act + 8 * i as u64, *w).unwrap();
+    }
+    assert_eq!(t.call(RT_SIGACTION, &[SIGALRM, act, 0, 8]), 0);
+    itimerval(&mut t, 0, 100_000);
+    assert_eq!(t.call(SETITIMER, &[0, IT, 0]), 0);
+    // musl's pause: ppoll(0, 0, 0, 0).
+    assert_eq!(t.s.syscall(&mut t.p, PPOLL, [0; 6]), Action::Block);
+    t.p.now_ns += 200_000_000;
+    let now = t.p.now_ns;
+    t.s.expire(now);
+    assert_eq!(t.s.take_events(), vec![Event::Wake { tid: 1, resume: Resume::Value(EINTR.ret()) }]);
+}
