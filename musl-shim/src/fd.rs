@@ -91,6 +91,10 @@ pub trait FileObject<'a> {
     fn pipe_size(&mut self, _set: Option<u64>) -> SysResult<usize> {
         Err(EBADF)
     }
+    /// The process, when this is a pidfd.
+    fn pidfd(&self) -> Option<u32> {
+        None
+    }
     /// The socket, when this is one.
     fn as_socket(&mut self) -> Option<&mut crate::net::Socket> {
         None

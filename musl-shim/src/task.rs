@@ -224,6 +224,8 @@ pub struct Tasks<'a> {
     /// Processes alive at once (max_processes).
     pub max_processes: u32,
     pub cur: Tid,
+    /// Per process with a pidfd open: whether it has ended (what its pidfds poll).
+    pub pidfds: BTreeMap<Pid, Rc<Cell<bool>>>,
     /// Whether any process may have an interval timer armed.
     pub itimers_armed: bool,
     /// Monotonic ns when the current syscall started, or when the runner last expired
@@ -252,6 +254,7 @@ impl<'a> Tasks<'a> {
             cur: crate::PID,
             clock: 0,
             itimers_armed: false,
+            pidfds: BTreeMap::new(),
         };
         t.procs.insert(
             crate::PID,

@@ -4,6 +4,7 @@ pub mod fs;
 pub mod mm;
 pub mod net;
 pub mod nr;
+pub mod pidfd;
 pub mod poll;
 pub mod process;
 pub mod itimer;
@@ -213,7 +214,8 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         RT_SIGSUSPEND => return Some(signal::rt_sigsuspend(s, env, a)),
         RT_SIGRETURN => return Some(Outcome::Action(crate::Action::SigReturn)),
         RT_SIGTIMEDWAIT => return Some(sigwait::rt_sigtimedwait(s, env, a)),
-        PIDFD_SEND_SIGNAL => return Some(sigwait::pidfd_send_signal(s, a)),
+        PIDFD_SEND_SIGNAL => return Some(pidfd::pidfd_send_signal(s, a)),
+        PIDFD_OPEN => pidfd::pidfd_open(s, a),
         GETITIMER => itimer::getitimer(s, env, a),
         SETITIMER => itimer::setitimer(s, env, a),
         _ => return None,

@@ -488,6 +488,10 @@ pub fn end_process(s: &mut Shim<'_>, pid: Pid, how: Ended) {
     }
     info.ended = Some(how);
     let threads = core::mem::take(&mut info.threads);
+    if let Some(f) = s.tasks.pidfds.get(&pid) {
+        f.set(true);
+        crate::pipe::bump(&s.tasks.io_gen);
+    }
     let (parent, vfork_parent) = (info.parent, info.vfork_parent.take());
     for t in threads {
         remove_thread(s, t);

@@ -1,7 +1,7 @@
-//! Waiting for signals (rt_sigtimedwait, which sigwait and sigwaitinfo use), signals the
-//! shim itself raises at a time (interval timers), and pidfd_send_signal.
+//! Waiting for signals (rt_sigtimedwait, which sigwait and sigwaitinfo use), and signals
+//! the shim itself raises at a time (interval timers).
 
-use super::signal::{interrupt_thread, kill, signal_other, SIGKILL, SIGSTOP};
+use super::signal::{interrupt_thread, signal_other, SIGKILL, SIGSTOP};
 use super::Outcome;
 use crate::errno::*;
 use crate::platform::Platform;
@@ -116,27 +116,4 @@ fn sigtimedwait<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysR
     let deadline = timeout.map(|t| (s.tasks.clock.saturating_add(t), EAGAIN.ret()));
     s.tasks.block(cur, Wait::SigWait { set }, deadline);
     Ok(None)
-}
-
-/// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` of the process the fd names,
-/// an fd of its /proc/<pid> directory (pidfd_open is not offered). `info` is not read.
-pub fn pidfd_send_signal(s: &mut Shim<'_>, a: [u64; 6]) -> Outcome {
-    if a[3] != 0 {
-        return Outcome::Ret(Err(EINVAL));
-    }
-    match pidfd_pid(s, a[0]) {
-        Ok(pid) => kill(s, i64::from(pid), a[1]),
-        Err(e) => Outcome::Ret(Err(e)),
-    }
-}
-
-/// The process a /proc/<pid> directory fd names; EBADF for any other fd.
-fn pidfd_pid(s: &Shim<'_>, fd: u64) -> SysResult<u32> {
-    let ino = s.fds.get(super::fs::fd_arg(fd))?.file.borrow().obj.ino().ok_or(EBADF)?;
-    let path = s.vfs.path_of(ino);
-    let digits = path.strip_prefix(b"/proc/").ok_or(EBADF)?;
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(EBADF);
-    }
-    Ok(digits.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0')))
 }

@@ -92,6 +92,33 @@ fn sigtimedwait_times_out_and_takes_pending_signals() {
     assert_eq!(t.call(RT_SIGTIMEDWAIT, &[SET, 0, TS, 4]), EINVAL.ret());
 }
 
+/// ppoll of one fd for POLLIN, not waiting: its revents.
+fn poll_in(t: &mut T, fd: u64) -> u16 {
+    let pfd = SCRATCH + 0x700;
+    t.p.mem.write_u32(pfd, fd as u32).unwrap();
+    t.p.mem.write_u32(pfd + 4, 1).unwrap();
+    t.p.mem.write_u64(TS, 0).unwrap();
+    t.p.mem.write_u64(TS + 8, 0).unwrap();
+    assert!(t.call(PPOLL, &[pfd, 1, TS, 0, 8]) >= 0);
+    (t.p.mem.read_u32(pfd + 4).unwrap() >> 16) as u16
+}
+
+#[test]
+fn pidfds_signal_and_become_readable_when_their_process_ends() {
+    let mut t = tasks();
+    assert_eq!(t.call(PIDFD_OPEN, &[99, 0]), ESRCH.ret());
+    assert_eq!(t.call(PIDFD_OPEN, &[1, 1]), EINVAL.ret());
+    assert_eq!(t.call(PIDFD_OPEN, &[0, 0]), EINVAL.ret());
+    let Action::Spawned(sp) = t.s.syscall(&mut t.p, CLONE, [17, 0, 0, 0, 0, 0]) else { panic!("fork") };
+    let child = u64::from(sp.child);
+    let fd = t.call(PIDFD_OPEN, &[child, 0]) as u64;
+    assert_eq!(t.call(FCNTL, &[fd, 1]), 1, "close-on-exec");
+    assert_eq!(poll_in(&mut t, fd), 0, "running");
+    assert_eq!(t.call(PIDFD_SEND_SIGNAL, &[fd, 0, 0, 0]), 0, "signal 0: it is there");
+    assert_eq!(t.call(PIDFD_SEND_SIGNAL, &[fd, 9, 0, 0]), 0, "SIGKILL");
+    assert_eq!(poll_in(&mut t, fd), 1, "readable once it ended");
+}
+
 #[test]
 fn pidfd_send_signal_takes_a_proc_directory() {
     let mut t = tasks();
