@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/time.h>
@@ -97,11 +98,33 @@ static void waits(void) {
     sigprocmask(SIG_UNBLOCK, &set, 0);
 }
 
+static sem_t started;
+static volatile int stop_spinning;
+
+static void *spinner(void *arg) {
+    (void)arg;
+    sem_post(&started);
+    while (!stop_spinning)
+        getppid();
+    return 0;
+}
+
+/* A thread that wakes another and then only makes syscalls must still let it run. */
+static void spinning(void) {
+    pthread_t t;
+    sem_init(&started, 0, 0);
+    pthread_create(&t, 0, spinner, 0);
+    sem_wait(&started);
+    stop_spinning = 1;
+    check("a thread woken by a spinning one runs", pthread_join(t, 0) == 0);
+}
+
 int main(void) {
     setvbuf(stdout, 0, _IONBF, 0);
     pipes();
     clocks();
     timers();
     waits();
+    spinning();
     return 0;
 }
