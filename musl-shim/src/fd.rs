@@ -86,6 +86,15 @@ pub trait FileObject<'a> {
     fn fionread(&self) -> Option<usize> {
         None
     }
+    /// `F_GETPIPE_SZ` (`set` None) or `F_SETPIPE_SZ`: a pipe's capacity; EBADF for
+    /// anything else, as Linux answers.
+    fn pipe_size(&mut self, _set: Option<u64>) -> SysResult<usize> {
+        Err(EBADF)
+    }
+    /// The process, when this is a pidfd.
+    fn pidfd(&self) -> Option<u32> {
+        None
+    }
     /// The socket, when this is one.
     fn as_socket(&mut self) -> Option<&mut crate::net::Socket> {
         None

@@ -412,6 +412,7 @@ impl<'a> Shim<'a> {
     /// Wakes the threads whose deadline is at or before `now` (monotonic ns).
     pub fn expire(&mut self, now: u64) {
         self.tasks.expire(now);
+        sys::itimer::fire(self);
     }
 
     /// How the app's first process ended, once it has: the app's end.
@@ -445,9 +446,20 @@ impl<'a> Shim<'a> {
         self.tasks.block(cur, task::Wait::Io, deadline);
     }
 
+    /// Reads the monotonic clock for the task table (threads parking and waking now).
+    fn tick<E: Platform>(&mut self, env: &mut E) {
+        let now = env.now(ClockId::Monotonic).as_nanos();
+        if self.tasks.clock == 0 {
+            let cpu = env.now(ClockId::Cpu).as_nanos();
+            self.tasks.start_clock(now, cpu);
+        }
+        self.tasks.clock = self.tasks.clock.max(now);
+    }
+
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;
+        self.tick(env);
         if sys::nr::looks_up_paths(nr) {
             procfs::refresh(self);
         }
@@ -494,7 +506,16 @@ impl<'a> Shim<'a> {
             Some(sig) if !matches!(action, Action::Exit(_) | Action::Killed(_)) => self.end_current(task::Ended::Killed(sig)),
             _ => action,
         };
-        if !matches!(action, Action::Block) {
+        if sys::nr::sends_signals(nr) {
+            sys::sigwait::wake_sigwaiters(self);
+        }
+        // Interval timers due by now fire (a thread that just parked may take the signal).
+        sys::itimer::fire(self);
+        if matches!(action, Action::Block) {
+            if let Some(t) = self.tasks.threads.get_mut(&cur) {
+                t.nr = nr;
+            }
+        } else {
             // The call is over: a deadline kept for its retries goes with it.
             self.tasks.take_kept_deadline(cur);
         }

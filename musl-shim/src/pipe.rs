@@ -13,8 +13,12 @@ use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use core::cell::{Cell, RefCell};
 
-/// Bytes a pipe holds (Linux's default pipe size).
+/// Bytes a new pipe holds (Linux's default pipe size); `F_SETPIPE_SZ` changes it.
 pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// The most `F_SETPIPE_SZ` grants (/proc/sys/fs/pipe-max-size): a container's root has
+/// no CAP_SYS_RESOURCE to go past it.
+pub const PIPE_MAX_SIZE: usize = 1024 * 1024;
+const PAGE: usize = 4096;
 /// Writes up to this size are atomic (POSIX PIPE_BUF).
 pub const PIPE_BUF: usize = 4096;
 
@@ -29,8 +33,45 @@ struct PipeBuf {
     data: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// Bytes it may hold: a power-of-two number of pages.
+    capacity: usize,
     /// Inode number shown by fstat (both ends share it).
     ino: u64,
+}
+
+impl PipeBuf {
+    fn room(&self) -> usize {
+        self.capacity.saturating_sub(self.data.len())
+    }
+
+    /// `F_SETPIPE_SZ`: Linux takes the argument's low 32 bits and rounds them up to a
+    /// power-of-two number of pages (one at least); EINVAL past 2 GiB, EPERM past
+    /// [`PIPE_MAX_SIZE`], EBUSY when the pages of bytes queued would not fit. Returns the
+    /// new capacity.
+    fn resize(&mut self, size: u64) -> SysResult<usize> {
+        let size = size as u32;
+        if size > 1 << 31 {
+            return Err(EINVAL);
+        }
+        let cap = (size as usize).max(PAGE).next_power_of_two();
+        if cap > PIPE_MAX_SIZE && cap > self.capacity {
+            return Err(EPERM);
+        }
+        if self.data.len().div_ceil(PAGE) > cap / PAGE {
+            return Err(EBUSY);
+        }
+        self.capacity = cap;
+        Ok(cap)
+    }
+}
+
+/// `F_GETPIPE_SZ` (`set` None) and `F_SETPIPE_SZ` on either end of a pipe.
+fn pipe_size(buf: &RefCell<PipeBuf>, gen: &IoGen, set: Option<u64>) -> SysResult<usize> {
+    let Some(size) = set else { return Ok(buf.borrow().capacity) };
+    let cap = buf.borrow_mut().resize(size)?;
+    // More room may let a waiting writer in.
+    bump(gen);
+    Ok(cap)
 }
 
 /// poll(2) bits.
@@ -41,7 +82,7 @@ pub const POLLHUP: u16 = 0x10;
 
 /// Makes a pipe: (read end, write end).
 pub fn new_pipe(gen: &IoGen, ino: u64) -> (PipeReader, PipeWriter) {
-    let buf = Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 1, writers: 1, ino }));
+    let buf = Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 1, writers: 1, capacity: PIPE_CAPACITY, ino }));
     (PipeReader { buf: buf.clone(), gen: gen.clone() }, PipeWriter { buf, gen: gen.clone() })
 }
 
@@ -92,6 +133,9 @@ impl<'a> FileObject<'a> for PipeReader {
     fn fionread(&self) -> Option<usize> {
         Some(self.buf.borrow().data.len())
     }
+    fn pipe_size(&mut self, set: Option<u64>) -> SysResult<usize> {
+        pipe_size(&self.buf, &self.gen, set)
+    }
 }
 
 impl<'a> FileObject<'a> for PipeWriter {
@@ -105,7 +149,7 @@ impl<'a> FileObject<'a> for PipeWriter {
         if p.readers == 0 {
             return Err(EPIPE);
         }
-        let room = PIPE_CAPACITY - p.data.len();
+        let room = p.room();
         if buf.is_empty() {
             return Ok(0);
         }
@@ -124,11 +168,14 @@ impl<'a> FileObject<'a> for PipeWriter {
         let p = self.buf.borrow();
         if p.readers == 0 {
             POLLOUT | POLLERR
-        } else if PIPE_CAPACITY - p.data.len() >= PIPE_BUF {
+        } else if p.room() >= PIPE_BUF.min(p.capacity) {
             POLLOUT
         } else {
             0
         }
+    }
+    fn pipe_size(&mut self, set: Option<u64>) -> SysResult<usize> {
+        pipe_size(&self.buf, &self.gen, set)
     }
 }
 
@@ -140,7 +187,7 @@ pub struct Fifo {
 
 impl Fifo {
     pub fn new(gen: &IoGen, ino: u64) -> Fifo {
-        Fifo { buf: Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 0, writers: 0, ino })), gen: gen.clone() }
+        Fifo { buf: Rc::new(RefCell::new(PipeBuf { data: VecDeque::new(), readers: 0, writers: 0, capacity: PIPE_CAPACITY, ino })), gen: gen.clone() }
     }
     pub fn readers(&self) -> usize {
         self.buf.borrow().readers
@@ -187,6 +234,9 @@ impl<'a> FileObject<'a> for FifoBoth {
     }
     fn fionread(&self) -> Option<usize> {
         self.r.fionread()
+    }
+    fn pipe_size(&mut self, set: Option<u64>) -> SysResult<usize> {
+        self.r.pipe_size(set)
     }
 }
 

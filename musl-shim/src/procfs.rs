@@ -34,6 +34,7 @@ pub enum What {
     Ostype,
     Osrelease,
     PidMax,
+    PipeMaxSize,
     Hostname,
     Overcommit,
     /// /sys/devices/system/cpu/{online,possible,present}.
@@ -106,6 +107,8 @@ pub(crate) fn add_static(vfs: &mut Vfs<'_>) {
     }
     let vm = vfs.ensure_dir(sys, b"vm", Fs::Proc);
     vfs.replace(vm, b"overcommit_memory", gen(What::Overcommit), 0o444, Fs::Proc);
+    let fs = vfs.ensure_dir(sys, b"fs", Fs::Proc);
+    vfs.replace(fs, b"pipe-max-size", gen(What::PipeMaxSize), 0o444, Fs::Proc);
 
     let sysfs = vfs.ensure_dir(ROOT, b"sys", Fs::Sys);
     vfs.empty_dir(sysfs);
@@ -364,6 +367,9 @@ pub fn render<E: Platform>(s: &Shim<'_>, env: &mut E, g: Gen) -> Vec<u8> {
             let _ = writeln!(o, "{}", s.proc_.hostname);
         }
         What::Overcommit => o.push_str("0\n"),
+        What::PipeMaxSize => {
+            let _ = writeln!(o, "{}", crate::pipe::PIPE_MAX_SIZE);
+        }
         What::CpuList => {
             let _ = if CORES == 1 { writeln!(o, "0") } else { writeln!(o, "0-{}", CORES - 1) };
         }

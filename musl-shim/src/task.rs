@@ -64,6 +64,18 @@ pub struct ProcInfo {
     pub vfork_parent: Option<Tid>,
     /// Signal sent to the parent at exit (`clone`'s low byte; SIGCHLD for fork).
     pub exit_signal: u32,
+    /// CPU time (ns) of its threads that have ended.
+    pub dead_cpu: u64,
+    /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF (see [`Itimer`]); a fork starts with none.
+    pub itimers: [Itimer; 3],
+}
+
+/// An interval timer: `next` is when it fires (0: disarmed), in monotonic ns for
+/// ITIMER_REAL and in the process's CPU ns for the other two; `interval` re-arms it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Itimer {
+    pub next: u64,
+    pub interval: u64,
 }
 
 /// What a parked thread waits for.
@@ -81,6 +93,9 @@ pub enum Wait {
     Sleep,
     /// A signal (rt_sigsuspend): woken with EINTR when one comes.
     Signal,
+    /// One of a set of signals (rt_sigtimedwait): retried when one is pending, woken
+    /// with EINTR by a handled signal outside it, EAGAIN at the deadline.
+    SigWait { set: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +118,29 @@ pub struct ThreadInfo {
     /// The deadline of an I/O wait that I/O ended: the call runs again and, if it waits
     /// again, keeps it (a timeout counts from the first call). Cleared when a call ends.
     pub kept_deadline: Option<(u64, i64)>,
+    pub cpu: CpuTime,
+    /// The syscall it is parked in (whether a handler's SA_RESTART may restart it).
+    pub nr: u64,
+}
+
+/// A thread's CPU time: the monotonic time since it was made less the time it spent
+/// parked (runnable counts as running: the runner does not say when it runs a thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    /// When it was made (monotonic ns).
+    pub born: u64,
+    /// Time parked in waits that have ended.
+    pub blocked: u64,
+    /// Since when it is parked, if it is.
+    pub since: Option<u64>,
+}
+
+impl CpuTime {
+    /// CPU nanoseconds at monotonic time `now`.
+    pub fn at(&self, now: u64) -> u64 {
+        let parked = self.since.map_or(0, |s| now.saturating_sub(s));
+        now.saturating_sub(self.born).saturating_sub(self.blocked).saturating_sub(parked)
+    }
 }
 
 /// A deadline value: at the deadline the syscall runs again rather than returning a value
@@ -123,7 +161,19 @@ pub fn with_wake(own: Option<(u64, i64)>, wake: Option<u64>) -> Option<(u64, i64
 
 impl ThreadInfo {
     pub fn new(pid: Pid, clear_tid: u64, sigmask: u64) -> Self {
-        ThreadInfo { pid, clear_tid, sigmask, pending: 0, suspended_mask: None, wait: None, deadline: None, timed_out: false, kept_deadline: None }
+        ThreadInfo {
+            pid,
+            clear_tid,
+            sigmask,
+            pending: 0,
+            suspended_mask: None,
+            wait: None,
+            deadline: None,
+            timed_out: false,
+            kept_deadline: None,
+            cpu: CpuTime::default(),
+            nr: 0,
+        }
     }
 }
 
@@ -174,6 +224,13 @@ pub struct Tasks<'a> {
     /// Processes alive at once (max_processes).
     pub max_processes: u32,
     pub cur: Tid,
+    /// Per process with a pidfd open: whether it has ended (what its pidfds poll).
+    pub pidfds: BTreeMap<Pid, Rc<Cell<bool>>>,
+    /// Whether any process may have an interval timer armed.
+    pub itimers_armed: bool,
+    /// Monotonic ns when the current syscall started, or when the runner last expired
+    /// deadlines: when threads park and wake (see [`CpuTime`]).
+    pub clock: u64,
 }
 
 impl<'a> Tasks<'a> {
@@ -195,6 +252,9 @@ impl<'a> Tasks<'a> {
             max_threads: DEFAULT_MAX_TASKS,
             max_processes: DEFAULT_MAX_TASKS,
             cur: crate::PID,
+            clock: 0,
+            itimers_armed: false,
+            pidfds: BTreeMap::new(),
         };
         t.procs.insert(
             crate::PID,
@@ -206,6 +266,8 @@ impl<'a> Tasks<'a> {
                 ended: None,
                 vfork_parent: None,
                 exit_signal: 17,
+                dead_cpu: 0,
+                itimers: Default::default(),
             },
         );
         t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));
@@ -253,6 +315,7 @@ impl<'a> Tasks<'a> {
             self.sched_gen += 1;
             t.wait = Some(wait);
             t.deadline = deadline;
+            t.cpu.since.get_or_insert(self.clock);
             if let Wait::Futex { pid, addr, .. } = wait {
                 self.futexes.entry((pid, addr)).or_default().push_back(tid);
             }
@@ -264,6 +327,9 @@ impl<'a> Tasks<'a> {
         let Some(t) = self.threads.get_mut(&tid) else { return false };
         let Some(w) = t.wait.take() else { return false };
         t.deadline = None;
+        if let Some(since) = t.cpu.since.take() {
+            t.cpu.blocked = t.cpu.blocked.saturating_add(self.clock.saturating_sub(since));
+        }
         if let Wait::Futex { pid, addr, .. } = w {
             self.unqueue(pid, addr, tid);
         }
@@ -357,13 +423,40 @@ impl<'a> Tasks<'a> {
         }
     }
 
-    /// The earliest deadline of a parked thread (monotonic ns).
+    /// The earliest deadline of a parked thread or of an interval timer (monotonic ns).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.threads.values().filter_map(|t| t.deadline.map(|d| d.0)).min()
+        let waits = self.threads.values().filter_map(|t| t.deadline.map(|d| d.0)).min();
+        match (waits, self.next_itimer()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the earliest interval timer may fire (monotonic ns): a CPU-time timer's
+    /// process must have a thread that is not parked, which runs at best all the time.
+    pub fn next_itimer(&self) -> Option<u64> {
+        if !self.itimers_armed {
+            return None;
+        }
+        let mut best: Option<u64> = None;
+        for (&pid, p) in self.procs.iter().filter(|(_, p)| p.ended.is_none()) {
+            let running = p.threads.iter().any(|t| self.threads.get(t).is_some_and(|t| t.wait.is_none()));
+            let cpu = if running { self.process_cpu(pid) } else { None };
+            for (which, it) in p.itimers.iter().enumerate().filter(|(_, it)| it.next != 0) {
+                let at = match (which, cpu) {
+                    (0, _) => it.next,
+                    (_, Some(c)) => self.clock.saturating_add(it.next.saturating_sub(c)),
+                    _ => continue,
+                };
+                best = Some(best.map_or(at, |b| b.min(at)));
+            }
+        }
+        best
     }
 
     /// Wakes every thread whose deadline is at or before `now`.
     pub fn expire(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
         let due: Vec<(Tid, i64)> = self
             .threads
             .iter()
@@ -386,6 +479,35 @@ impl<'a> Tasks<'a> {
     /// Whether `tid`'s last wait ended at its deadline (see [`TIMED_OUT_RETRY`]); clears it.
     pub fn take_timed_out(&mut self, tid: Tid) -> bool {
         self.threads.get_mut(&tid).is_some_and(|t| core::mem::take(&mut t.timed_out))
+    }
+
+    /// CPU nanoseconds of thread `tid` now (see [`CpuTime`]).
+    pub fn thread_cpu(&self, tid: Tid) -> Option<u64> {
+        self.threads.get(&tid).map(|t| t.cpu.at(self.clock))
+    }
+
+    /// CPU nanoseconds of process `pid`: its live threads' and its ended ones'.
+    pub fn process_cpu(&self, pid: Pid) -> Option<u64> {
+        let p = self.procs.get(&pid)?;
+        let live = p.threads.iter().filter_map(|&t| self.thread_cpu(t)).fold(0u64, u64::saturating_add);
+        Some(live.saturating_add(p.dead_cpu))
+    }
+
+    /// A thread made now starts with no CPU time.
+    pub fn start_thread_cpu(&mut self, tid: Tid) {
+        let now = self.clock;
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.cpu.born = now;
+        }
+    }
+
+    /// Starts the clocks: `now` is the monotonic time and `cpu` the CPU time the app's
+    /// first thread has had (the platform's CPU clock).
+    pub fn start_clock(&mut self, now: u64, cpu: u64) {
+        self.clock = now;
+        if let Some(t) = self.threads.get_mut(&crate::PID) {
+            t.cpu.born = now.saturating_sub(cpu);
+        }
     }
 
     /// Whether any thread is parked (runnable ones are the runner's business).

@@ -239,6 +239,8 @@ pub struct Vfs<'a> {
     limits: [usize; 2],
     /// Most bytes both together may hold (the root server's share of its heap).
     total_limit: usize,
+    /// The image's own bytes: the rootfs holds them besides what the app may write.
+    image_bytes: usize,
 }
 
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -250,7 +252,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX };
+        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX, image_bytes: cpio.len() };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -1027,7 +1029,8 @@ impl<'a> Vfs<'a> {
         let limit = if fs == Fs::Proc { 0 } else { self.limits[pool].min(self.total_limit) };
         let free = limit.saturating_sub(self.used[pool]).min(self.total_limit.saturating_sub(self.used[0] + self.used[1]));
         let files = self.nodes.iter().filter(|n| n.fs == fs && n.nlink > 0).count() as u64;
-        (ftype, flags, limit as u64 / 4096, free as u64 / 4096, files)
+        let image = if fs == Fs::Rootfs { self.image_bytes } else { 0 };
+        (ftype, flags, limit.saturating_add(image) as u64 / 4096, free as u64 / 4096, files)
     }
 }
 
@@ -1046,6 +1049,16 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
 mod tmpfs_limit_tests {
     use super::*;
     use crate::errno::ENOSPC;
+
+    #[test]
+    fn the_images_bytes_count_as_used_on_the_rootfs() {
+        let image = [0u8; 5 * 4096];
+        let vfs = Vfs::from_cpio(&image);
+        let (_, _, blocks, free, _) = vfs.statfs(Fs::Rootfs);
+        assert_eq!(blocks - free, 5, "shutil.disk_usage finds them used");
+        let (_, _, blocks, free, _) = vfs.statfs(Fs::Tmpfs);
+        assert_eq!(blocks, free, "an empty tmpfs");
+    }
 
     #[test]
     fn a_lower_tmpfs_limit_gives_enospc() {

@@ -208,7 +208,8 @@ impl Clock for Env<'_> {
     fn now(&mut self, clock: ClockId) -> Timespec {
         match clock {
             ClockId::Realtime => Timespec::from_nanos(crate::time::realtime_ns()),
-            // CPU time is not accounted per thread: wall time since boot bounds it.
+            // The shim accounts each thread's CPU time; this only starts the first one's
+            // (wall time since boot bounds it).
             ClockId::Monotonic | ClockId::Cpu => Timespec::from_nanos(crate::time::monotonic_ns()),
         }
     }

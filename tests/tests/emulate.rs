@@ -60,14 +60,29 @@ fn malloc_stress_matches_linux() {
     assert!(out.is_empty() || out.contains("file mmap: foo"), "{out}");
 }
 
+/// Runs a C app whose every line is a check ending in 1 when it holds, under Linux and
+/// emulated; the outputs must be equal and no check may fail on Linux. `None` without
+/// the tools.
+fn checks_match_linux(name: &str, link: Link) -> Option<(String, i32)> {
+    if !tools() {
+        return None;
+    }
+    let bin = c_app(name, link)?;
+    let (out, status) = compare(name, &bin, &[], &[]);
+    assert!(out.is_empty() || !out.contains(": 0\n"), "a check failed on the reference:\n{out}");
+    Some((out, status))
+}
+
 #[test]
 fn timecheck_matches_linux() {
-    if !tools() {
-        return;
-    }
-    let Some(bin) = c_app("timecheck", Link::StaticPie) else { return };
-    let (out, _) = compare("timecheck", &bin, &[], &[]);
-    assert!(out.is_empty() || !out.contains(": 0\n"), "a check failed on the reference:\n{out}");
+    checks_match_linux("timecheck", Link::StaticPie);
+}
+
+#[test]
+fn timers_match_linux() {
+    let Some((out, status)) = checks_match_linux("timers", Link::Static) else { return };
+    assert!(out.is_empty() || out.contains("sigwait takes the timer's SIGALRM: 1"), "{out}");
+    assert_eq!(status, 0);
 }
 
 #[test]

@@ -414,7 +414,8 @@ impl<'r> Machine<'r> {
         }
         let started = Instant::now();
         loop {
-            let others = self.shared || !self.runq.is_empty() || self.shim.next_deadline().is_some();
+            // Threads the shim woke are runnable too, though not queued until the next step.
+            let others = self.shared || !self.runq.is_empty() || !self.shim.tasks.events.is_empty() || self.shim.next_deadline().is_some();
             let p = self.procs.get_mut(&pid).unwrap();
             let pc = p.uc.pc_read().unwrap_or(0);
             p.uc.get_data_mut().budget = if others { SLICE_BLOCKS } else { 0 };
@@ -451,7 +452,7 @@ impl<'r> Machine<'r> {
                         }
                     };
                     match self.syscall(tid, at, abi)? {
-                        Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && !self.shared) => continue,
+                        Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && self.shim.tasks.events.is_empty() && !self.shared) => continue,
                         Go::On => {
                             self.runq.push_back(tid);
                             return Ok(());

@@ -50,7 +50,7 @@ fn at_dir(s: &Shim<'_>, dirfd: i64) -> SysResult<Ino> {
 }
 
 /// Resolves (dirfd, path), with AT_EMPTY_PATH meaning the dirfd itself.
-fn lookup<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, path: u64, flags: u64) -> SysResult<Found> {
+pub(crate) fn lookup<E: Platform>(s: &Shim<'_>, env: &mut E, dirfd: u64, path: u64, flags: u64) -> SysResult<Found> {
     let p = path_arg(env, path)?;
     let dirfd = fd_arg(dirfd);
     if p.is_empty() {
@@ -807,6 +807,8 @@ pub const F_GETFL: u64 = 3;
 pub const F_SETFL: u64 = 4;
 pub const F_NOTIFY: u64 = 1026;
 pub const F_DUPFD_CLOEXEC: u64 = 1030;
+pub const F_SETPIPE_SZ: u64 = 1031;
+pub const F_GETPIPE_SZ: u64 = 1032;
 
 pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let fd = fd_arg(a[0]);
@@ -834,12 +836,24 @@ pub fn fcntl<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResu
             Ok(0)
         }
         cmd if super::lock::is_lock_cmd(cmd) => super::lock::fcntl_lock(s, env, a[0], cmd, a[2]),
-        F_NOTIFY => {
-            // Directory notifications are accepted and never sent (inotify is the way).
-            entry.file.borrow().obj.ino().filter(|&i| s.vfs.node(i).is_dir()).ok_or(ENOTDIR)?;
-            Ok(0)
-        }
+        F_NOTIFY => dnotify(s, &entry, a[2]),
+        F_GETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(None).map(|n| n as u64),
+        F_SETPIPE_SZ => entry.file.borrow_mut().obj.pipe_size(Some(a[2])).map(|n| n as u64),
         _ => Err(EINVAL),
+    }
+}
+
+/// `F_NOTIFY` (dnotify): an empty event mask (DN_MULTISHOT aside) removes a watch there
+/// never is, as on Linux; watching is not offered (EINVAL, as a kernel without dnotify
+/// answers), after ENOTDIR for a file that is not a directory.
+fn dnotify(s: &Shim<'_>, entry: &FdEntry<'_>, arg: u64) -> SysResult<u64> {
+    const DN_MULTISHOT: u64 = 0x8000_0000;
+    if arg as u32 as u64 & !DN_MULTISHOT == 0 {
+        return Ok(0);
+    }
+    match entry.file.borrow().obj.ino() {
+        Some(ino) if s.vfs.node(ino).is_dir() => Err(EINVAL),
+        _ => Err(ENOTDIR),
     }
 }
 

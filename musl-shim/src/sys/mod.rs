@@ -5,10 +5,14 @@ pub mod lock;
 pub mod mm;
 pub mod net;
 pub mod nr;
+pub mod pidfd;
 pub mod poll;
 pub mod process;
+pub mod itimer;
 pub mod signal;
+pub mod sigwait;
 pub mod time;
+pub mod xattr;
 
 use crate::errno::SysResult;
 use crate::platform::Platform;
@@ -31,6 +35,15 @@ impl From<SysResult<u64>> for Outcome {
 
 /// Largest chunk copied between the app and a file in one step.
 pub const CHUNK: usize = 64 * 1024;
+
+/// Which file an xattr call of a family starting at `first` (path, lpath, fd) names.
+fn xattr_target(nr: u64, first: u64) -> xattr::Target {
+    match nr.wrapping_sub(first) {
+        0 => xattr::Target::Path,
+        1 => xattr::Target::LinkPath,
+        _ => xattr::Target::Fd,
+    }
+}
 
 /// Routes `nr`; `None` when it is not serviced.
 pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]) -> Option<Outcome> {
@@ -97,6 +110,11 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         FSYNC | FDATASYNC => s.fds.get(a[0] as i32 as i64).map(|_| 0),
         UTIMENSAT => fs::utimensat(s, env, a),
         UMASK => Ok(u64::from(core::mem::replace(&mut s.proc_.umask, a[0] as u32 & 0o777))),
+        // xattr
+        SETXATTR | LSETXATTR | FSETXATTR => xattr::setxattr(s, env, xattr_target(nr, SETXATTR), a),
+        GETXATTR | LGETXATTR | FGETXATTR => xattr::getxattr(s, env, xattr_target(nr, GETXATTR), a),
+        REMOVEXATTR | LREMOVEXATTR | FREMOVEXATTR => xattr::getxattr(s, env, xattr_target(nr, REMOVEXATTR), a),
+        LISTXATTR | LLISTXATTR | FLISTXATTR => xattr::listxattr(s, env, xattr_target(nr, LISTXATTR), a),
         // mm
         BRK => mm::brk(s, env, a),
         MUNMAP => mm::munmap(s, env, a),
@@ -133,7 +151,7 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         GETRLIMIT => process::prlimit(s, env, [0, a[0], 0, a[1], 0, 0]),
         SETRLIMIT => process::prlimit(s, env, [0, a[0], a[1], 0, 0, 0]),
         PRLIMIT64 => process::prlimit(s, env, a),
-        GETRUSAGE => process::getrusage(env, a),
+        GETRUSAGE => process::getrusage(s, env, a),
         PRCTL => process::prctl(s, env, a),
         GETPID => Ok(u64::from(s.proc_.pid)),
         GETTID => Ok(u64::from(s.tasks.cur)),
@@ -154,10 +172,12 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         GETRANDOM => process::getrandom(env, a),
         // time
         NANOSLEEP => return Some(time::nanosleep(s, env, a)),
-        CLOCK_GETTIME => time::clock_gettime(env, a),
-        CLOCK_GETRES => time::clock_getres(env, a),
+        CLOCK_GETTIME => time::clock_gettime(s, env, a),
+        CLOCK_GETRES => time::clock_getres(s, env, a),
+        CLOCK_SETTIME => time::clock_settime(s, env, a),
+        SETTIMEOFDAY => time::settimeofday(env, a),
         CLOCK_NANOSLEEP => return Some(time::clock_nanosleep(s, env, a)),
-        TIMES => time::times(env, a),
+        TIMES => time::times(s, env, a),
         GETTIMEOFDAY => time::gettimeofday(env, a),
         // poll
         EVENTFD2 => poll::eventfd2(s, a),
@@ -195,6 +215,11 @@ pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]
         RT_SIGPENDING => signal::rt_sigpending(s, env, a),
         RT_SIGSUSPEND => return Some(signal::rt_sigsuspend(s, env, a)),
         RT_SIGRETURN => return Some(Outcome::Action(crate::Action::SigReturn)),
+        RT_SIGTIMEDWAIT => return Some(sigwait::rt_sigtimedwait(s, env, a)),
+        PIDFD_SEND_SIGNAL => return Some(pidfd::pidfd_send_signal(s, a)),
+        PIDFD_OPEN => pidfd::pidfd_open(s, a),
+        GETITIMER => itimer::getitimer(s, env, a),
+        SETITIMER => itimer::setitimer(s, env, a),
         _ => return None,
     };
     Some(Outcome::Ret(r))

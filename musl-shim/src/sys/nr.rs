@@ -21,6 +21,11 @@ syscalls! {
         STATX = 291, CLOSE_RANGE = 436, FACCESSAT2 = 439, PIPE2 = 59,
         SYMLINKAT = 36, LINKAT = 37, INOTIFY_INIT1 = 26, MKNODAT = 33, INOTIFY_ADD_WATCH = 27, INOTIFY_RM_WATCH = 28, FLOCK = 32, FALLOCATE = 47, COPY_FILE_RANGE = 285, MEMFD_CREATE = 279, RENAMEAT = 38, STATFS = 43, TRUNCATE = 45, FSTATFS = 44, RENAMEAT2 = 276, FCHMODAT2 = 452,
     }
+    xattr {
+        SETXATTR = 5, LSETXATTR = 6, FSETXATTR = 7, GETXATTR = 8, LGETXATTR = 9, FGETXATTR = 10,
+        LISTXATTR = 11, LLISTXATTR = 12, FLISTXATTR = 13, REMOVEXATTR = 14, LREMOVEXATTR = 15,
+        FREMOVEXATTR = 16,
+    }
     mm {
         BRK = 214, MUNMAP = 215, MREMAP = 216, MMAP = 222, MPROTECT = 226, MSYNC = 227,
         MLOCK = 228, MUNLOCK = 229, MADVISE = 233,
@@ -37,7 +42,7 @@ syscalls! {
     }
     time {
         NANOSLEEP = 101, CLOCK_GETTIME = 113, CLOCK_GETRES = 114, CLOCK_NANOSLEEP = 115,
-        TIMES = 153, GETTIMEOFDAY = 169,
+        TIMES = 153, GETTIMEOFDAY = 169, CLOCK_SETTIME = 112, SETTIMEOFDAY = 170,
     }
     poll {
         EVENTFD2 = 19, EPOLL_CREATE1 = 20, EPOLL_CTL = 21, EPOLL_PWAIT = 22, EPOLL_PWAIT2 = 441,
@@ -50,6 +55,10 @@ syscalls! {
     signal {
         KILL = 129, TKILL = 130, TGKILL = 131, SIGALTSTACK = 132, RT_SIGACTION = 134,
         RT_SIGSUSPEND = 133, RT_SIGPROCMASK = 135, RT_SIGPENDING = 136, RT_SIGRETURN = 139,
+        RT_SIGTIMEDWAIT = 137, PIDFD_SEND_SIGNAL = 424, PIDFD_OPEN = 434,
+    }
+    itimer {
+        GETITIMER = 102, SETITIMER = 103,
     }
 }
 
@@ -58,8 +67,19 @@ pub fn looks_up_paths(nr: u64) -> bool {
     matches!(
         nr,
         OPENAT | NEWFSTATAT | STATX | READLINKAT | FACCESSAT | FACCESSAT2 | CHDIR | FCHDIR | GETDENTS64 | STATFS | EXECVE | LINKAT
-            | INOTIFY_ADD_WATCH
+            | INOTIFY_ADD_WATCH | SETXATTR | LSETXATTR | GETXATTR | LGETXATTR | LISTXATTR | LLISTXATTR | REMOVEXATTR | LREMOVEXATTR
     )
+}
+
+/// Whether `nr` returns EINTR after a handler even with SA_RESTART (Linux's
+/// ERESTARTNOHAND: the waits for readiness, as signal(7) lists them).
+pub fn never_restarted(nr: u64) -> bool {
+    matches!(nr, PPOLL | PSELECT6 | EPOLL_PWAIT | EPOLL_PWAIT2)
+}
+
+/// Whether `nr` sends a signal (a thread in rt_sigtimedwait may have one to take).
+pub fn sends_signals(nr: u64) -> bool {
+    matches!(nr, KILL | TKILL | TGKILL | PIDFD_SEND_SIGNAL)
 }
 
 /// Whether `nr` may change a file's times (so the shim reads the clock first).

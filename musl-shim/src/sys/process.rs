@@ -263,14 +263,19 @@ pub fn prlimit<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     Ok(0)
 }
 
-pub fn getrusage<E: Platform>(env: &mut E, a: [u64; 6]) -> SysResult<u64> {
+/// `getrusage`: the user time is the process's (RUSAGE_SELF) or thread's
+/// (RUSAGE_THREAD) CPU time; children's is not kept.
+pub fn getrusage<E: Platform>(s: &Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
     let who = a[0] as i32;
-    if !matches!(who, -1..=1) {
-        return Err(EINVAL);
-    }
+    let cpu = match who {
+        0 => s.tasks.process_cpu(s.proc_.pid),
+        1 => s.tasks.thread_cpu(s.tasks.cur),
+        -1 => None,
+        _ => return Err(EINVAL),
+    };
     let mut b = [0u8; 144];
-    if who != -1 {
-        let t = env.now(ClockId::Cpu);
+    if let Some(ns) = cpu {
+        let t = crate::platform::Timespec::from_nanos(ns);
         b[0..8].copy_from_slice(&t.sec.to_le_bytes());
         b[8..16].copy_from_slice(&u64::from(t.nsec / 1000).to_le_bytes());
     }
@@ -388,6 +393,7 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
     let sigmask = s.proc_.sigmask;
     if thread {
         s.tasks.threads.insert(id, ThreadInfo::new(pid, clear_tid, sigmask));
+        s.tasks.start_thread_cpu(id);
         if let Some(p) = s.tasks.procs.get_mut(&pid) {
             p.threads.push(id);
         }
@@ -411,9 +417,12 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
                 ended: None,
                 vfork_parent: (flags & CLONE_VFORK != 0).then_some(cur),
                 exit_signal: (flags & 0xff) as u32,
+                dead_cpu: 0,
+                itimers: Default::default(),
             },
         );
         s.tasks.threads.insert(id, ThreadInfo::new(id, clear_tid, sigmask));
+        s.tasks.start_thread_cpu(id);
     }
     if flags & CLONE_PARENT_SETTID != 0 {
         env.write_u32(ptid, id)?;
@@ -459,8 +468,10 @@ fn remove_thread(s: &mut Shim<'_>, tid: u32) {
         if let Some(Wait::Futex { pid, addr, .. }) = t.wait {
             s.tasks.futexes.get_mut(&(pid, addr)).map(|q| q.retain(|&x| x != tid));
         }
+        let cpu = t.cpu.at(s.tasks.clock);
         if let Some(p) = s.tasks.procs.get_mut(&t.pid) {
             p.threads.retain(|&x| x != tid);
+            p.dead_cpu = p.dead_cpu.saturating_add(cpu);
         }
     }
 }
@@ -477,6 +488,10 @@ pub fn end_process(s: &mut Shim<'_>, pid: Pid, how: Ended) {
     }
     info.ended = Some(how);
     let threads = core::mem::take(&mut info.threads);
+    if let Some(f) = s.tasks.pidfds.get(&pid) {
+        f.set(true);
+        crate::pipe::bump(&s.tasks.io_gen);
+    }
     let (parent, vfork_parent) = (info.parent, info.vfork_parent.take());
     for t in threads {
         remove_thread(s, t);

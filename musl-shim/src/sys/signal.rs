@@ -107,10 +107,10 @@ pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcom
 
 /// Wakes thread `tid` from its wait, if it waits, so that it takes a signal (see
 /// [`interrupt_one`]).
-fn interrupt_thread(s: &mut Shim<'_>, tid: u32, restart: bool) {
-    let Some(wait) = s.tasks.threads.get(&tid).and_then(|t| t.wait) else { return };
+pub(crate) fn interrupt_thread(s: &mut Shim<'_>, tid: u32, restart: bool) {
+    let Some((wait, nr)) = s.tasks.threads.get(&tid).and_then(|t| Some((t.wait?, t.nr))) else { return };
     let resume = match wait {
-        Wait::Io | Wait::Child if restart => Resume::Retry,
+        Wait::Io | Wait::Child if restart && !super::nr::never_restarted(nr) => Resume::Retry,
         _ => Resume::Value(EINTR.ret()),
     };
     s.tasks.wake(tid, resume);
@@ -196,7 +196,7 @@ pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
 }
 
 /// A signal to another, parked process: its default action applies.
-fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
+pub(crate) fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
     let Some(p) = s.tasks.parked.get_mut(&pid) else { return };
     let bit = 1u64 << (sig - 1);
     let blocked = p.proc_.sigmask & bit != 0 && sig != SIGKILL && sig != SIGSTOP;
@@ -231,6 +231,7 @@ pub fn notify(s: &mut Shim<'_>, pid: u32, sig: u64) {
     } else {
         signal_other(s, pid, sig);
     }
+    super::sigwait::wake_sigwaiters(s);
 }
 
 /// Syscalls whose EPIPE comes with SIGPIPE.
