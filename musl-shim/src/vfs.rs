@@ -740,6 +740,22 @@ impl<'a> Vfs<'a> {
         self.watches.notify(dir, mask | isdir, name, cookie);
     }
 
+    /// Tells the watches that node `ino` had `mask` happen (its bytes or metadata
+    /// changed): each watched directory holding it gets the event with its name, before
+    /// the watches on the node itself get it, as Linux's fsnotify_parent orders them.
+    pub fn notify_changed(&mut self, ino: Ino, mask: u32) {
+        for dir in self.watches.watched() {
+            let names: Vec<Vec<u8>> = match self.dir_entries(dir) {
+                Some(m) => m.iter().filter(|e| *e.1 == ino).map(|e| e.0.clone()).collect(),
+                None => continue,
+            };
+            for name in names {
+                self.notify_entry(dir, mask, &name, ino, 0);
+            }
+        }
+        self.watches.notify(ino, mask, &[], 0);
+    }
+
     /// A node that lost a link: gone for its watches when no link is left, else changed.
     fn notify_unlinked(&mut self, ino: Ino) {
         if self.nodes[ino].nlink == 0 || self.nodes[ino].is_dir() {
@@ -996,7 +1012,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?.resize(len, 0);
         self.touch(ino, true);
-        self.watches.notify(ino, IN_MODIFY, &[], 0);
+        self.notify_changed(ino, IN_MODIFY);
         Ok(())
     }
 
@@ -1009,7 +1025,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
         self.touch(ino, true);
-        self.watches.notify(ino, IN_MODIFY, &[], 0);
+        self.notify_changed(ino, IN_MODIFY);
         Ok(bytes.len())
     }
 

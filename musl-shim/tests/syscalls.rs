@@ -742,6 +742,46 @@ fn utimensat_sets_both_times_to_the_nanosecond() {
     assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, pr, 0, 0]), EROFS.ret());
 }
 
+/// The events queued on inotify fd `ifd`: (wd, mask, whether a cookie ties it, name).
+fn inotify_events(t: &mut T, ifd: u64) -> Vec<(u32, u32, bool, String)> {
+    let n = t.call(READ, &[ifd, SCRATCH, 4096]);
+    assert!(n > 0, "no events: {n}");
+    let mut b = vec![0u8; n as usize];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    let mut events = Vec::new();
+    let mut off = 0;
+    while off < b.len() {
+        let (wd, mask, cookie, len) = (u32_at(&b, off), u32_at(&b, off + 4), u32_at(&b, off + 8), u32_at(&b, off + 12) as usize);
+        let name = &b[off + 16..off + 16 + len];
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(0)]).into_owned();
+        events.push((wd, mask, cookie != 0, name));
+        off += 16 + len;
+    }
+    events
+}
+
+#[test]
+fn inotify_tells_a_directory_of_its_childrens_changes() {
+    let mut t = T::new();
+    let ifd = t.call(INOTIFY_INIT1, &[0o4000]) as u64;
+    let f = t.open("/tmp/f", 0o102);
+    let sub = t.str("/tmp/sub");
+    assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, sub, 0o755]), 0);
+    let (tmp, fp) = (t.str("/tmp"), t.str("/tmp/f"));
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, tmp, 0xfff]), 1);
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, fp, 0x4]), 2, "IN_ATTRIB on the file too");
+    let s = t.str("xy");
+    assert_eq!(t.call(WRITE, &[f as u64, s, 2]), 2);
+    assert_eq!(t.call(FCHMODAT, &[AT_FDCWD, fp, 0o600, 0]), 0);
+    assert_eq!(t.call(FCHMODAT, &[AT_FDCWD, sub, 0o700, 0]), 0);
+    let (a, b) = ("f".to_string(), "sub".to_string());
+    assert_eq!(
+        inotify_events(&mut t, ifd),
+        [(1, 0x2, false, a.clone()), (1, 0x4, false, a), (2, 0x4, false, String::new()), (1, 0x4000_0004, false, b)],
+        "IN_MODIFY and IN_ATTRIB with the child's name (IN_ISDIR for a directory), the parent's first"
+    );
+}
+
 #[test]
 fn inotify_reports_the_apps_own_changes() {
     let mut t = T::new();
@@ -761,22 +801,12 @@ fn inotify_reports_the_apps_own_changes() {
     assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, moved, 0]), 0);
     let ffd = t.open("/foo.txt", 0o2001);
     assert_eq!(t.call(WRITE, &[ffd as u64, s, 1]), 1);
-    let n = t.call(READ, &[ifd, SCRATCH, 4096]);
-    let mut b = vec![0u8; n as usize];
-    t.p.mem.read(SCRATCH, &mut b).unwrap();
-    let mut events = Vec::new();
-    let mut off = 0;
-    while off < b.len() {
-        let (wd, mask, cookie, len) = (u32_at(&b, off), u32_at(&b, off + 4), u32_at(&b, off + 8), u32_at(&b, off + 12) as usize);
-        let name = &b[off + 16..off + 16 + len];
-        let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(0)]).into_owned();
-        events.push((wd, mask, cookie != 0, name));
-        off += 16 + len;
-    }
+    let events = inotify_events(&mut t, ifd);
     assert_eq!(
         events,
         [
             (1, 0x100, false, "new".to_string()),
+            (1, 0x2, false, "new".to_string()),
             (1, 0x40, true, "new".to_string()),
             (1, 0x80, true, "moved".to_string()),
             (1, 0x200, false, "moved".to_string()),

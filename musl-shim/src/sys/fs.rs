@@ -1108,7 +1108,7 @@ fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u
         return Err(EROFS);
     }
     s.vfs.touch(ino, false);
-    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
+    s.vfs.notify_changed(ino, crate::inotify::IN_ATTRIB);
     let n = s.vfs.node_mut(ino);
     if let Some(p) = perm {
         n.perm = p & 0o7777;
@@ -1190,7 +1190,7 @@ pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
         return Ok(0);
     }
     s.vfs.touch(ino, false);
-    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
+    s.vfs.notify_changed(ino, crate::inotify::IN_ATTRIB);
     let n = s.vfs.node_mut(ino);
     if let Some(t) = atime {
         n.atime = t;
