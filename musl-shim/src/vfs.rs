@@ -154,8 +154,9 @@ pub enum Kind<'a> {
     File(Data<'a>),
     Symlink(Vec<u8>),
     Dev(Dev),
-    /// /proc/<pid>/fd: its entries are the current process's open fds.
-    FdDir,
+    /// /proc/<pid>/fd (symlinks to what process `pid`'s fds are open on) or, with `info`,
+    /// /proc/<pid>/fdinfo (a file per fd: its offset, flags and mount).
+    FdDir { pid: u32, info: bool },
     /// A /proc or /sys file whose bytes are made when it is opened ([`crate::procfs`]).
     Gen(crate::procfs::Gen),
     /// /proc/self: a symlink to the current process's /proc/<pid>.
@@ -183,7 +184,7 @@ impl Node<'_> {
     /// The S_IFMT bits.
     pub fn ftype(&self) -> u32 {
         match &self.kind {
-            Kind::Dir { .. } | Kind::FdDir => S_IFDIR,
+            Kind::Dir { .. } | Kind::FdDir { .. } => S_IFDIR,
             Kind::File(_) => S_IFREG,
             Kind::Symlink(_) | Kind::SelfLink => S_IFLNK,
             Kind::Gen(_) => S_IFREG,
@@ -198,7 +199,7 @@ impl Node<'_> {
         match &self.kind {
             Kind::File(d) => d.bytes().len() as u64,
             Kind::Symlink(t) => t.len() as u64,
-            Kind::Dir { .. } | Kind::FdDir => 4096,
+            Kind::Dir { .. } | Kind::FdDir { .. } => 4096,
             _ => 0,
         }
     }
@@ -219,6 +220,9 @@ impl Node<'_> {
 pub enum Found {
     Node(Ino),
     Fd(i32),
+    /// /proc/<pid>/fd/N of another process, or (`info`) /proc/<pid>/fdinfo/N of any: the
+    /// fd may not be open.
+    ProcFd { pid: u32, fd: i32, info: bool },
 }
 
 /// The whole tree.
@@ -388,7 +392,7 @@ impl<'a> Vfs<'a> {
     /// of that name keeps its entries).
     pub(crate) fn ensure_dir(&mut self, parent: Ino, name: &[u8], fs: Fs) -> Ino {
         if let Some(&ino) = self.dir_entries(parent).and_then(|m| m.get(name)) {
-            if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir) {
+            if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir { .. }) {
                 self.nodes[ino].fs = fs;
                 return ino;
             }
@@ -586,9 +590,12 @@ impl<'a> Vfs<'a> {
             if comp.len() > 255 {
                 return Err(ENAMETOOLONG);
             }
-            if let Kind::FdDir = self.nodes[cur].kind {
+            if let Kind::FdDir { pid, info } = self.nodes[cur].kind {
                 let fd = parse_fd(&comp).ok_or(ENOENT)?;
-                return if todo.is_empty() { Ok(Found::Fd(fd)) } else { Err(ENOTDIR) };
+                if !todo.is_empty() {
+                    return Err(ENOTDIR);
+                }
+                return Ok(if pid == self.self_pid && !info { Found::Fd(fd) } else { Found::ProcFd { pid, fd, info } });
             }
             let next = *self.dir_entries(cur).and_then(|m| m.get(&comp)).ok_or(ENOENT)?;
             if let Some(target) = self.link_target(next) {
@@ -991,7 +998,7 @@ impl<'a> Vfs<'a> {
                 self.nodes[ino].kind = Kind::File(Data::Owned(copy));
             }
             Kind::File(Data::Owned(_)) => {}
-            Kind::Dir { .. } | Kind::FdDir => return Err(EISDIR),
+            Kind::Dir { .. } | Kind::FdDir { .. } => return Err(EISDIR),
             _ => return Err(EINVAL),
         }
         match &mut self.nodes[ino].kind {

@@ -821,6 +821,35 @@ fn inotify_reports_the_apps_own_changes() {
 }
 
 #[test]
+fn proc_pid_fd_and_fdinfo_show_each_process_its_own() {
+    let mut t = T::with_tasks();
+    let child = t.fork();
+    t.run_as(child);
+    assert_eq!(t.open("/foo.txt", 0), 3);
+    let f = t.open("/tmp/x", 0o2000102); // O_CLOEXEC | O_CREAT | O_RDWR
+    let s = t.str("hello");
+    assert_eq!(t.call(WRITE, &[f as u64, s, 5]), 5);
+    t.run_as(1);
+    let dir = format!("/proc/{child}");
+    assert_eq!(t.names(&format!("{dir}/fd")), ["0", "1", "2", "3", "4"], "the child's fds, listed from its parent");
+    assert_eq!(t.names("/proc/1/fd"), ["0", "1", "2", "3"], "the parent's, with the fd of the listing");
+    assert_eq!(t.names(&format!("{dir}/fdinfo")), t.names(&format!("{dir}/fd")));
+    let link = t.str(&format!("{dir}/fd/{f}"));
+    let n = t.call(READLINKAT, &[AT_FDCWD, link, SCRATCH, 100]);
+    assert_eq!(n, 6);
+    let info = String::from_utf8(t.cat(&format!("{dir}/fdinfo/{f}")).unwrap()).unwrap();
+    assert!(info.starts_with("pos:\t5\nflags:\t02400002\nmnt_id:\t"), "{info}");
+    assert!(info.contains("\nino:\t"), "{info}");
+    let st = t.stat(&format!("{dir}/fdinfo/{f}"), 0).unwrap();
+    assert_eq!(u32_at(&st, 16), 0o100444);
+    assert_eq!(t.cat(&format!("{dir}/fd/{f}")).unwrap(), b"hello", "opened anew, at offset 0");
+    assert_eq!(t.cat(&format!("{dir}/fdinfo/{}", f + 7)).unwrap_err(), ENOENT.ret());
+    assert_eq!(t.stat(&format!("{dir}/fd/{}", f + 7), 0).unwrap_err(), ENOENT.ret());
+    let me = String::from_utf8(t.cat("/proc/self/fdinfo/1").unwrap()).unwrap();
+    assert!(me.starts_with("pos:\t0\nflags:\t01\n"), "{me}");
+}
+
+#[test]
 fn fifos_and_socket_paths_are_files() {
     let mut t = T::new();
     let fifo = t.str("/tmp/fifo");

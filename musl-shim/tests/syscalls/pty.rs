@@ -74,7 +74,7 @@ impl T {
             e => Err(e),
         }
     }
-    fn names(&mut self, dir: &str) -> Vec<String> {
+    pub(crate) fn names(&mut self, dir: &str) -> Vec<String> {
         let fd = self.open(dir, 0o40000) as u64;
         let n = self.call(GETDENTS64, &[fd, BUF, 4096]);
         assert!(n > 0, "getdents64 {dir}: {n}");
