@@ -19,6 +19,7 @@ pub mod errno;
 pub mod fd;
 pub mod filemap;
 pub mod inotify;
+pub mod jobctl;
 pub mod lock;
 pub mod mem;
 pub mod mm;
@@ -448,6 +449,10 @@ impl<'a> Shim<'a> {
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;
+        // A thread of a stopped process runs the call once it is continued.
+        if jobctl::park_if_stopped(self, None) {
+            return Action::Block;
+        }
         if sys::nr::looks_up_paths(nr) {
             procfs::refresh(self);
         }
@@ -493,6 +498,11 @@ impl<'a> Shim<'a> {
         let action = match pty::settle(self) {
             Some(sig) if !matches!(action, Action::Exit(_) | Action::Killed(_)) => self.end_current(task::Ended::Killed(sig)),
             _ => action,
+        };
+        // A process that stopped itself (or was stopped by a terminal) stops here.
+        let action = match action {
+            Action::Return(v) if jobctl::park_if_stopped(self, Some(v)) => Action::Block,
+            a => a,
         };
         if !matches!(action, Action::Block) {
             // The call is over: a deadline kept for its retries goes with it.

@@ -463,7 +463,11 @@ fn render_process(s: &Shim<'_>, g: Gen) -> Vec<u8> {
     };
     let (ppid, pgid, sid, nthreads) = info.map(|i| (i.parent, i.pgid, i.sid, i.threads.len())).unwrap_or((0, g.pid, g.pid, 1));
     let running = s.tasks.threads.get(&g.tid).is_some_and(|t| t.wait.is_none());
-    let state = if running { ('R', "R (running)") } else { ('S', "S (sleeping)") };
+    let state = match () {
+        _ if info.is_some_and(|i| i.stopped) => ('T', "T (stopped)"),
+        _ if running => ('R', "R (running)"),
+        _ => ('S', "S (sleeping)"),
+    };
     let mut vsize = 0;
     let mut rss = 0;
     let (mut stack, mut data, mut exe_bytes) = (0, 0, 0);

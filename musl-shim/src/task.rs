@@ -64,6 +64,10 @@ pub struct ProcInfo {
     pub vfork_parent: Option<Tid>,
     /// Signal sent to the parent at exit (`clone`'s low byte; SIGCHLD for fork).
     pub exit_signal: u32,
+    /// Stopped by a job control signal until SIGCONT ([`crate::jobctl`]).
+    pub stopped: bool,
+    /// A stop or continuation its parent's wait has not yet been told of.
+    pub report: Option<crate::jobctl::Report>,
 }
 
 /// What a parked thread waits for.
@@ -81,6 +85,9 @@ pub enum Wait {
     Sleep,
     /// A signal (rt_sigsuspend): woken with EINTR when one comes.
     Signal,
+    /// Its process is stopped ([`crate::jobctl`]): at SIGCONT it returns `value` from the
+    /// syscall it stopped in, or (`None`) runs that syscall again.
+    Stopped { value: Option<i64> },
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +213,8 @@ impl<'a> Tasks<'a> {
                 ended: None,
                 vfork_parent: None,
                 exit_signal: 17,
+                stopped: false,
+                report: None,
             },
         );
         t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));

@@ -10,6 +10,8 @@ use musl_shim::{Action, Config, ExecImage, GuestMemory, Shim};
 mod pty;
 #[path = "syscalls/locks.rs"]
 mod locks;
+#[path = "syscalls/jobctl.rs"]
+mod jobctl;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
