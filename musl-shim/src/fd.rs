@@ -287,7 +287,7 @@ pub struct Directory {
     pub ino: Ino,
     /// Index of the next entry (0 ".", 1 "..", then the sorted entries).
     pub pos: u64,
-    /// For /proc/<pid>/fd: the fds open when it was opened (its own among them).
+    /// For /proc/<pid>/fd and fdinfo: the fds open when it was opened (its own among them).
     pub fds: Vec<usize>,
 }
 
@@ -358,7 +358,9 @@ impl<'a> FileObject<'a> for Directory {
             out.extend_from_slice(&(ino as u64 + 1).to_le_bytes());
             out.extend_from_slice(&(idx + 1).to_le_bytes());
             out.extend_from_slice(&(reclen as u16).to_le_bytes());
-            out.push(if fd_dir && idx >= 2 { 10 } else { dtype(vfs.node(ino).mode()) }); // DT_LNK
+            // fd entries are symlinks (DT_LNK), fdinfo ones files (DT_REG).
+            let info = matches!(vfs.node(self.ino).kind, Kind::FdDir { info: true, .. });
+            out.push(if fd_dir && idx >= 2 { if info { 8 } else { 10 } } else { dtype(vfs.node(ino).mode()) });
             out.extend_from_slice(name);
             out.resize(start + reclen, 0);
             idx += 1;

@@ -108,6 +108,15 @@ impl Watches {
         }
     }
 
+    /// The nodes watched (each once): the directories among them hear of their
+    /// children's changes.
+    pub fn watched(&self) -> Vec<Ino> {
+        let mut v: Vec<Ino> = self.list.iter().map(|w| w.ino).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// A cookie tying an IN_MOVED_FROM to its IN_MOVED_TO.
     pub fn next_cookie(&mut self) -> u32 {
         self.cookie = self.cookie.wrapping_add(1);

@@ -19,6 +19,7 @@ pub mod errno;
 pub mod fd;
 pub mod filemap;
 pub mod inotify;
+pub mod jobctl;
 pub mod lock;
 pub mod mem;
 pub mod mm;
@@ -460,6 +461,10 @@ impl<'a> Shim<'a> {
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;
         self.tick(env);
+        // A thread of a stopped process runs the call once it is continued.
+        if jobctl::park_if_stopped(self, None) {
+            return Action::Block;
+        }
         if sys::nr::looks_up_paths(nr) {
             procfs::refresh(self);
         }
@@ -505,6 +510,11 @@ impl<'a> Shim<'a> {
         let action = match pty::settle(self) {
             Some(sig) if !matches!(action, Action::Exit(_) | Action::Killed(_)) => self.end_current(task::Ended::Killed(sig)),
             _ => action,
+        };
+        // A process that stopped itself (or was stopped by a terminal) stops here.
+        let action = match action {
+            Action::Return(v) if jobctl::park_if_stopped(self, Some(v)) => Action::Block,
+            a => a,
         };
         if sys::nr::sends_signals(nr) {
             sys::sigwait::wake_sigwaiters(self);

@@ -7,7 +7,8 @@
 //! included; [`refresh`] brings those trees (with `task/<tid>`, `exe`, `cwd`) up to date
 //! before a path is looked up, and does nothing when no process, thread, exec or working
 //! directory changed since it last ran. `/proc/self` is a symlink whose target is the
-//! current process.
+//! current process. `/proc/<pid>/fd` and `fdinfo` list that process's fds (a link to the
+//! open file; its offset, flags, mount and inode, [`fdinfo`]).
 
 use crate::errno::*;
 use crate::fd::{Cx, FileObject};
@@ -216,7 +217,8 @@ fn add_files(vfs: &mut Vfs<'_>, dir: Ino, pid: u32, tid: u32, whole: bool) {
     ] {
         vfs.add(dir, name, node(g(what), perm, Fs::Proc));
     }
-    vfs.add(dir, b"fd", node(Kind::FdDir, 0o500, Fs::Proc));
+    vfs.add(dir, b"fd", node(Kind::FdDir { pid, info: false }, 0o500, Fs::Proc));
+    vfs.add(dir, b"fdinfo", node(Kind::FdDir { pid, info: true }, 0o555, Fs::Proc));
     if whole {
         vfs.add(dir, b"task", node(Kind::Dir { entries: BTreeMap::new(), parent: dir }, 0o555, Fs::Proc));
     }
@@ -250,12 +252,39 @@ pub struct Snapshot {
     data: Vec<u8>,
     pos: u64,
     ino: Ino,
+    /// What stat gives when it is not node `ino`'s (a file with no node of its own).
+    own: Option<Stat>,
 }
 
 impl Snapshot {
     pub fn open<E: Platform>(s: &Shim<'_>, env: &mut E, g: Gen, ino: Ino) -> Snapshot {
-        Snapshot { data: render(s, env, g), pos: 0, ino }
+        Snapshot { data: render(s, env, g), pos: 0, ino, own: None }
     }
+    /// A file of these bytes with no node of its own: stat gives `st`, and `ino` is the
+    /// directory it is in.
+    pub fn of_bytes(data: Vec<u8>, ino: Ino, st: Stat) -> Snapshot {
+        Snapshot { data, pos: 0, ino, own: Some(st) }
+    }
+}
+
+/// aarch64's O_LARGEFILE, which every open(2) of a 64-bit process carries.
+const O_LARGEFILE: u32 = 0o400000;
+
+/// The text of /proc/<pid>/fdinfo/N: the offset, the status flags in octal (with
+/// O_CLOEXEC for a close-on-exec fd, and O_LARGEFILE for a file opened by path), the id
+/// of its mount (`fs`; anonymous files such as pipes are on none of the tree's) and the
+/// inode number.
+pub fn fdinfo(pos: u64, flags: u32, cloexec: bool, fs: Option<Fs>, ino: u64) -> Vec<u8> {
+    let mut f = flags;
+    if cloexec {
+        f |= crate::fd::O_CLOEXEC;
+    }
+    if fs.is_some() && f & crate::fd::O_PATH == 0 {
+        f |= O_LARGEFILE;
+    }
+    // Mount ids as a container's: its root first, then the mounts on it.
+    let mnt_id = fs.map_or(15, |fs| 30 + fs as u32);
+    format!("pos:\t{pos}\nflags:\t0{f:o}\nmnt_id:\t{mnt_id}\nino:\t{ino}\n").into_bytes()
 }
 
 impl<'a> FileObject<'a> for Snapshot {
@@ -285,11 +314,16 @@ impl<'a> FileObject<'a> for Snapshot {
         Ok(self.pos)
     }
     fn stat(&self, cx: &Cx<'_, 'a>) -> SysResult<Stat> {
-        Ok(Stat::of_node(cx.vfs, self.ino))
+        Ok(self.own.unwrap_or_else(|| Stat::of_node(cx.vfs, self.ino)))
     }
     fn ino(&self) -> Option<Ino> {
         Some(self.ino)
     }
+}
+
+/// The stat of /proc/<pid>/fdinfo/N.
+pub fn fdinfo_stat(fd: i32) -> Stat {
+    Stat::synthetic(crate::vfs::S_IFREG | 0o444, fd as u64 + 1, crate::stat::ROOTFS_DEV + Fs::Proc as u64)
 }
 
 /// The bytes of a generated file now.
@@ -435,7 +469,11 @@ fn render_process(s: &Shim<'_>, g: Gen) -> Vec<u8> {
     };
     let (ppid, pgid, sid, nthreads) = info.map(|i| (i.parent, i.pgid, i.sid, i.threads.len())).unwrap_or((0, g.pid, g.pid, 1));
     let running = s.tasks.threads.get(&g.tid).is_some_and(|t| t.wait.is_none());
-    let state = if running { ('R', "R (running)") } else { ('S', "S (sleeping)") };
+    let state = match () {
+        _ if info.is_some_and(|i| i.stopped) => ('T', "T (stopped)"),
+        _ if running => ('R', "R (running)"),
+        _ => ('S', "S (sleeping)"),
+    };
     let mut vsize = 0;
     let mut rss = 0;
     let (mut stack, mut data, mut exe_bytes) = (0, 0, 0);

@@ -17,13 +17,29 @@
 //! with a foreground process group (`TIOCSPGRP`). When the session leader ends, the group
 //! in the foreground gets SIGHUP and the pty controls no session. The signals the line
 //! discipline raises wait in the pty until [`settle`] (after every syscall) sends them.
-//! Not modelled: SIGTTIN/SIGTTOU for background groups, VMIN/VTIME timers, packet mode.
+//!
+//! Job control ([`gate`], before a read, write or ioctl of a slave): a process whose
+//! group is not the foreground group of its controlling terminal that reads it sends
+//! SIGTTIN to its group, and one that writes it with `TOSTOP` set, or changes it
+//! (tcsetattr, tcsetpgrp, tcflush, tcflow, tcdrain), sends SIGTTOU; the default action
+//! stops the group ([`crate::jobctl`]) and the call runs again once it is continued; with
+//! a handler it fails with `EINTR`. A read with SIGTTIN ignored or blocked, or any of
+//! these from an orphaned group, gives `EIO` (`ENOTTY` for tcsetpgrp); a write or change
+//! with SIGTTOU ignored or blocked goes ahead. `VSUSP` (^Z) stops the foreground group
+//! through SIGTSTP.
+//!
+//! Non-canonical reads follow VMIN and VTIME as POSIX says: MIN>0 TIME=0 waits for MIN
+//! bytes (or the buffer's size); MIN>0 TIME>0 waits for a first byte, then returns once
+//! MIN have come or TIME tenths of a second passed since the last one came; MIN=0 TIME>0
+//! returns what comes first, or 0 after TIME; MIN=0 TIME=0 returns what there is.
+//! Not modelled: packet mode.
 
 use crate::errno::*;
 use crate::fd::{new_entry, Cx, FileObject, O_ACCMODE, O_APPEND, O_CLOEXEC, O_NOCTTY, O_NONBLOCK};
 use crate::pipe::{bump, IoGen, POLLERR, POLLHUP, POLLIN, POLLOUT};
 use crate::platform::Platform;
 use crate::stat::{makedev, Stat};
+use crate::sys::Outcome;
 use crate::task::Pid;
 use crate::vfs::{Dev, Found, Fs, Ino, Kind, Vfs, ROOT, S_IFCHR};
 use crate::Shim;
@@ -55,6 +71,7 @@ const OPOST: u32 = 0o1;
 const ONLCR: u32 = 0o4;
 const OCRNL: u32 = 0o10;
 const ISIG: u32 = 0o1;
+const TOSTOP: u32 = 0o400;
 const ICANON: u32 = 0o2;
 const ECHO: u32 = 0o10;
 const ECHOE: u32 = 0o20;
@@ -177,6 +194,8 @@ pub struct Pty {
     signals: Vec<(i64, u64)>,
     /// The owner of the slave's node (the opener of the master).
     owner: (u32, u32),
+    /// Monotonic ns when the master last wrote (VTIME's inter-byte timer).
+    last_input: u64,
     gen: IoGen,
 }
 
@@ -488,12 +507,13 @@ impl<'a> FileObject<'a> for PtyFile {
         bump(&p.gen);
         Ok(n)
     }
-    fn write(&mut self, _cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {
+    fn write(&mut self, cx: &mut Cx<'_, 'a>, buf: &[u8], _append: bool) -> SysResult<usize> {
         let mut p = self.pty.borrow_mut();
         if buf.is_empty() {
             return Ok(0);
         }
         let n = if self.master {
+            p.last_input = cx.now;
             let room = PTY_CAPACITY.saturating_sub(p.input.len() + p.edit.len() + p.lines.len());
             if room == 0 {
                 return Err(EBLOCK);
@@ -668,6 +688,7 @@ fn new_pty(s: &mut Shim<'_>) -> SysResult<Rc<RefCell<Pty>>> {
         pgrp: None,
         signals: Vec::new(),
         owner: (s.proc_.uid, 5),
+        last_input: 0,
         gen: s.tasks.io_gen.clone(),
     }));
     s.ptys.list.push((index, Rc::downgrade(&pty), false));
@@ -732,6 +753,107 @@ pub fn settle(s: &mut Shim<'_>) -> Option<i32> {
         }
     }
     killed
+}
+
+/// Before a read, write or ioctl: job control for a process of a background group on
+/// its controlling terminal, then the VMIN/VTIME timers of a non-canonical read of a
+/// slave. `None`: the call goes on as usual.
+pub fn gate<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]) -> Option<Outcome> {
+    use crate::sys::nr::{IOCTL, READ, READV, WRITE, WRITEV};
+    if s.ptys.list.is_empty() || !matches!(nr, READ | READV | WRITE | WRITEV | IOCTL) {
+        return None;
+    }
+    let (end, nonblock) = {
+        let f = s.fds.get(a[0] as i32 as i64).ok()?.file.borrow();
+        (f.obj.pty()?, f.flags & O_NONBLOCK != 0)
+    };
+    if end.master {
+        return None;
+    }
+    let sig = match nr {
+        READ | READV => Some(crate::jobctl::SIGTTIN),
+        WRITE | WRITEV if end.pty.borrow().termios.lflag & TOSTOP != 0 => Some(crate::jobctl::SIGTTOU),
+        IOCTL if changes_terminal(a[1]) => Some(crate::jobctl::SIGTTOU),
+        _ => None,
+    };
+    if let Some(o) = sig.and_then(|sig| background(s, &end.pty, sig)) {
+        // tcsetpgrp says ENOTTY where the others say EIO.
+        return Some(match o {
+            Outcome::Ret(Err(EIO)) if nr == IOCTL && a[1] == TIOCSPGRP => Outcome::Ret(Err(ENOTTY)),
+            o => o,
+        });
+    }
+    if nr == READ {
+        return timed_read(s, env, &end.pty, a[2], nonblock);
+    }
+    None
+}
+
+/// The ioctls that change a terminal, which a background group may not make.
+fn changes_terminal(cmd: u64) -> bool {
+    matches!(cmd, TCSETS | TCSETSW | TCSETSF | TCFLSH | TCXONC | TCSBRK | TIOCSPGRP)
+}
+
+/// Linux's tty_check_change: a process not in the foreground group of `pty`, its
+/// controlling terminal, signals its group with `sig` (and the call runs again once the
+/// group is continued, or fails with EINTR for a handler), or fails with EIO when its
+/// group is orphaned or (SIGTTIN) it ignores or blocks the signal. `None`: go ahead.
+fn background(s: &mut Shim<'_>, pty: &Rc<RefCell<Pty>>, sig: u64) -> Option<Outcome> {
+    if !ctty_of(s).is_some_and(|c| Rc::ptr_eq(&c, pty)) {
+        return None;
+    }
+    let pgid = my_ids(s).0;
+    if pty.borrow().pgrp.is_none_or(|fg| fg == pgid) {
+        return None;
+    }
+    let i = (sig - 1) as usize;
+    if s.proc_.sigmask & (1 << i) != 0 || s.proc_.sigactions[i][0] == 1 {
+        return (sig == crate::jobctl::SIGTTIN).then_some(Outcome::Ret(Err(EIO)));
+    }
+    if crate::jobctl::orphaned(s, pgid) {
+        return Some(Outcome::Ret(Err(EIO)));
+    }
+    if let Outcome::Killed(k) = crate::sys::signal::kill(s, -i64::from(pgid), sig) {
+        return Some(Outcome::Killed(k));
+    }
+    if crate::jobctl::park_if_stopped(s, None) {
+        return Some(Outcome::Action(crate::Action::Block));
+    }
+    Some(Outcome::Ret(Err(EINTR)))
+}
+
+/// The VTIME part of a non-canonical read of `pty` (see the module's docs); `None` when
+/// the read goes on as usual (it has what it waits for, or there is no timer).
+fn timed_read<E: Platform>(s: &mut Shim<'_>, env: &mut E, pty: &Rc<RefCell<Pty>>, len: u64, nonblock: bool) -> Option<Outcome> {
+    let (time, min, avail, last) = {
+        let p = pty.borrow();
+        if p.canonical() || p.hung_up || p.termios.cc[VTIME] == 0 || len == 0 {
+            return None;
+        }
+        (u64::from(p.termios.cc[VTIME]) * 100_000_000, usize::from(p.termios.cc[VMIN]), p.input.len(), p.last_input)
+    };
+    let now = env.now(crate::platform::ClockId::Monotonic).as_nanos();
+    let wait = |s: &mut Shim<'_>, deadline| {
+        s.block_on_io(Some(deadline));
+        Some(Outcome::Action(crate::Action::Block))
+    };
+    if min == 0 {
+        // What comes first, or 0 once TIME has passed since the call began.
+        let timed_out = s.tasks.take_timed_out(s.tasks.cur);
+        return match () {
+            _ if avail > 0 => None,
+            _ if timed_out || !s.tasks.enabled => Some(Outcome::Ret(Ok(0))),
+            _ if nonblock => Some(Outcome::Ret(Err(EAGAIN))),
+            _ => wait(s, (now.saturating_add(time), crate::task::TIMED_OUT_RETRY)),
+        };
+    }
+    // MIN bytes, or what came before TIME passed since the last byte (after a first one).
+    let need = min.min(usize::try_from(len).unwrap_or(usize::MAX));
+    let due = last.saturating_add(time);
+    if avail == 0 || avail >= need || nonblock || !s.tasks.enabled || now >= due {
+        return None;
+    }
+    wait(s, (due, crate::task::RETRY))
 }
 
 fn put<E: Platform>(env: &mut E, at: u64, v: u32) -> SysResult<u64> {

@@ -68,6 +68,10 @@ pub struct ProcInfo {
     pub dead_cpu: u64,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF (see [`Itimer`]); a fork starts with none.
     pub itimers: [Itimer; 3],
+    /// Stopped by a job control signal until SIGCONT ([`crate::jobctl`]).
+    pub stopped: bool,
+    /// A stop or continuation its parent's wait has not yet been told of.
+    pub report: Option<crate::jobctl::Report>,
 }
 
 /// An interval timer: `next` is when it fires (0: disarmed), in monotonic ns for
@@ -96,6 +100,9 @@ pub enum Wait {
     /// One of a set of signals (rt_sigtimedwait): retried when one is pending, woken
     /// with EINTR by a handled signal outside it, EAGAIN at the deadline.
     SigWait { set: u64 },
+    /// Its process is stopped ([`crate::jobctl`]): at SIGCONT it returns `value` from the
+    /// syscall it stopped in, or (`None`) runs that syscall again.
+    Stopped { value: Option<i64> },
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +275,8 @@ impl<'a> Tasks<'a> {
                 exit_signal: 17,
                 dead_cpu: 0,
                 itimers: Default::default(),
+                stopped: false,
+                report: None,
             },
         );
         t.threads.insert(crate::PID, ThreadInfo::new(crate::PID, 0, 0));

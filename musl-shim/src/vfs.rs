@@ -154,8 +154,9 @@ pub enum Kind<'a> {
     File(Data<'a>),
     Symlink(Vec<u8>),
     Dev(Dev),
-    /// /proc/<pid>/fd: its entries are the current process's open fds.
-    FdDir,
+    /// /proc/<pid>/fd (symlinks to what process `pid`'s fds are open on) or, with `info`,
+    /// /proc/<pid>/fdinfo (a file per fd: its offset, flags and mount).
+    FdDir { pid: u32, info: bool },
     /// A /proc or /sys file whose bytes are made when it is opened ([`crate::procfs`]).
     Gen(crate::procfs::Gen),
     /// /proc/self: a symlink to the current process's /proc/<pid>.
@@ -183,7 +184,7 @@ impl Node<'_> {
     /// The S_IFMT bits.
     pub fn ftype(&self) -> u32 {
         match &self.kind {
-            Kind::Dir { .. } | Kind::FdDir => S_IFDIR,
+            Kind::Dir { .. } | Kind::FdDir { .. } => S_IFDIR,
             Kind::File(_) => S_IFREG,
             Kind::Symlink(_) | Kind::SelfLink => S_IFLNK,
             Kind::Gen(_) => S_IFREG,
@@ -198,7 +199,7 @@ impl Node<'_> {
         match &self.kind {
             Kind::File(d) => d.bytes().len() as u64,
             Kind::Symlink(t) => t.len() as u64,
-            Kind::Dir { .. } | Kind::FdDir => 4096,
+            Kind::Dir { .. } | Kind::FdDir { .. } => 4096,
             _ => 0,
         }
     }
@@ -219,6 +220,9 @@ impl Node<'_> {
 pub enum Found {
     Node(Ino),
     Fd(i32),
+    /// /proc/<pid>/fd/N of another process, or (`info`) /proc/<pid>/fdinfo/N of any: the
+    /// fd may not be open.
+    ProcFd { pid: u32, fd: i32, info: bool },
 }
 
 /// The whole tree.
@@ -390,7 +394,7 @@ impl<'a> Vfs<'a> {
     /// of that name keeps its entries).
     pub(crate) fn ensure_dir(&mut self, parent: Ino, name: &[u8], fs: Fs) -> Ino {
         if let Some(&ino) = self.dir_entries(parent).and_then(|m| m.get(name)) {
-            if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir) {
+            if self.nodes[ino].is_dir() && !matches!(self.nodes[ino].kind, Kind::FdDir { .. }) {
                 self.nodes[ino].fs = fs;
                 return ino;
             }
@@ -588,9 +592,12 @@ impl<'a> Vfs<'a> {
             if comp.len() > 255 {
                 return Err(ENAMETOOLONG);
             }
-            if let Kind::FdDir = self.nodes[cur].kind {
+            if let Kind::FdDir { pid, info } = self.nodes[cur].kind {
                 let fd = parse_fd(&comp).ok_or(ENOENT)?;
-                return if todo.is_empty() { Ok(Found::Fd(fd)) } else { Err(ENOTDIR) };
+                if !todo.is_empty() {
+                    return Err(ENOTDIR);
+                }
+                return Ok(if pid == self.self_pid && !info { Found::Fd(fd) } else { Found::ProcFd { pid, fd, info } });
             }
             let next = *self.dir_entries(cur).and_then(|m| m.get(&comp)).ok_or(ENOENT)?;
             if let Some(target) = self.link_target(next) {
@@ -740,6 +747,22 @@ impl<'a> Vfs<'a> {
     fn notify_entry(&mut self, dir: Ino, mask: u32, name: &[u8], ino: Ino, cookie: u32) {
         let isdir = if self.nodes[ino].is_dir() { IN_ISDIR } else { 0 };
         self.watches.notify(dir, mask | isdir, name, cookie);
+    }
+
+    /// Tells the watches that node `ino` had `mask` happen (its bytes or metadata
+    /// changed): each watched directory holding it gets the event with its name, before
+    /// the watches on the node itself get it, as Linux's fsnotify_parent orders them.
+    pub fn notify_changed(&mut self, ino: Ino, mask: u32) {
+        for dir in self.watches.watched() {
+            let names: Vec<Vec<u8>> = match self.dir_entries(dir) {
+                Some(m) => m.iter().filter(|e| *e.1 == ino).map(|e| e.0.clone()).collect(),
+                None => continue,
+            };
+            for name in names {
+                self.notify_entry(dir, mask, &name, ino, 0);
+            }
+        }
+        self.watches.notify(ino, mask, &[], 0);
     }
 
     /// A node that lost a link: gone for its watches when no link is left, else changed.
@@ -977,7 +1000,7 @@ impl<'a> Vfs<'a> {
                 self.nodes[ino].kind = Kind::File(Data::Owned(copy));
             }
             Kind::File(Data::Owned(_)) => {}
-            Kind::Dir { .. } | Kind::FdDir => return Err(EISDIR),
+            Kind::Dir { .. } | Kind::FdDir { .. } => return Err(EISDIR),
             _ => return Err(EINVAL),
         }
         match &mut self.nodes[ino].kind {
@@ -998,7 +1021,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?.resize(len, 0);
         self.touch(ino, true);
-        self.watches.notify(ino, IN_MODIFY, &[], 0);
+        self.notify_changed(ino, IN_MODIFY);
         Ok(())
     }
 
@@ -1011,7 +1034,7 @@ impl<'a> Vfs<'a> {
         }
         self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
         self.touch(ino, true);
-        self.watches.notify(ino, IN_MODIFY, &[], 0);
+        self.notify_changed(ino, IN_MODIFY);
         Ok(bytes.len())
     }
 

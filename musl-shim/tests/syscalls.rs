@@ -18,6 +18,8 @@ mod pipes;
 mod clocks;
 #[path = "syscalls/timers.rs"]
 mod timers;
+#[path = "syscalls/jobctl.rs"]
+mod jobctl;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;
@@ -751,6 +753,46 @@ fn utimensat_sets_both_times_to_the_nanosecond() {
     assert_eq!(t.call(UTIMENSAT, &[AT_FDCWD, pr, 0, 0]), EROFS.ret());
 }
 
+/// The events queued on inotify fd `ifd`: (wd, mask, whether a cookie ties it, name).
+fn inotify_events(t: &mut T, ifd: u64) -> Vec<(u32, u32, bool, String)> {
+    let n = t.call(READ, &[ifd, SCRATCH, 4096]);
+    assert!(n > 0, "no events: {n}");
+    let mut b = vec![0u8; n as usize];
+    t.p.mem.read(SCRATCH, &mut b).unwrap();
+    let mut events = Vec::new();
+    let mut off = 0;
+    while off < b.len() {
+        let (wd, mask, cookie, len) = (u32_at(&b, off), u32_at(&b, off + 4), u32_at(&b, off + 8), u32_at(&b, off + 12) as usize);
+        let name = &b[off + 16..off + 16 + len];
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(0)]).into_owned();
+        events.push((wd, mask, cookie != 0, name));
+        off += 16 + len;
+    }
+    events
+}
+
+#[test]
+fn inotify_tells_a_directory_of_its_childrens_changes() {
+    let mut t = T::new();
+    let ifd = t.call(INOTIFY_INIT1, &[0o4000]) as u64;
+    let f = t.open("/tmp/f", 0o102);
+    let sub = t.str("/tmp/sub");
+    assert_eq!(t.call(MKDIRAT, &[AT_FDCWD, sub, 0o755]), 0);
+    let (tmp, fp) = (t.str("/tmp"), t.str("/tmp/f"));
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, tmp, 0xfff]), 1);
+    assert_eq!(t.call(INOTIFY_ADD_WATCH, &[ifd, fp, 0x4]), 2, "IN_ATTRIB on the file too");
+    let s = t.str("xy");
+    assert_eq!(t.call(WRITE, &[f as u64, s, 2]), 2);
+    assert_eq!(t.call(FCHMODAT, &[AT_FDCWD, fp, 0o600, 0]), 0);
+    assert_eq!(t.call(FCHMODAT, &[AT_FDCWD, sub, 0o700, 0]), 0);
+    let (a, b) = ("f".to_string(), "sub".to_string());
+    assert_eq!(
+        inotify_events(&mut t, ifd),
+        [(1, 0x2, false, a.clone()), (1, 0x4, false, a), (2, 0x4, false, String::new()), (1, 0x4000_0004, false, b)],
+        "IN_MODIFY and IN_ATTRIB with the child's name (IN_ISDIR for a directory), the parent's first"
+    );
+}
+
 #[test]
 fn inotify_reports_the_apps_own_changes() {
     let mut t = T::new();
@@ -770,22 +812,12 @@ fn inotify_reports_the_apps_own_changes() {
     assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, moved, 0]), 0);
     let ffd = t.open("/foo.txt", 0o2001);
     assert_eq!(t.call(WRITE, &[ffd as u64, s, 1]), 1);
-    let n = t.call(READ, &[ifd, SCRATCH, 4096]);
-    let mut b = vec![0u8; n as usize];
-    t.p.mem.read(SCRATCH, &mut b).unwrap();
-    let mut events = Vec::new();
-    let mut off = 0;
-    while off < b.len() {
-        let (wd, mask, cookie, len) = (u32_at(&b, off), u32_at(&b, off + 4), u32_at(&b, off + 8), u32_at(&b, off + 12) as usize);
-        let name = &b[off + 16..off + 16 + len];
-        let name = String::from_utf8_lossy(&name[..name.iter().position(|&c| c == 0).unwrap_or(0)]).into_owned();
-        events.push((wd, mask, cookie != 0, name));
-        off += 16 + len;
-    }
+    let events = inotify_events(&mut t, ifd);
     assert_eq!(
         events,
         [
             (1, 0x100, false, "new".to_string()),
+            (1, 0x2, false, "new".to_string()),
             (1, 0x40, true, "new".to_string()),
             (1, 0x80, true, "moved".to_string()),
             (1, 0x200, false, "moved".to_string()),
@@ -797,6 +829,35 @@ fn inotify_reports_the_apps_own_changes() {
     assert_eq!(t.call(READ, &[ifd, SCRATCH, 4096]), 16, "IN_IGNORED");
     assert_eq!(u32_at(&{ let mut e = [0u8; 16]; t.p.mem.read(SCRATCH, &mut e).unwrap(); e }, 4), 0x8000);
     assert_eq!(t.call(INOTIFY_ADD_WATCH, &[1, data, 0xfff]), EINVAL.ret(), "not an inotify fd");
+}
+
+#[test]
+fn proc_pid_fd_and_fdinfo_show_each_process_its_own() {
+    let mut t = T::with_tasks();
+    let child = t.fork();
+    t.run_as(child);
+    assert_eq!(t.open("/foo.txt", 0), 3);
+    let f = t.open("/tmp/x", 0o2000102); // O_CLOEXEC | O_CREAT | O_RDWR
+    let s = t.str("hello");
+    assert_eq!(t.call(WRITE, &[f as u64, s, 5]), 5);
+    t.run_as(1);
+    let dir = format!("/proc/{child}");
+    assert_eq!(t.names(&format!("{dir}/fd")), ["0", "1", "2", "3", "4"], "the child's fds, listed from its parent");
+    assert_eq!(t.names("/proc/1/fd"), ["0", "1", "2", "3"], "the parent's, with the fd of the listing");
+    assert_eq!(t.names(&format!("{dir}/fdinfo")), t.names(&format!("{dir}/fd")));
+    let link = t.str(&format!("{dir}/fd/{f}"));
+    let n = t.call(READLINKAT, &[AT_FDCWD, link, SCRATCH, 100]);
+    assert_eq!(n, 6);
+    let info = String::from_utf8(t.cat(&format!("{dir}/fdinfo/{f}")).unwrap()).unwrap();
+    assert!(info.starts_with("pos:\t5\nflags:\t02400002\nmnt_id:\t"), "{info}");
+    assert!(info.contains("\nino:\t"), "{info}");
+    let st = t.stat(&format!("{dir}/fdinfo/{f}"), 0).unwrap();
+    assert_eq!(u32_at(&st, 16), 0o100444);
+    assert_eq!(t.cat(&format!("{dir}/fd/{f}")).unwrap(), b"hello", "opened anew, at offset 0");
+    assert_eq!(t.cat(&format!("{dir}/fdinfo/{}", f + 7)).unwrap_err(), ENOENT.ret());
+    assert_eq!(t.stat(&format!("{dir}/fd/{}", f + 7), 0).unwrap_err(), ENOENT.ret());
+    let me = String::from_utf8(t.cat("/proc/self/fdinfo/1").unwrap()).unwrap();
+    assert!(me.starts_with("pos:\t0\nflags:\t01\n"), "{me}");
 }
 
 #[test]

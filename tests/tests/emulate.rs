@@ -220,6 +220,19 @@ fn pty_matches_linux() {
 }
 
 #[test]
+fn job_control_matches_linux() {
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("jobctl", Link::Static) else { return };
+    let Some(o) = Case::new("jobctl", &bin).kernel_fs().compare() else { return };
+    for line in ["B stopped by signal 21", "tcsetattr EIO, read EIO, write ok", "C (TOSTOP write) stopped by signal 22", "SIGTTIN caught: EINTR, handler ran: yes", "B stopped by signal 20", "VMIN 5 VTIME 2: 2", "L: exited 0"] {
+        assert!(o.stdout.contains(line), "{line:?} in\n{}", o.stdout);
+    }
+    assert_eq!(o.status, 0);
+}
+
+#[test]
 fn shared_file_mappings_and_fcntl_locks_match_linux() {
     if !tools() {
         return;

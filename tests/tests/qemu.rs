@@ -193,6 +193,17 @@ fn pty_boots_like_linux() {
 }
 
 #[test]
+fn jobctl_boots_like_linux() {
+    if !ready() {
+        return;
+    }
+    let Some(bin) = c_app("jobctl", Link::Static) else { return };
+    let Some(built) = Case::new("jobctl", &bin).kernel_fs().build() else { return };
+    assert!(built.want.stdout.contains("C (TOSTOP write) stopped by signal 22"), "Linux itself differs:\n{}", built.want.stdout);
+    boots_as_linux_ran("jobctl", &built);
+}
+
+#[test]
 fn malloc_stress_boots_like_linux() {
     let Some((_, c)) = alone("malloc_stress", &[], &BIG_HEAP) else { return };
     assert!(c.text.contains("file mmap: foo"), "{}", c.text);

@@ -75,7 +75,41 @@ fn stat_found<E: Platform>(s: &mut Shim<'_>, env: &mut E, f: Found) -> SysResult
             let f = file.borrow();
             f.obj.stat(&cx(s, env))
         }
+        Found::ProcFd { pid, fd, info: false } => {
+            let file = proc_fd_file(s, pid, fd)?;
+            let f = file.borrow();
+            f.obj.stat(&cx(s, env))
+        }
+        Found::ProcFd { pid, fd, info: true } => {
+            proc_fd_file(s, pid, fd)?;
+            Ok(crate::procfs::fdinfo_stat(fd))
+        }
     }
+}
+
+/// The open file behind fd `fd` of process `pid` (/proc/<pid>/fd/N): ENOENT when it has
+/// no such fd, or is a zombie.
+fn proc_fd_file<'a>(s: &Shim<'a>, pid: u32, fd: i32) -> SysResult<alloc::rc::Rc<core::cell::RefCell<crate::fd::OpenFile<'a>>>> {
+    let fds = if pid == s.proc_.pid { &s.fds } else { &s.tasks.parked.get(&pid).ok_or(ENOENT)?.fds };
+    fds.get(i64::from(fd)).map(|e| e.file.clone()).map_err(|_| ENOENT)
+}
+
+/// The node of `file` when it is a regular file.
+fn regular_behind(s: &Shim<'_>, file: alloc::rc::Rc<core::cell::RefCell<OpenFile<'_>>>) -> Option<Found> {
+    let ino = file.borrow().obj.ino()?;
+    matches!(s.vfs.node(ino).kind, Kind::File(_)).then_some(Found::Node(ino))
+}
+
+/// What /proc/<pid>/fdinfo/N says of fd `fd` of process `pid`.
+fn fdinfo_of<E: Platform>(s: &mut Shim<'_>, env: &mut E, pid: u32, fd: i32) -> SysResult<Vec<u8>> {
+    let file = proc_fd_file(s, pid, fd)?;
+    let fds = if pid == s.proc_.pid { &s.fds } else { &s.tasks.parked.get(&pid).ok_or(ENOENT)?.fds };
+    let cloexec = fds.get(i64::from(fd)).is_ok_and(|e| e.cloexec);
+    let mut f = file.borrow_mut();
+    let pos = f.obj.lseek(&mut cx(s, env), 0, 1).unwrap_or(0);
+    let node = f.obj.ino();
+    let st = f.obj.stat(&cx(s, env)).unwrap_or_default();
+    Ok(crate::procfs::fdinfo(pos, f.flags, cloexec, node.map(|i| s.vfs.node(i).fs), st.ino))
 }
 
 pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
@@ -108,6 +142,12 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
         }
         Err(e) => return Err(e),
     };
+    // A regular file's fd link opens the file anew (its own offset), as on Linux.
+    let found = match found {
+        Found::Fd(fd) => regular_behind(s, s.fds.file(i64::from(fd))?).unwrap_or(found),
+        Found::ProcFd { pid, fd, info: false } => regular_behind(s, proc_fd_file(s, pid, fd)?).unwrap_or(found),
+        f => f,
+    };
     let ino = match found {
         Found::Fd(fd) => {
             let mut entry = s.fds.get(i64::from(fd))?.clone();
@@ -115,6 +155,23 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
             return s.fds.install(entry, 0).map(|v| v as u64);
         }
         Found::Node(ino) => ino,
+        Found::ProcFd { pid, fd, info: false } => {
+            let file = proc_fd_file(s, pid, fd)?;
+            let entry = crate::fd::FdEntry { file, cloexec: flags & O_CLOEXEC != 0 };
+            return s.fds.install(entry, 0).map(|v| v as u64);
+        }
+        Found::ProcFd { pid, fd, info: true } => {
+            if wants_write {
+                return Err(EACCES);
+            }
+            let text = fdinfo_of(s, env, pid, fd)?;
+            let dir = match s.vfs.resolve(crate::vfs::ROOT, alloc::format!("/proc/{pid}/fdinfo").as_bytes(), false) {
+                Ok(Found::Node(d)) => d,
+                _ => return Err(ENOENT),
+            };
+            let obj = Box::new(crate::procfs::Snapshot::of_bytes(text, dir, crate::procfs::fdinfo_stat(fd)));
+            return s.fds.install(new_entry(obj, flags & (O_ACCMODE | O_CLOEXEC)), 0).map(|v| v as u64);
+        }
     };
     if let (Kind::Dev(d), 0) = (&s.vfs.node(ino).kind, flags & O_PATH) {
         if let Some(r) = crate::pty::open(s, env, *d, ino, flags) {
@@ -135,19 +192,21 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
             let g = *g;
             Box::new(crate::procfs::Snapshot::open(s, env, g, ino))
         }
-        Kind::Dir { .. } | Kind::FdDir => {
+        Kind::Dir { .. } | Kind::FdDir { .. } => {
             if wants_write {
                 return Err(EISDIR);
             }
             // /proc/<pid>/fd lists the fds, with the one this open is about to get.
             let fds = match node.kind {
-                Kind::FdDir => {
+                Kind::FdDir { pid, .. } if pid == s.proc_.pid => {
                     let mut fds: Vec<usize> = s.fds.open_fds().collect();
                     let next = (0..).find(|&i| !s.fds.is_open(i as i64)).unwrap_or(0);
                     fds.push(next);
                     fds.sort_unstable();
                     fds
                 }
+                // Another process's (none for a zombie).
+                Kind::FdDir { pid, .. } => s.tasks.parked.get(&pid).map(|p| p.fds.open_fds().collect()).unwrap_or_default(),
                 _ => Vec::new(),
             };
             Box::new(Directory { ino, pos: 0, fds })
@@ -701,8 +760,12 @@ pub fn readlinkat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sy
     let f = lookup(s, env, a[0], a[1], AT_SYMLINK_NOFOLLOW)?;
     let target: Vec<u8> = match f {
         Found::Node(ino) => s.vfs.link_target(ino).ok_or(EINVAL)?,
-        Found::Fd(fd) => {
-            let file = s.fds.file(i64::from(fd))?;
+        Found::ProcFd { info: true, .. } => return Err(EINVAL),
+        Found::Fd(fd) | Found::ProcFd { fd, .. } => {
+            let file = match f {
+                Found::ProcFd { pid, .. } => proc_fd_file(s, pid, fd)?,
+                _ => s.fds.file(i64::from(fd))?,
+            };
             let f = file.borrow();
             match f.obj.ino() {
                 Some(ino) if s.vfs.node(ino).is_dir() => s.vfs.path_of(ino),
@@ -1122,7 +1185,7 @@ fn set_meta(s: &mut Shim<'_>, ino: Ino, perm: Option<u32>, owner: Option<(u32, u
         return Err(EROFS);
     }
     s.vfs.touch(ino, false);
-    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
+    s.vfs.notify_changed(ino, crate::inotify::IN_ATTRIB);
     let n = s.vfs.node_mut(ino);
     if let Some(p) = perm {
         n.perm = p & 0o7777;
@@ -1146,6 +1209,8 @@ fn found_ino(s: &Shim<'_>, f: Found) -> SysResult<Ino> {
     match f {
         Found::Node(i) => Ok(i),
         Found::Fd(fd) => fd_ino(s, fd as u64),
+        Found::ProcFd { pid, fd, info: false } => proc_fd_file(s, pid, fd)?.borrow().obj.ino().ok_or(EINVAL),
+        Found::ProcFd { .. } => Err(EPERM),
     }
 }
 
@@ -1204,7 +1269,7 @@ pub fn utimensat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
         return Ok(0);
     }
     s.vfs.touch(ino, false);
-    s.vfs.watches.notify(ino, crate::inotify::IN_ATTRIB, &[], 0);
+    s.vfs.notify_changed(ino, crate::inotify::IN_ATTRIB);
     let n = s.vfs.node_mut(ino);
     if let Some(t) = atime {
         n.atime = t;

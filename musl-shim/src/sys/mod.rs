@@ -48,6 +48,9 @@ fn xattr_target(nr: u64, first: u64) -> xattr::Target {
 /// Routes `nr`; `None` when it is not serviced.
 pub fn dispatch<E: Platform>(s: &mut Shim<'_>, env: &mut E, nr: u64, a: [u64; 6]) -> Option<Outcome> {
     use nr::*;
+    if let Some(o) = crate::pty::gate(s, env, nr, a) {
+        return Some(o);
+    }
     let r: SysResult<u64> = match nr {
         // fs
         GETCWD => fs::getcwd(s, env, a),

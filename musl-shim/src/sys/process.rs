@@ -419,6 +419,8 @@ fn clone_inner<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRe
                 exit_signal: (flags & 0xff) as u32,
                 dead_cpu: 0,
                 itimers: Default::default(),
+                stopped: false,
+                report: None,
             },
         );
         s.tasks.threads.insert(id, ThreadInfo::new(id, clear_tid, sigmask));
@@ -548,6 +550,9 @@ fn parent_ignores_sigchld(s: &Shim<'_>, parent: Pid) -> bool {
 
 const WNOHANG: u64 = 1;
 const WEXITED: u64 = 4;
+/// wait4's WUNTRACED, waitid's WSTOPPED.
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
 const WNOWAIT: u64 = 0x0100_0000;
 
 /// Which children a wait selects: wait4's pid argument.
@@ -560,9 +565,18 @@ fn selects(s: &Shim<'_>, child: &ProcInfo, id: Pid, sel: i64) -> bool {
     }
 }
 
-/// Finds a child matching `sel`: Ok(Some(zombie)), Ok(None) when some match but none has
-/// ended, ECHILD when none match.
-fn find_child(s: &Shim<'_>, sel: i64) -> SysResult<Option<(Pid, Ended)>> {
+/// What a wait learns of a child: its end, or (a live one) a stop or continuation.
+#[derive(Clone, Copy)]
+enum News {
+    Ended(Ended),
+    Live(crate::jobctl::Report),
+}
+
+/// Finds a child matching `sel` with news the wait's `options` ask for (WEXITED,
+/// WUNTRACED/WSTOPPED, WCONTINUED): Ok(Some), Ok(None) when some match but none has such
+/// news, ECHILD when none match.
+fn find_child(s: &Shim<'_>, sel: i64, options: u64) -> SysResult<Option<(Pid, News)>> {
+    use crate::jobctl::Report;
     let me = s.proc_.pid;
     let mut any = false;
     for (&id, p) in s.tasks.procs.iter().filter(|(_, p)| p.parent == me) {
@@ -570,8 +584,11 @@ fn find_child(s: &Shim<'_>, sel: i64) -> SysResult<Option<(Pid, Ended)>> {
             continue;
         }
         any = true;
-        if let Some(e) = p.ended {
-            return Ok(Some((id, e)));
+        match (p.ended, p.report) {
+            (Some(e), _) if options & WEXITED != 0 => return Ok(Some((id, News::Ended(e)))),
+            (None, Some(r @ Report::Stopped(_))) if options & WUNTRACED != 0 => return Ok(Some((id, News::Live(r)))),
+            (None, Some(r @ Report::Continued)) if options & WCONTINUED != 0 => return Ok(Some((id, News::Live(r)))),
+            _ => {}
         }
     }
     if any {
@@ -581,24 +598,43 @@ fn find_child(s: &Shim<'_>, sel: i64) -> SysResult<Option<(Pid, Ended)>> {
     }
 }
 
+/// The wait took child `id`'s news: a zombie is reaped, a stop or continuation is told
+/// once.
+fn consume(s: &mut Shim<'_>, id: Pid, news: News) {
+    match news {
+        News::Ended(_) => {
+            s.tasks.procs.remove(&id);
+        }
+        News::Live(_) => {
+            if let Some(p) = s.tasks.procs.get_mut(&id) {
+                p.report = None;
+            }
+        }
+    }
+}
+
 /// wait4(pid, wstatus, options, rusage).
 pub fn wait4<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcome {
     let r = (|| {
-        if a[2] & !(WNOHANG | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+        if a[2] & !(WNOHANG | WUNTRACED | WCONTINUED | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
             return Err(EINVAL);
         }
         if !s.tasks.enabled {
             return Err(ECHILD);
         }
-        match find_child(s, a[0] as i32 as i64)? {
-            Some((id, how)) => {
+        match find_child(s, a[0] as i32 as i64, a[2] | WEXITED)? {
+            Some((id, news)) => {
                 if a[1] != 0 {
-                    env.write_u32(a[1], how.wait_status())?;
+                    let status = match news {
+                        News::Ended(how) => how.wait_status(),
+                        News::Live(r) => r.wait_status(),
+                    };
+                    env.write_u32(a[1], status)?;
                 }
                 if a[3] != 0 {
                     env.write(a[3], &[0u8; 144])?;
                 }
-                s.tasks.procs.remove(&id);
+                consume(s, id, news);
                 Ok(Some(u64::from(id)))
             }
             None if a[2] & WNOHANG != 0 => Ok(Some(0)),
@@ -629,20 +665,21 @@ pub fn waitid<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcom
             2 => -(a[1] as i32 as i64).max(1), // P_PGID
             _ => return Err(EINVAL),
         };
-        if a[3] & WEXITED == 0 || a[3] & !(WNOHANG | WEXITED | 2 | 8 | WNOWAIT) != 0 {
+        if a[3] & (WEXITED | WUNTRACED | WCONTINUED) == 0 || a[3] & !(WNOHANG | WEXITED | WUNTRACED | WCONTINUED | WNOWAIT) != 0 {
             return Err(EINVAL);
         }
         if !s.tasks.enabled {
             return Err(ECHILD);
         }
-        match find_child(s, sel)? {
-            Some((id, how)) => {
+        match find_child(s, sel, a[3])? {
+            Some((id, news)) => {
                 if a[2] != 0 {
                     let mut si = [0u8; 128];
                     si[0..4].copy_from_slice(&17u32.to_le_bytes()); // SIGCHLD
-                    let (code, status) = match how {
-                        Ended::Exited(c) => (1u32, c as u32 & 0xff), // CLD_EXITED
-                        Ended::Killed(sig) => (2u32, sig as u32),   // CLD_KILLED
+                    let (code, status) = match news {
+                        News::Ended(Ended::Exited(c)) => (1u32, c as u32 & 0xff), // CLD_EXITED
+                        News::Ended(Ended::Killed(sig)) => (2u32, sig as u32),   // CLD_KILLED
+                        News::Live(r) => r.siginfo(),
                     };
                     si[8..12].copy_from_slice(&code.to_le_bytes());
                     si[16..20].copy_from_slice(&id.to_le_bytes());
@@ -651,7 +688,7 @@ pub fn waitid<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Outcom
                     env.write(a[2], &si)?;
                 }
                 if a[3] & WNOWAIT == 0 {
-                    s.tasks.procs.remove(&id);
+                    consume(s, id, news);
                 }
                 Ok(Some(0))
             }

@@ -110,6 +110,8 @@ pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcom
 pub(crate) fn interrupt_thread(s: &mut Shim<'_>, tid: u32, restart: bool) {
     let Some((wait, nr)) = s.tasks.threads.get(&tid).and_then(|t| Some((t.wait?, t.nr))) else { return };
     let resume = match wait {
+        // A stopped process takes its signals once continued.
+        Wait::Stopped { .. } => return,
         Wait::Io | Wait::Child if restart && !super::nr::never_restarted(nr) => Resume::Retry,
         _ => Resume::Value(EINTR.ret()),
     };
@@ -177,6 +179,9 @@ fn kill_thread_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
 /// signal is blocked, as soon as the mask lets it through (musl's `raise` blocks signals
 /// around its `tkill`). Handlers are not run yet.
 pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
+    if crate::jobctl::on_signal(s, s.proc_.pid, sig) {
+        return Outcome::Ret(Ok(0));
+    }
     let blocked = s.proc_.sigmask & (1 << (sig - 1)) != 0 && sig != SIGKILL && sig != SIGSTOP;
     let handler = s.proc_.sigactions[(sig - 1) as usize][0];
     if sig == SIGKILL || (!blocked && handler == 0 && !default_ignored(sig)) {
@@ -197,6 +202,9 @@ pub fn kill_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
 
 /// A signal to another, parked process: its default action applies.
 pub(crate) fn signal_other(s: &mut Shim<'_>, pid: u32, sig: u64) {
+    if crate::jobctl::on_signal(s, pid, sig) {
+        return;
+    }
     let Some(p) = s.tasks.parked.get_mut(&pid) else { return };
     let bit = 1u64 << (sig - 1);
     let blocked = p.proc_.sigmask & bit != 0 && sig != SIGKILL && sig != SIGSTOP;

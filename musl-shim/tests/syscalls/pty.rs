@@ -9,22 +9,22 @@ use musl_shim::task::Ended;
 use musl_shim::{Action, GuestMemory};
 
 const BUF: u64 = 0x14000;
-const O_RDWR: u64 = 2;
-const O_NOCTTY: u64 = 0o400;
+pub(crate) const O_RDWR: u64 = 2;
+pub(crate) const O_NOCTTY: u64 = 0o400;
 const O_NONBLOCK: u64 = 0o4000;
 
-const TCGETS: u64 = 0x5401;
-const TCSETS: u64 = 0x5402;
+pub(crate) const TCGETS: u64 = 0x5401;
+pub(crate) const TCSETS: u64 = 0x5402;
 const TIOCSCTTY: u64 = 0x540e;
 const TIOCGPGRP: u64 = 0x540f;
-const TIOCSPGRP: u64 = 0x5410;
+pub(crate) const TIOCSPGRP: u64 = 0x5410;
 const TIOCGWINSZ: u64 = 0x5413;
 const TIOCSWINSZ: u64 = 0x5414;
 const FIONREAD: u64 = 0x541b;
 const TIOCNOTTY: u64 = 0x5422;
 const TIOCGSID: u64 = 0x5429;
-const TIOCGPTN: u64 = 0x8004_5430;
-const TIOCSPTLCK: u64 = 0x4004_5431;
+pub(crate) const TIOCGPTN: u64 = 0x8004_5430;
+pub(crate) const TIOCSPTLCK: u64 = 0x4004_5431;
 const SIGCHLD: u64 = 17;
 
 /// Pty helpers on the syscall harness, whose processes may fork and block.
@@ -74,7 +74,7 @@ impl T {
             e => Err(e),
         }
     }
-    fn names(&mut self, dir: &str) -> Vec<String> {
+    pub(crate) fn names(&mut self, dir: &str) -> Vec<String> {
         let fd = self.open(dir, 0o40000) as u64;
         let n = self.call(GETDENTS64, &[fd, BUF, 4096]);
         assert!(n > 0, "getdents64 {dir}: {n}");
@@ -109,13 +109,19 @@ impl T {
         self.s.tasks.procs.get(&pid).and_then(|p| p.ended)
     }
     /// The child process `pid` catches `sig` (a handler at a made-up address).
-    fn catch(&mut self, sig: u64) {
+    pub(crate) fn catch(&mut self, sig: u64) {
         let act = self.at;
         self.at += 32;
         for (i, w) in [0x4000u64, 0, 0, 0].iter().enumerate() {
             self.p.mem.write(act + i as u64 * 8, &w.to_le_bytes()).unwrap();
         }
         assert_eq!(self.call(RT_SIGACTION, &[sig, act, 0, 8]), 0);
+    }
+    /// The current process blocks the signals of `mask`.
+    pub(crate) fn block(&mut self, mask: u64) {
+        let at = self.str("12345678");
+        self.p.mem.write(at, &mask.to_le_bytes()).unwrap();
+        assert_eq!(self.call(RT_SIGPROCMASK, &[0, at, 0, 8]), 0);
     }
     fn pending(&self, pid: u32) -> u64 {
         if self.s.proc_.pid == pid {
@@ -312,6 +318,10 @@ fn interrupt_character_signals_the_foreground_group_of_the_session() {
     // The line was flushed: what comes next starts afresh.
     t.run_as(child);
     t.p.mem.write(BUF, &child.to_le_bytes()).unwrap();
+    // Out of the foreground, in a group orphaned (its parent is in another session):
+    // tcsetpgrp fails unless SIGTTOU is blocked or ignored, as a shell has it.
+    assert_eq!(t.call(IOCTL, &[s, TIOCSPGRP, BUF]), ENOTTY.ret());
+    t.block(1 << 21);
     assert_eq!(t.call(IOCTL, &[s, TIOCSPGRP, BUF]), 0);
     t.catch(2);
     t.catch(28);
