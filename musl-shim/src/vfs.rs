@@ -995,7 +995,10 @@ impl<'a> Vfs<'a> {
         let fs = n.fs;
         match &n.kind {
             Kind::File(Data::Image(b)) => {
-                let copy = b.to_vec();
+                // Fallible: the bytes live in a heap that may be smaller than the quota.
+                let mut copy = Vec::new();
+                copy.try_reserve_exact(b.len()).map_err(|_| ENOSPC)?;
+                copy.extend_from_slice(b);
                 self.charge(fs, copy.len())?;
                 self.nodes[ino].kind = Kind::File(Data::Owned(copy));
             }
@@ -1015,6 +1018,14 @@ impl<'a> Vfs<'a> {
         let old = self.owned_data(ino)?.len();
         if len > old {
             self.charge(fs, len - old)?;
+            // A heap that cannot hold the bytes is a full filesystem, never an abort: try
+            // the usual doubling, then just what is needed.
+            let data = self.owned_data(ino)?;
+            if data.try_reserve(len - old).is_err() && data.try_reserve_exact(len - old).is_err() {
+                let pool = fs.pool();
+                self.used[pool] = self.used[pool].saturating_sub(len - old);
+                return Err(ENOSPC);
+            }
         } else {
             let pool = fs.pool();
             self.used[pool] = self.used[pool].saturating_sub(old - len);
@@ -1036,6 +1047,17 @@ impl<'a> Vfs<'a> {
         self.touch(ino, true);
         self.notify_changed(ino, IN_MODIFY);
         Ok(bytes.len())
+    }
+
+    /// Zeroes a file's bytes in `[off, stop)` within its length (fallocate's hole punch).
+    pub fn zero_range(&mut self, ino: Ino, off: u64, stop: u64) -> SysResult<()> {
+        let data = self.owned_data(ino)?;
+        let end = usize::try_from(stop).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(end);
+        data[start..end].fill(0);
+        self.touch(ino, true);
+        self.notify_changed(ino, IN_MODIFY);
+        Ok(())
     }
 
     /// Sets a file's length.

@@ -280,7 +280,18 @@ pub fn unify_instruction(vspace: sel4::cap::VSpace, start: usize, end: usize) ->
 /// `HEAP_STATIC` bytes are a region of our image; the rest is mapped on demand (see
 /// [`HeapSource`]), so that the loader need not zero, and the kernel need not make frames
 /// for, megabytes that a small app never touches (issue 11, boot time).
-pub const HEAP_SIZE: usize = 8 << 20;
+pub const HEAP_SIZE: usize = 64 << 20;
+/// What the heap falls back to when no untouched untyped holds [`HEAP_SIZE`] (a board
+/// with little RAM): the root server's heap before it grew, enough for small apps.
+pub const HEAP_SIZE_SMALL: usize = 8 << 20;
+/// The heap the source given to [`heap_source`] can back (at most [`HEAP_SIZE`]): what
+/// the apps' quotas are cut from.
+static HEAP_LIMIT: AtomicUsize = AtomicUsize::new(HEAP_STATIC);
+
+/// The heap's size: what its static part and its growth source can hold.
+pub fn heap_size() -> usize {
+    HEAP_LIMIT.load(Ordering::Relaxed)
+}
 /// The part of the heap in our image (.bss): a small app's state fits (hello takes 17 KiB).
 const HEAP_STATIC: usize = 256 << 10;
 /// Bytes mapped at a time when the heap grows.
@@ -326,6 +337,10 @@ static mut GROWER: Grower = Grower { source: None, current: 0, used: 0, mapped: 
 
 /// Hands the heap the untypeds and slots it grows with (before any app starts).
 pub fn heap_source(source: HeapSource) {
+    // Frames need their tables too: one 4 KiB table per 2 MiB, and a few above.
+    let bytes: usize = source.untypeds[..source.count].iter().map(|&(_, bits)| 1usize << bits).sum();
+    let frames = bytes.saturating_sub(bytes / 512 + 4 * PAGE);
+    HEAP_LIMIT.store((HEAP_STATIC + frames).min(HEAP_SIZE), Ordering::Relaxed);
     let _guard = ALLOCATOR.grown.lock();
     // SAFETY: GROWER is only touched with the grown heap's lock held (taken above).
     unsafe { (*ptr::addr_of_mut!(GROWER)).source = Some(source) };
@@ -383,7 +398,7 @@ impl Grower {
 
     /// Maps `len` more bytes (whole pages) at the grown heap's end.
     fn grow(&mut self, len: usize) -> bool {
-        if self.mapped + len > HEAP_SIZE {
+        if HEAP_STATIC + self.mapped + len > heap_size() {
             return false;
         }
         let mut done = 0;

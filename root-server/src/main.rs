@@ -36,7 +36,7 @@ use sel4::CapTypeForObjectOfFixedSize as _;
 use sel4_root_task::{root_task, Never};
 use vm::Global;
 
-/// Heap kept for the root server itself; the rest of `kernel::HEAP_SIZE` is split evenly
+/// Heap kept for the root server itself; the rest of `kernel::heap_size()` is split evenly
 /// into per-app quotas (shim state, tmpfs, page maps). An app over its quota is killed
 /// before it can starve the others; half a quota bounds the bytes the app writes to its
 /// rootfs and /tmp together, so filling either gives ENOSPC first.
@@ -173,7 +173,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
                 spec: &a.spec,
             })
         })();
-        let quota = (kernel::HEAP_SIZE - ROOT_HEAP) / manifest.apps.len().max(1);
+        let quota = kernel::heap_size().saturating_sub(ROOT_HEAP) / manifest.apps.len().max(1);
         kernel::charge_to(Some(id));
         let created = spec.and_then(|s| App::create(&mut g, ep, id, s, quota));
         kernel::charge_to(None);

@@ -167,13 +167,15 @@ impl Pool {
 
     /// What the root server's heap grows with past its static part (`kernel::HeapSource`):
     /// the RAM untypeds too small for chunks, then the smallest untouched parent that holds
-    /// the whole heap (taken out of the pool), and slots for a frame per page and the
+    /// the whole heap (taken out of the pool; one of the small heap's size when none does),
+    /// and slots for a frame per page and the
     /// tables. Nothing is retyped (or zeroed) until the heap does grow.
     pub fn heap_source(&mut self, slots: &mut Slots) -> Result<crate::kernel::HeapSource> {
         let pages = crate::kernel::HEAP_SIZE / crate::kernel::PAGE;
         let range = slots.take_range(pages + 16)?;
         let mut src = crate::kernel::HeapSource { untypeds: [(0, 0); 16], count: 0, slots: range };
-        let big = self.parents.iter().position(|p| p.used == 0 && 1usize << p.size_bits >= crate::kernel::HEAP_SIZE);
+        let fits = |at_least: usize| self.parents.iter().position(|p| p.used == 0 && 1usize << p.size_bits >= at_least);
+        let big = fits(crate::kernel::HEAP_SIZE).or_else(|| fits(crate::kernel::HEAP_SIZE_SMALL));
         let room = src.untypeds.len() - usize::from(big.is_some());
         for &(c, b) in self.small.iter().take(room) {
             src.untypeds[src.count] = (c.bits() as usize, b);

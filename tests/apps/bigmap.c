@@ -1,6 +1,6 @@
-/* Maps files of the image read-only (whole) and reports what mmap gave: on seL4 a file
- * too big for the root server's heap (the shim copies a mapped file there on the way)
- * gets ENOMEM, where Linux maps it; a small one maps everywhere. */
+/* Maps files of the image read-only (whole) and reports what mmap gave: the file's
+ * first byte. On seL4 the root server writes a private mapping into the app's frames a
+ * chunk at a time, so a file bigger than its heap maps too, as on Linux. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

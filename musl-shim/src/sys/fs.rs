@@ -525,8 +525,7 @@ pub fn fallocate<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> Sys
         3 => {
             let stop = end.min(size);
             if stop > off as u64 {
-                let zeros = vec![0u8; (stop - off as u64) as usize];
-                s.vfs.write_at(ino, off as u64, &zeros)?;
+                s.vfs.zero_range(ino, off as u64, stop)?;
             }
             let _ = env;
             Ok(0)

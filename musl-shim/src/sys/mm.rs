@@ -15,6 +15,8 @@ pub const MAP_ANONYMOUS: u64 = 0x20;
 pub const MAP_FIXED_NOREPLACE: u64 = 0x100000;
 pub const MREMAP_MAYMOVE: u64 = 1;
 pub const MADV_DONTNEED: u64 = 4;
+/// A private file mapping is written into the app's frames this many bytes at a time.
+const COPY_CHUNK: usize = 64 << 10;
 
 fn prot_arg(p: u64) -> SysResult<Prot> {
     // PROT_GROWSDOWN/GROWSUP are accepted and ignored; PROT_BTI/MTE too.
@@ -85,15 +87,20 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         Some(src) if prot.x() && !prot.w() && share == MAP_PRIVATE => s.stored_text(src).and_then(|t| t.code_at(off)),
         _ => None,
     };
-    let (data, traps, code): (alloc::vec::Vec<u8>, alloc::vec::Vec<u64>, Option<&[u8]>) = {
-        // Only the mapped range is copied: a regular file's bytes are borrowed from the
-        // tree. Code gets the trapping `udf` over its syscall words (its pack-time trap
-        // table, see crate::text), so its syscalls reach us.
-        let owned;
+    // What to copy: [from, end) of the source, after the pages shared with the text store.
+    // A file of the tree is read in place once mapped (its bytes are never copied whole
+    // into the runner's heap, which may be smaller than the file); other objects' bytes
+    // are taken now, fallibly.
+    let from_tree = node_bytes.is_some();
+    let (from, end, start, owned, traps, code) = {
+        let mut owned = alloc::vec::Vec::new();
         let src: &[u8] = match node_bytes {
             Some(b) => b,
             None => {
-                owned = f.obj.map_source(&cx(s, env))?.to_vec();
+                let c = cx(s, env);
+                let b = f.obj.map_source(&c)?;
+                owned.try_reserve_exact(b.len()).map_err(|_| ENOMEM)?;
+                owned.extend_from_slice(b);
                 &owned
             }
         };
@@ -112,17 +119,10 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
                 }
             }
         }
-        // The part after the shared pages, with its traps written in.
         let from = start.saturating_add(shared).min(end);
-        let mut data = src[from..end].to_vec();
-        for &t in &traps {
-            let t = t as usize + start;
-            if t >= from {
-                data[t - from..t - from + 4].copy_from_slice(&crate::text::UDF_WORD.to_le_bytes());
-            }
-        }
-        (data, traps, code)
+        (from, end, start, owned, traps, code)
     };
+    let ino = f.obj.ino();
     drop(f);
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
     let mut shared = 0;
@@ -137,8 +137,28 @@ pub fn mmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
         }
         shared = n;
     }
-    if !data.is_empty() {
-        env.write(at + shared, &data)?;
+    if from < end {
+        let src: &[u8] = match (from_tree, ino) {
+            (true, Some(ino)) => crate::fd::data_of(&s.vfs, ino).unwrap_or(&[]),
+            _ => &owned,
+        };
+        let src = &src[..end.min(src.len())];
+        // In chunks, with the trapping `udf` written over the syscall words.
+        let mut buf = alloc::vec![0u8; (end - from).min(COPY_CHUNK)];
+        let mut c0 = from;
+        while c0 < src.len() {
+            let c1 = (c0 + buf.len()).min(src.len());
+            let chunk = &mut buf[..c1 - c0];
+            chunk.copy_from_slice(&src[c0..c1]);
+            for &t in &traps {
+                let t = t as usize + start;
+                if t >= c0 && t + 4 <= c1 {
+                    chunk[t - c0..t - c0 + 4].copy_from_slice(&crate::text::UDF_WORD.to_le_bytes());
+                }
+            }
+            env.write(at + shared + (c0 - from) as u64, chunk)?;
+            c0 = c1;
+        }
     }
     s.mm.add_traps(traps.into_iter().map(|o| at + o));
     Ok(at)
@@ -181,10 +201,10 @@ fn map_channel<E: Platform>(s: &mut Shim<'_>, env: &mut E, addr: u64, len: u64, 
     Ok(at)
 }
 
-/// How many bytes of our heap an mmap with arguments `a` copies on the way (0 for an
-/// anonymous mapping or a bad argument, which mmap then refuses): the mapped part of an
-/// image file after the pages the text store shares, or a run-time file whole and its
-/// mapped part. A runner with a small heap checks it first.
+/// How many bytes of our heap an mmap with arguments `a` takes on the way (0 for an
+/// anonymous mapping or a bad argument, which mmap then refuses): a chunk of a private
+/// mapping of a file of the tree, two copies of a shared one, or the whole source of
+/// another object. A runner with a small heap checks it first.
 pub fn mmap_copy_size(s: &Shim<'_>, a: [u64; 6]) -> u64 {
     let [_, len, prot, flags, fd, off] = a;
     if flags & MAP_ANONYMOUS != 0 {
@@ -206,7 +226,8 @@ pub fn mmap_copy_size(s: &Shim<'_>, a: [u64; 6]) -> u64 {
     let shared = stored.map_or(0, |c| page_up(c.len() as u64).unwrap_or(len).min(len));
     let start = off.min(src.len() as u64);
     let end = start.saturating_add(len).min(src.len() as u64);
-    end - start.saturating_add(shared).min(end)
+    // Written into the app's frames a chunk at a time.
+    (end - start.saturating_add(shared).min(end)).min(COPY_CHUNK as u64)
 }
 
 pub fn munmap<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
