@@ -231,6 +231,14 @@ fn seek(pos: u64, size: u64, off: i64, whence: u32) -> SysResult<u64> {
 pub struct RegularFile {
     pub ino: Ino,
     pub pos: u64,
+    /// Keeps the file's bytes while it is open, even once no name links it.
+    _hold: alloc::rc::Rc<()>,
+}
+
+impl RegularFile {
+    pub fn open(vfs: &mut Vfs<'_>, ino: Ino) -> RegularFile {
+        RegularFile { ino, pos: 0, _hold: vfs.hold(ino) }
+    }
 }
 
 fn file_bytes<'c>(vfs: &'c Vfs<'_>, ino: Ino) -> &'c [u8] {

@@ -44,12 +44,14 @@ pub struct FileMap {
     /// Opened for writing: the app's stores reach the file.
     pub writable: bool,
     snap: Vec<u8>,
+    /// Keeps the file's bytes while it is mapped, even once no name links it.
+    hold: alloc::rc::Rc<()>,
 }
 
 impl FileMap {
     /// A mapping whose guest bytes are `shown` now.
-    pub fn new(start: u64, ino: Ino, off: u64, writable: bool, shown: Vec<u8>) -> Self {
-        FileMap { start, len: shown.len() as u64, ino, off, writable, snap: shown }
+    pub fn new(start: u64, ino: Ino, off: u64, writable: bool, shown: Vec<u8>, hold: alloc::rc::Rc<()>) -> Self {
+        FileMap { start, len: shown.len() as u64, ino, off, writable, snap: shown, hold }
     }
     fn end(&self) -> u64 {
         self.start + self.len
@@ -120,11 +122,11 @@ pub fn trim(maps: &mut Vec<FileMap>, start: u64, end: u64) {
         }
         if m.start < start {
             let n = (start - m.start) as usize;
-            kept.push(FileMap::new(m.start, m.ino, m.off, m.writable, m.snap[..n].to_vec()));
+            kept.push(FileMap::new(m.start, m.ino, m.off, m.writable, m.snap[..n].to_vec(), m.hold.clone()));
         }
         if m.end() > end {
             let n = (end - m.start) as usize;
-            kept.push(FileMap::new(end, m.ino, m.off + n as u64, m.writable, m.snap[n..].to_vec()));
+            kept.push(FileMap::new(end, m.ino, m.off + n as u64, m.writable, m.snap[n..].to_vec(), m.hold.clone()));
         }
     }
     *maps = kept;
@@ -141,6 +143,6 @@ pub fn take(maps: &mut Vec<FileMap>, start: u64) -> Option<FileMap> {
 pub fn moved(maps: &mut Vec<FileMap>, m: FileMap, start: u64, len: u64, mem: &mut dyn GuestMemory) -> SysResult<()> {
     let mut shown = vec![0u8; usize::try_from(len).map_err(|_| ENOMEM)?];
     mem.read(start, &mut shown)?;
-    maps.push(FileMap::new(start, m.ino, m.off, m.writable, shown));
+    maps.push(FileMap::new(start, m.ino, m.off, m.writable, shown, m.hold));
     Ok(())
 }

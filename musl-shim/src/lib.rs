@@ -476,6 +476,7 @@ impl<'a> Shim<'a> {
         filemap::sync(&mut self.mm.files, &mut self.vfs, env);
         let outcome = sys::dispatch(self, env, nr, a);
         filemap::sync(&mut self.mm.files, &mut self.vfs, env);
+        self.vfs.reclaim();
         let action = match outcome {
             Some(sys::Outcome::Ret(Err(errno::EBLOCK))) if self.tasks.enabled => {
                 self.block_on_io(None);

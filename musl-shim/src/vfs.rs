@@ -14,6 +14,7 @@
 use crate::errno::*;
 use crate::inotify::{IN_ATTRIB, IN_CREATE, IN_DELETE, IN_ISDIR, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO};
 use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 /// Index of a node in the arena; `st_ino` is this plus one.
@@ -229,6 +230,11 @@ pub enum Found {
 #[derive(Debug, Clone)]
 pub struct Vfs<'a> {
     nodes: Vec<Node<'a>>,
+    /// One per node that open files or shared mappings use, cloned into each of them: a
+    /// file no name links keeps its bytes while a clone is out (see [`Vfs::reclaim`]).
+    holds: BTreeMap<Ino, Rc<()>>,
+    /// Files whose last link went, waiting for their last holder to go.
+    orphans: Vec<Ino>,
     /// Slots of removed /proc/<pid> trees, taken again first.
     free: Vec<Ino>,
     /// The current process (what /proc/self names).
@@ -256,7 +262,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX, image_bytes: cpio.len() };
+        let mut vfs = Vfs { nodes: Vec::new(), holds: BTreeMap::new(), orphans: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX, image_bytes: cpio.len() };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -712,7 +718,9 @@ impl<'a> Vfs<'a> {
         }
         let node = self.new_node(dir, Kind::File(Data::Owned(Vec::new())), perm, owner);
         self.nodes.push(node);
-        Ok(self.nodes.len() - 1)
+        let ino = self.nodes.len() - 1;
+        self.orphans.push(ino);
+        Ok(ino)
     }
 
     /// Gives `ino` one more name (`linkat`): not for directories, not across filesystems.
@@ -825,7 +833,44 @@ impl<'a> Vfs<'a> {
                 let (pool, len) = (n.fs.pool(), v.len());
                 self.used[pool] = self.used[pool].saturating_sub(len);
             }
+            if matches!(n.kind, Kind::File(_)) {
+                self.orphans.push(ino);
+            }
         }
+    }
+
+    /// A holder of `ino` for an open file or a shared mapping: while one is alive, a file
+    /// that no name links keeps its bytes.
+    pub fn hold(&mut self, ino: Ino) -> Rc<()> {
+        self.holds.entry(ino).or_insert_with(|| Rc::new(())).clone()
+    }
+
+    /// Frees the bytes and the node of every file that no name links and nothing holds any
+    /// more (a deleted file once its last fd is closed; an `O_TMPFILE` never linked), so
+    /// that an app writing and deleting files does not keep what it deleted.
+    pub fn reclaim(&mut self) {
+        let mut i = 0;
+        while i < self.orphans.len() {
+            let ino = self.orphans[i];
+            let held = self.holds.get(&ino).is_some_and(|h| Rc::strong_count(h) > 1);
+            if held && self.nodes[ino].nlink == 0 {
+                i += 1;
+                continue;
+            }
+            self.orphans.swap_remove(i);
+            if self.nodes[ino].nlink > 0 {
+                // Linked again (linkat of an O_TMPFILE).
+                continue;
+            }
+            self.holds.remove(&ino);
+            self.nodes[ino].kind = Kind::Other(0);
+            self.free.push(ino);
+        }
+    }
+
+    /// Files waiting for their last holder (for tests and stats).
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
     }
 
     /// Removes `name` (`rmdir` when `dir_only`). An image file's entry is dropped from the

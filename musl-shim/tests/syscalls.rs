@@ -262,6 +262,41 @@ fn tmpfs_and_the_rootfs_are_writable_and_proc_is_not() {
 }
 
 #[test]
+fn a_deleted_file_keeps_its_bytes_until_its_last_fd_closes_then_they_are_freed() {
+    let mut t = T::new();
+    let ino_of = |t: &mut T, fd: i64| {
+        assert_eq!(t.call(FSTAT, &[fd as u64, SCRATCH]), 0);
+        let mut st = [0u8; 128];
+        t.p.mem.read(SCRATCH, &mut st).unwrap();
+        u64_at(&st, 8)
+    };
+    let fd = t.open("/tmp/gone", 0o102); // O_CREAT|O_RDWR
+    let dup = t.call(DUP, &[fd as u64]);
+    let ino = ino_of(&mut t, fd);
+    let s = t.str("still here");
+    assert_eq!(t.call(WRITE, &[fd as u64, s, 10]), 10);
+    let p = t.str("/tmp/gone");
+    assert_eq!(t.call(UNLINKAT, &[AT_FDCWD, p, 0]), 0);
+    assert_eq!(t.s.vfs.orphans(), 1);
+    assert_eq!(t.call(CLOSE, &[fd as u64]), 0);
+    assert_eq!(t.s.vfs.orphans(), 1, "the dup still holds it");
+    assert_eq!(t.call(LSEEK, &[dup as u64, 0, 0]), 0);
+    assert_eq!(t.read_all(dup), b"still here");
+    assert_eq!(t.call(CLOSE, &[dup as u64]), 0);
+    assert_eq!(t.s.vfs.orphans(), 0, "the last close frees it");
+    // Its node is free: the next file gets it, empty.
+    let again = t.open("/tmp/new", 0o102);
+    assert_eq!(ino_of(&mut t, again), ino);
+    assert_eq!(t.read_all(again), b"");
+    // An O_TMPFILE never linked goes at its close too; one linked stays.
+    let tmp = t.open("/tmp", 0o20040002);
+    assert!(tmp >= 0);
+    assert_eq!(t.s.vfs.orphans(), 1);
+    assert_eq!(t.call(CLOSE, &[tmp as u64]), 0);
+    assert_eq!(t.s.vfs.orphans(), 0);
+}
+
+#[test]
 fn image_files_are_copied_on_write_and_the_image_is_unchanged() {
     let mut t = T::new();
     let fd = t.open("/foo.txt", 0o2001); // O_WRONLY|O_APPEND

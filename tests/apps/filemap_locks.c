@@ -1,8 +1,10 @@
-/* Shared file mappings across fork and fcntl byte-range locks between two processes.
+/* Shared file mappings across fork, a process-shared semaphore in one (its futex wakes
+ * the other process), and fcntl byte-range locks between two processes.
  * Prints what it sees; the same lines as on Linux. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -110,9 +112,39 @@ static void locks(void) {
     printf("after its close: %d\n", lk(d, F_OFD_SETLK, F_WRLCK, 2, 1));
 }
 
+/* A process-shared semaphore in a shared mapping of a file: the parent waits on it,
+ * the child posts it after a sleep (a syscall: its view of the mapping meets the file's). */
+static void semaphore(void) {
+    int fd = open("/sem.dat", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) {
+        perror("setup");
+        return;
+    }
+    sem_t *sem = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (sem == MAP_FAILED || sem_init(sem, 1, 0) != 0) {
+        perror("sem");
+        return;
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(200000);
+        sem_post(sem);
+        _exit(0);
+    }
+    int r = sem_wait(sem);
+    printf("sem_wait in the parent: %s\n", r == 0 ? "woken by the child's post" : strerror(errno));
+    waitpid(c, 0, 0);
+    int v = -1;
+    sem_getvalue(sem, &v);
+    printf("semaphore value after: %d\n", v);
+    munmap(sem, 4096);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, 0, _IONBF, 0);
     mappings();
+    semaphore();
     locks();
     return 0;
 }

@@ -245,6 +245,8 @@ fn shared_file_mappings_and_fcntl_locks_match_linux() {
             "parent sees the child's write: written to the file",
             "read() sees the parent's store: from the parent",
             "after munmap the file has: Jello",
+            "sem_wait in the parent: woken by the child's post",
+            "semaphore value after: 0",
             "child F_SETLK 5..10: refused",
             "child asks for 5..6: type write start 0 len 10 holder expected",
             "parent asks for 25..26: type read start 20 len 10 holder expected",

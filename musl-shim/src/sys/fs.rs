@@ -220,7 +220,7 @@ pub fn openat<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysRes
                     s.vfs.truncate(ino, 0)?;
                 }
             }
-            Box::new(RegularFile { ino, pos: 0 })
+            Box::new(RegularFile::open(&mut s.vfs, ino))
         }
         Kind::Dev(crate::vfs::Dev::Channel(n)) => {
             let ch = usize::from(*n);
@@ -299,7 +299,7 @@ fn open_tmpfile(s: &mut Shim<'_>, start: Ino, p: &[u8], flags: u32, mode: u32) -
     let perm = mode & 0o7777 & !s.proc_.umask;
     let ino = s.vfs.tmpfile(dir, perm, (s.proc_.uid, s.proc_.gid))?;
     let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_CLOEXEC);
-    s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), status), 0).map(|v| v as u64)
+    s.fds.install(new_entry(Box::new(RegularFile::open(&mut s.vfs, ino)), status), 0).map(|v| v as u64)
 }
 
 pub fn pipe2<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<u64> {
@@ -556,7 +556,7 @@ pub fn memfd_create<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> 
     let Found::Node(shm) = s.vfs.resolve(crate::vfs::ROOT, b"/dev/shm", true)? else { return Err(ENOENT) };
     let ino = s.vfs.tmpfile(shm, 0o777, (s.proc_.uid, s.proc_.gid))?;
     let flags = O_RDWR | if a[1] & MFD_CLOEXEC != 0 { O_CLOEXEC } else { 0 };
-    s.fds.install(new_entry(Box::new(RegularFile { ino, pos: 0 }), flags), 0).map(|v| v as u64)
+    s.fds.install(new_entry(Box::new(RegularFile::open(&mut s.vfs, ino)), flags), 0).map(|v| v as u64)
 }
 
 /// Reads up to `len` bytes from `fd` into guest `buf`, at `off` or the file position.

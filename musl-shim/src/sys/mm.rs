@@ -173,7 +173,8 @@ fn map_file_shared<E: Platform>(s: &mut Shim<'_>, env: &mut E, addr: u64, len: u
     let at = s.mm.map_anon(env, addr, len, prot, fixed, RegionKind::File)?;
     let shown = crate::filemap::contents(&s.vfs, ino, off, n);
     env.write(at, &shown)?;
-    s.mm.files.push(crate::filemap::FileMap::new(at, ino, off, writable, shown));
+    let hold = s.vfs.hold(ino);
+    s.mm.files.push(crate::filemap::FileMap::new(at, ino, off, writable, shown, hold));
     Ok(at)
 }
 

@@ -30,13 +30,26 @@ enum FutexDone {
 
 const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
+/// The futex queues' "process" for words in shared file mappings (no real pid is this).
+const SHARED_FUTEX: crate::task::Pid = crate::task::Pid::MAX;
+
+/// The queue a futex word is waited on: (pid, address) for private memory; for a word in
+/// a shared file mapping (a `sem_open` semaphore, multiprocessing's locks), the file and
+/// offset, so that processes mapping the same file at any address meet there.
+fn futex_key(s: &Shim<'_>, addr: u64) -> (crate::task::Pid, u64) {
+    match s.mm.files.iter().find(|m| addr >= m.start && addr - m.start < m.len) {
+        Some(m) => (SHARED_FUTEX, ((m.ino as u64) << 40) | (m.off + (addr - m.start)) & ((1 << 40) - 1)),
+        None => (s.proc_.pid, addr),
+    }
+}
+
 fn futex_op<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResult<FutexDone> {
     let op = a[1] & 0x7f;
     let (uaddr, val) = (a[0], a[2] as u32);
     if uaddr & 3 != 0 {
         return Err(EINVAL);
     }
-    let pid = s.proc_.pid;
+    let (pid, key) = futex_key(s, uaddr);
     let tasks = s.tasks.enabled;
     match op {
         // WAIT, WAIT_BITSET
@@ -64,7 +77,7 @@ fn futex_op<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
             if tasks {
                 let deadline = timeout.map(|ns| (env.now(ClockId::Monotonic).as_nanos().saturating_add(ns), ETIMEDOUT.ret()));
                 let cur = s.tasks.cur;
-                s.tasks.block(cur, Wait::Futex { pid, addr: uaddr, bitset }, deadline);
+                s.tasks.block(cur, Wait::Futex { pid, addr: key, bitset }, deadline);
                 return Ok(FutexDone::Block);
             }
             match timeout {
@@ -81,15 +94,17 @@ fn futex_op<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
             if bitset == 0 {
                 return Err(EINVAL);
             }
-            Ok(FutexDone::Value(s.tasks.futex_wake(pid, uaddr, u64::from(val), bitset)))
+            Ok(FutexDone::Value(s.tasks.futex_wake(pid, key, u64::from(val), bitset)))
         }
         // REQUEUE, CMP_REQUEUE: wake val, move up to val2 (in the timeout slot) to uaddr2.
         3 | 4 => {
             if op == 4 && env.read_u32(uaddr)? != a[5] as u32 {
                 return Err(EAGAIN);
             }
-            let woken = s.tasks.futex_wake(pid, uaddr, u64::from(val), FUTEX_BITSET_MATCH_ANY);
-            let moved = s.tasks.futex_requeue(pid, uaddr, a[4], u64::from(a[3] as u32));
+            let woken = s.tasks.futex_wake(pid, key, u64::from(val), FUTEX_BITSET_MATCH_ANY);
+            // Requeued within one kind of memory only (private to private, shared to shared).
+            let (to_pid, to) = futex_key(s, a[4]);
+            let moved = if to_pid == pid { s.tasks.futex_requeue(pid, key, to, u64::from(a[3] as u32)) } else { 0 };
             Ok(FutexDone::Value(if op == 4 { woken + moved } else { woken }))
         }
         // WAKE_OP: *uaddr2 = op(*uaddr2, oparg); wake val on uaddr; if cmp(old, cmparg),
@@ -121,9 +136,10 @@ fn futex_op<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
                 _ => return Err(ENOSYS),
             };
             env.write_u32(a[4], new)?;
-            let mut n = s.tasks.futex_wake(pid, uaddr, u64::from(val), FUTEX_BITSET_MATCH_ANY);
+            let mut n = s.tasks.futex_wake(pid, key, u64::from(val), FUTEX_BITSET_MATCH_ANY);
             if hit {
-                n += s.tasks.futex_wake(pid, a[4], u64::from(a[3] as u32), FUTEX_BITSET_MATCH_ANY);
+                let (pid2, key2) = futex_key(s, a[4]);
+                n += s.tasks.futex_wake(pid2, key2, u64::from(a[3] as u32), FUTEX_BITSET_MATCH_ANY);
             }
             Ok(FutexDone::Value(n))
         }
