@@ -46,12 +46,22 @@ pub struct FileMap {
     snap: Vec<u8>,
     /// Keeps the file's bytes while it is mapped, even once no name links it.
     hold: alloc::rc::Rc<()>,
+    /// Its frames are shared with another process (the runner gave a forked child the
+    /// same frames): the memory is the truth, and the file's bytes come back into it only
+    /// when something else changed them (see [`sync`]).
+    pub aliased: bool,
+    /// [`Vfs::data_gen`] when it last met the file.
+    gen: u64,
 }
 
 impl FileMap {
     /// A mapping whose guest bytes are `shown` now.
     pub fn new(start: u64, ino: Ino, off: u64, writable: bool, shown: Vec<u8>, hold: alloc::rc::Rc<()>) -> Self {
-        FileMap { start, len: shown.len() as u64, ino, off, writable, snap: shown, hold }
+        FileMap { start, len: shown.len() as u64, ino, off, writable, snap: shown, hold, aliased: false, gen: 0 }
+    }
+    /// The part of this mapping at `start` (file offset `off`) whose snapshot is `snap`.
+    fn part(&self, start: u64, off: u64, snap: Vec<u8>) -> Self {
+        FileMap { aliased: self.aliased, gen: self.gen, ..FileMap::new(start, self.ino, off, self.writable, snap, self.hold.clone()) }
     }
     fn end(&self) -> u64 {
         self.start + self.len
@@ -83,11 +93,18 @@ fn sync_one(m: &mut FileMap, vfs: &mut Vfs<'_>, mem: &mut dyn GuestMemory) -> Sy
     if m.writable {
         store_changes(m, &now, vfs);
     }
+    if m.aliased && m.gen == vfs.data_gen(m.ino) {
+        // Shared frames: another process's stores are in `now` already, and a copy of
+        // the file written back could undo a store made since the file got it.
+        m.snap = now;
+        return Ok(());
+    }
     let file = contents(vfs, m.ino, m.off, len);
     if file != now {
         mem.write(m.start, &file)?;
     }
     m.snap = file;
+    m.gen = vfs.data_gen(m.ino);
     Ok(())
 }
 
@@ -106,8 +123,22 @@ fn store_changes(m: &FileMap, now: &[u8], vfs: &mut Vfs<'_>) {
         while j < valid && now[j] != m.snap[j] {
             j += 1;
         }
+        let gen = vfs.data_gen(m.ino);
         let _ = vfs.write_at(m.ino, m.off + i as u64, &now[i..j]);
+        if m.aliased {
+            // The other holders of these frames have the bytes already.
+            vfs.set_data_gen(m.ino, gen);
+        }
         i = j;
+    }
+}
+
+/// Marks every shared file mapping in `maps` as sharing its frames with another process
+/// (after a fork that gave the child the parent's frames).
+pub fn set_aliased(maps: &mut [FileMap], vfs: &Vfs<'_>) {
+    for m in maps {
+        m.aliased = true;
+        m.gen = vfs.data_gen(m.ino);
     }
 }
 
@@ -122,11 +153,11 @@ pub fn trim(maps: &mut Vec<FileMap>, start: u64, end: u64) {
         }
         if m.start < start {
             let n = (start - m.start) as usize;
-            kept.push(FileMap::new(m.start, m.ino, m.off, m.writable, m.snap[..n].to_vec(), m.hold.clone()));
+            kept.push(m.part(m.start, m.off, m.snap[..n].to_vec()));
         }
         if m.end() > end {
             let n = (end - m.start) as usize;
-            kept.push(FileMap::new(end, m.ino, m.off + n as u64, m.writable, m.snap[n..].to_vec(), m.hold.clone()));
+            kept.push(m.part(end, m.off + n as u64, m.snap[n..].to_vec()));
         }
     }
     *maps = kept;

@@ -357,6 +357,26 @@ impl<'a> Shim<'a> {
     }
 
     /// The process of thread `tid`.
+    /// The ranges where process `pid` maps files shared (`MAP_SHARED`): a runner that
+    /// gives a forked child the parent's frames there, not copies, lets each process see
+    /// the other's stores at once (the seL4 root server does; the emulator copies, and the
+    /// mappings meet the file at each syscall, see [`filemap`]).
+    pub fn shared_file_ranges(&self, pid: task::Pid) -> Vec<(u64, u64)> {
+        let mm = if pid == self.proc_.pid { Some(&self.mm) } else { self.tasks.parked.get(&pid).map(|p| &p.mm) };
+        mm.map_or_else(Vec::new, |mm| mm.files.iter().map(|m| (m.start, m.start + m.len)).collect())
+    }
+
+    /// The runner gave process `pid`'s shared file mappings (those of
+    /// [`Shim::shared_file_ranges`]) frames that another process maps too: from now on
+    /// their memory is the truth between the processes (see [`filemap::sync`]).
+    pub fn share_file_frames(&mut self, pid: task::Pid) {
+        if pid == self.proc_.pid {
+            filemap::set_aliased(&mut self.mm.files, &self.vfs);
+        } else if let Some(p) = self.tasks.parked.get_mut(&pid) {
+            filemap::set_aliased(&mut p.mm.files, &self.vfs);
+        }
+    }
+
     pub fn pid_of(&self, tid: task::Tid) -> Option<task::Pid> {
         self.tasks.pid_of(tid)
     }

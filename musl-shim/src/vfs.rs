@@ -241,6 +241,9 @@ pub struct Vfs<'a> {
     pub self_pid: u32,
     /// The realtime clock at the syscall being serviced: what changes stamp.
     pub now: Ts,
+    /// Per file, bumped by every change of its bytes except the stores of mappings whose
+    /// frames are shared between processes ([`crate::filemap`]).
+    gens: BTreeMap<Ino, u64>,
     /// inotify's watches, told of every change.
     pub watches: crate::inotify::Watches,
     /// Bytes written (owned file data) on the rootfs layer and on the tmpfses.
@@ -262,7 +265,7 @@ impl<'a> Vfs<'a> {
     /// `selkie pack`). Entries that cannot be placed (a parent that is not a directory)
     /// are skipped; missing parent directories are created.
     pub fn from_cpio(cpio: &'a [u8]) -> Self {
-        let mut vfs = Vfs { nodes: Vec::new(), holds: BTreeMap::new(), orphans: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX, image_bytes: cpio.len() };
+        let mut vfs = Vfs { gens: BTreeMap::new(), nodes: Vec::new(), holds: BTreeMap::new(), orphans: Vec::new(), free: Vec::new(), self_pid: 1, now: Ts::ZERO, watches: Default::default(), used: [0; 2], limits: [ROOTFS_WRITE_BYTES, TMPFS_MAX_BYTES], total_limit: usize::MAX, image_bytes: cpio.len() };
         vfs.nodes.push(Node {
             kind: Kind::Dir { entries: BTreeMap::new(), parent: ROOT },
             perm: 0o755,
@@ -839,6 +842,16 @@ impl<'a> Vfs<'a> {
         }
     }
 
+    /// How many times `ino`'s bytes changed (see `gens`).
+    pub fn data_gen(&self, ino: Ino) -> u64 {
+        self.gens.get(&ino).copied().unwrap_or(0)
+    }
+
+    /// Sets `ino`'s change count back (a shared mapping's own store).
+    pub(crate) fn set_data_gen(&mut self, ino: Ino, gen: u64) {
+        self.gens.insert(ino, gen);
+    }
+
     /// A holder of `ino` for an open file or a shared mapping: while one is alive, a file
     /// that no name links keeps its bytes.
     pub fn hold(&mut self, ino: Ino) -> Rc<()> {
@@ -863,6 +876,7 @@ impl<'a> Vfs<'a> {
                 continue;
             }
             self.holds.remove(&ino);
+            self.gens.remove(&ino);
             self.nodes[ino].kind = Kind::Other(0);
             self.free.push(ino);
         }
@@ -1076,6 +1090,7 @@ impl<'a> Vfs<'a> {
             self.used[pool] = self.used[pool].saturating_sub(old - len);
         }
         self.owned_data(ino)?.resize(len, 0);
+        *self.gens.entry(ino).or_default() += 1;
         self.touch(ino, true);
         self.notify_changed(ino, IN_MODIFY);
         Ok(())
@@ -1089,6 +1104,7 @@ impl<'a> Vfs<'a> {
             self.resize(ino, end)?;
         }
         self.owned_data(ino)?[off as usize..end].copy_from_slice(bytes);
+        *self.gens.entry(ino).or_default() += 1;
         self.touch(ino, true);
         self.notify_changed(ino, IN_MODIFY);
         Ok(bytes.len())
@@ -1100,6 +1116,7 @@ impl<'a> Vfs<'a> {
         let end = usize::try_from(stop).unwrap_or(usize::MAX).min(data.len());
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(end);
         data[start..end].fill(0);
+        *self.gens.entry(ino).or_default() += 1;
         self.touch(ino, true);
         self.notify_changed(ino, IN_MODIFY);
         Ok(())

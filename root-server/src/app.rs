@@ -837,10 +837,15 @@ impl App {
             let mut child = self.new_proc(g, PROC_CHUNK_BITS).map_err(|e| format!("a new address space: {e}"))?;
             let parent = self.procs.get_mut(&pid).ok_or("no parent process")?;
             child.image_pages = parent.image_pages;
-            match child.space.copy_of(g, &mut child.budget, &mut parent.space, &mut parent.budget) {
+            let shared = self.shim.shared_file_ranges(pid);
+            match child.space.copy_of(g, &mut child.budget, &mut parent.space, &mut parent.budget, &shared) {
                 Ok(n) => {
                     self.stats.forks += 1;
                     self.stats.frames_copied += n;
+                    if !shared.is_empty() {
+                        self.shim.share_file_frames(pid);
+                        self.shim.share_file_frames(child_pid);
+                    }
                 }
                 Err(e) => {
                     child.destroy(g);

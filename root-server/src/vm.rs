@@ -133,6 +133,10 @@ struct Page {
     /// A read-only copy of one of our own image frames (the bundle): never written, never
     /// reused for anything else.
     shared: bool,
+    /// A frame of a shared file mapping that a fork gave to both processes (the cap here
+    /// is the original or a copy): never reused for anything else, so the other process
+    /// never sees another mapping's bytes in it.
+    alias: bool,
 }
 
 /// Counters for the measurement note.
@@ -300,7 +304,7 @@ impl Space {
         if map && prot.x() {
             kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
         }
-        let page = Page { idx, prot, mapped: map, shared: false };
+        let page = Page { idx, prot, mapped: map, shared: false, alias: false };
         self.pages.insert(vpage, page);
         if dirty {
             // A reused frame still holds what the app last wrote there; the app is blocked
@@ -444,10 +448,13 @@ impl Space {
             if page.mapped {
                 self.with_cap(g, page.idx, |c| c.cast::<sel4::cap_type::Granule>().frame_unmap())?;
             }
-            if page.shared {
+            if page.shared || page.alias {
                 entries(1);
                 let _ = self.storage_path(page.idx).delete();
                 self.free_idx.push(page.idx);
+                if page.alias {
+                    self.stats.frames_now -= 1;
+                }
                 continue;
             }
             self.stats.frames_now -= 1;
@@ -538,19 +545,53 @@ impl Space {
         if prot.x() {
             kernel::unify_instruction(vspace, vpage as usize, (vpage + PAGE_U64) as usize)?;
         }
-        self.pages.insert(vpage, Page { idx, prot, mapped: true, shared: true });
+        self.pages.insert(vpage, Page { idx, prot, mapped: true, shared: true, alias: false });
         self.stats.shared_frames += 1;
         Ok(())
     }
 
     /// Makes this fresh space a copy of `parent` (fork): the same valid ranges, a copy of
-    /// every private frame, the read-only frames shared with the bundle mapped again.
-    /// Returns how many frames were copied.
-    pub fn copy_of(&mut self, g: &mut Global, b: &mut Budget, parent: &mut Space, pb: &mut Budget) -> Result<u64> {
+    /// every private frame, the read-only frames shared with the bundle mapped again, and
+    /// in `shared` (the parent's shared file mappings) the parent's own frames, so that
+    /// each process sees the other's stores at once, as Linux's MAP_SHARED gives. Returns
+    /// how many frames were copied.
+    pub fn copy_of(&mut self, g: &mut Global, b: &mut Budget, parent: &mut Space, pb: &mut Budget, shared: &[(u64, u64)]) -> Result<u64> {
         self.ranges = parent.ranges.clone();
+        let in_shared = |v: u64| shared.iter().any(|&(s, e)| v >= s && v < e);
+        // Every page of a shared mapping gets its frame now, so both have the same one.
+        for &(s, e) in shared {
+            let mut v = s & !(PAGE_U64 - 1);
+            while v < e {
+                if parent.page(v).is_none() {
+                    if let Some((_, _, prot)) = parent.range_of(v) {
+                        parent.map_new(g, pb, v, prot)?;
+                    }
+                }
+                v += PAGE_U64;
+            }
+        }
         let pages: Vec<(u64, Page)> = parent.pages.iter().map(|(&k, &p)| (k, p)).collect();
         let mut copied = 0;
         for (vpage, p) in pages {
+            if !p.shared && in_shared(vpage) {
+                self.ensure_tables(g, b, vpage)?;
+                let idx = self.alloc_idx(g, b)?;
+                entries(1);
+                if let Err(e) = self.storage_path(idx).copy(&parent.storage_path(p.idx), sel4::CapRights::read_write()) {
+                    self.free_idx.push(idx);
+                    return Err(e.into());
+                }
+                self.pages.insert(vpage, Page { idx, alias: true, ..p });
+                parent.pages.insert(vpage, Page { alias: true, ..p });
+                if p.mapped {
+                    let vspace = self.vspace;
+                    let (rights, attrs) = rights_attrs(p.prot);
+                    self.with_cap(g, idx, |c| map_frame(c.cast(), vspace, vpage as usize, rights, attrs))?;
+                }
+                self.stats.frames_now += 1;
+                self.stats.frames_peak = self.stats.frames_peak.max(self.stats.frames_now);
+                continue;
+            }
             if p.shared {
                 self.ensure_tables(g, b, vpage)?;
                 let idx = self.alloc_idx(g, b)?;

@@ -141,8 +141,45 @@ static void semaphore(void) {
     close(fd);
 }
 
-int main(void) {
+/* A child spins on a word of a shared mapping, making no syscall, until the parent's store
+ * shows (Linux, and seL4 where both map the same frames; selkie's emulator copies the
+ * mapping and meets the file only at syscalls, so it is not run this way there). */
+static int spin(void) {
+    int fd = open("/spin.dat", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, 4096) != 0) {
+        perror("setup");
+        return 1;
+    }
+    volatile int *flag = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (flag == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    int p[2];
+    pipe(p);
+    pid_t c = fork();
+    if (c == 0) {
+        /* Its last syscall before the spin: the parent stores only after it. */
+        write(p[1], "s", 1);
+        long n = 0;
+        while (flag[0] == 0 && n < 300000000L)
+            n++;
+        flag[1] = flag[0] == 42 ? 1 : 2;
+        _exit(0);
+    }
+    char b;
+    read(p[0], &b, 1);
+    flag[0] = 42;
+    int st;
+    waitpid(c, &st, 0);
+    printf("the child %s\n", flag[1] == 1 ? "saw the parent's store without a syscall" : "never saw the parent's store");
+    printf("the parent sees the child's store: %s\n", flag[1] ? "yes" : "no");
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IONBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "spin")) return spin();
     mappings();
     semaphore();
     locks();

@@ -182,6 +182,29 @@ fn writing_past_the_root_heap_gives_enospc_not_a_dead_root_server() {
 }
 
 #[test]
+fn shared_file_mappings_semaphores_and_locks_boot_like_linux() {
+    let Some((_, c)) = alone("filemap_locks", &[], &[]) else { return };
+    assert!(c.text.contains("sem_wait in the parent: woken by the child's post"), "{}", c.text);
+}
+
+#[test]
+fn a_forked_child_sees_shared_stores_without_a_syscall() {
+    // The root server gives a forked child the parent's frames of its shared file
+    // mappings: a store shows in the other process at once, as on Linux (the child spins
+    // on the word; with copies it would spin to its limit and say so).
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(bin) = c_app("filemap_locks", Link::Static) else { return };
+    let Some(spin) = image_checked(tmp.path(), "spin", "filemap_locks", &bin, &["spin"], &[], false) else { return };
+    assert!(spin.stdout.contains("the child saw the parent's store without a syscall"), "Linux: {}", spin.stdout);
+    let c = boot(tmp.path(), &[&spin]);
+    assert_eq!(c.app_output(), spin.stdout, "{:?}", c.reports());
+    assert_eq!(c.status("spin"), Some(0), "{:?}", c.reports());
+}
+
+#[test]
 fn proc_and_sys_describe_the_app_like_linux() {
     if !ready() {
         return;
