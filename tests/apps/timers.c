@@ -119,6 +119,28 @@ static void spinning(void) {
     check("a thread woken by a spinning one runs", pthread_join(t, 0) == 0);
 }
 
+static volatile int slept;
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    struct timespec t = {0, 10000000};
+    nanosleep(&t, 0);
+    slept = 1;
+    return 0;
+}
+
+/* A thread whose sleep ran out must run though the only other one spins on syscalls
+ * (for 5 s at most, so that the check fails rather than hangs). */
+static void sleeping(void) {
+    pthread_t t;
+    pthread_create(&t, 0, sleeper, 0);
+    long long end = ns(CLOCK_MONOTONIC) + 5000000000LL;
+    while (!slept && ns(CLOCK_MONOTONIC) < end)
+        getppid();
+    check("a sleeper wakes while another thread spins on syscalls", slept);
+    pthread_join(t, 0);
+}
+
 int main(void) {
     setvbuf(stdout, 0, _IONBF, 0);
     pipes();
@@ -126,5 +148,6 @@ int main(void) {
     timers();
     waits();
     spinning();
+    sleeping();
     return 0;
 }

@@ -404,6 +404,17 @@ impl<'r> Machine<'r> {
         Ok(())
     }
 
+    /// Whether a thread other than the running one could run now: queued, just woken by
+    /// the shim (not queued until the next step), or parked with a deadline that has
+    /// passed (it wakes when the next step expires deadlines), or another app's.
+    fn others_ready(&mut self) -> bool {
+        if self.shared || !self.runq.is_empty() || !self.shim.tasks.events.is_empty() {
+            return true;
+        }
+        let now = self.now();
+        self.shim.next_deadline().is_some_and(|d| d <= now)
+    }
+
     /// Runs `tid` until it traps, faults or has had its slice.
     fn run_slice(&mut self, tid: Tid) -> Result<()> {
         self.load_thread(tid)?;
@@ -452,7 +463,7 @@ impl<'r> Machine<'r> {
                         }
                     };
                     match self.syscall(tid, at, abi)? {
-                        Go::On if started.elapsed() < SLICE || (self.runq.is_empty() && self.shim.tasks.events.is_empty() && !self.shared) => continue,
+                        Go::On if started.elapsed() < SLICE || !self.others_ready() => continue,
                         Go::On => {
                             self.runq.push_back(tid);
                             return Ok(());
