@@ -550,6 +550,19 @@ impl Space {
         Ok(())
     }
 
+    /// A copy with `rights` of the cap in `parent`'s storage slot `from`, in a storage
+    /// slot of ours, with the tables for `vpage` ready (a frame both spaces map).
+    fn copy_cap_of(&mut self, g: &mut Global, b: &mut Budget, parent: &Space, vpage: u64, from: usize, rights: sel4::CapRights) -> Result<usize> {
+        self.ensure_tables(g, b, vpage)?;
+        let idx = self.alloc_idx(g, b)?;
+        entries(1);
+        if let Err(e) = self.storage_path(idx).copy(&parent.storage_path(from), rights) {
+            self.free_idx.push(idx);
+            return Err(e.into());
+        }
+        Ok(idx)
+    }
+
     /// Makes this fresh space a copy of `parent` (fork): the same valid ranges, a copy of
     /// every private frame, the read-only frames shared with the bundle mapped again, and
     /// in `shared` (the parent's shared file mappings) the parent's own frames, so that
@@ -574,13 +587,7 @@ impl Space {
         let mut copied = 0;
         for (vpage, p) in pages {
             if !p.shared && in_shared(vpage) {
-                self.ensure_tables(g, b, vpage)?;
-                let idx = self.alloc_idx(g, b)?;
-                entries(1);
-                if let Err(e) = self.storage_path(idx).copy(&parent.storage_path(p.idx), sel4::CapRights::read_write()) {
-                    self.free_idx.push(idx);
-                    return Err(e.into());
-                }
+                let idx = self.copy_cap_of(g, b, parent, vpage, p.idx, sel4::CapRights::read_write())?;
                 self.pages.insert(vpage, Page { idx, alias: true, ..p });
                 parent.pages.insert(vpage, Page { alias: true, ..p });
                 if p.mapped {
@@ -593,13 +600,7 @@ impl Space {
                 continue;
             }
             if p.shared {
-                self.ensure_tables(g, b, vpage)?;
-                let idx = self.alloc_idx(g, b)?;
-                entries(1);
-                if let Err(e) = self.storage_path(idx).copy(&parent.storage_path(p.idx), sel4::CapRights::read_only()) {
-                    self.free_idx.push(idx);
-                    return Err(e.into());
-                }
+                let idx = self.copy_cap_of(g, b, parent, vpage, p.idx, sel4::CapRights::read_only())?;
                 self.pages.insert(vpage, Page { idx, ..p });
                 let vspace = self.vspace;
                 let (rights, attrs) = rights_attrs(Prot(p.prot.0 & !Prot::WRITE));
