@@ -366,6 +366,15 @@ impl<'a> Shim<'a> {
         mm.map_or_else(Vec::new, |mm| mm.files.iter().map(|m| (m.start, m.start + m.len)).collect())
     }
 
+    /// Meets the current process's shared file mappings with their files: runners call it
+    /// as a blocked syscall's thread resumes, since its memory may be older than what
+    /// another process stored meanwhile (the syscall's own sync ran when it blocked).
+    pub fn sync_mappings(&mut self, mem: &mut dyn GuestMemory) {
+        if !self.mm.files.is_empty() {
+            filemap::sync(&mut self.mm.files, &mut self.vfs, mem);
+        }
+    }
+
     /// The runner gave process `pid`'s shared file mappings (those of
     /// [`Shim::shared_file_ranges`]) frames that another process maps too: from now on
     /// their memory is the truth between the processes (see [`filemap::sync`]).

@@ -338,6 +338,12 @@ impl<'r> Machine<'r> {
                         Resume::Retry => (at, None),
                     };
                     self.set_pc_x0(pid, tid, pc, x0)?;
+                    if self.shim.switch_to(tid) {
+                        if let Some(p) = self.procs.get_mut(&pid) {
+                            let mut env = Env::for_syscall(&mut p.uc, &p.protected);
+                            self.shim.sync_mappings(&mut env);
+                        }
+                    }
                     self.runq.push_back(tid);
                 }
                 TaskEvent::ProcessGone { pid } => self.drop_process(pid),
