@@ -356,7 +356,6 @@ impl<'a> Shim<'a> {
         self.tasks.cur
     }
 
-    /// The process of thread `tid`.
     /// The ranges where process `pid` maps files shared (`MAP_SHARED`): a runner that
     /// gives a forked child the parent's frames there, not copies, lets each process see
     /// the other's stores at once (the seL4 root server does; the emulator copies, and the
@@ -386,6 +385,7 @@ impl<'a> Shim<'a> {
         }
     }
 
+    /// The process of thread `tid`.
     pub fn pid_of(&self, tid: task::Tid) -> Option<task::Pid> {
         self.tasks.pid_of(tid)
     }

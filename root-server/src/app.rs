@@ -986,13 +986,14 @@ impl App {
                     }
                     let tcb = t.unit.tcb;
                     self.stats.wakes += 1;
-                    if let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)) {
-                        if self.shim.switch_to(tid) {
-                            let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
-                            self.shim.sync_mappings(&mut env);
-                        }
+                    let current = self.shim.switch_to(tid);
+                    if let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)).filter(|_| current) {
+                        // Its memory may be older than what another process stored while it
+                        // was blocked.
+                        let mut env = Env { g, space: &mut p.space, budget: &mut p.budget, rng: &mut self.rng, frames: self.frames };
+                        self.shim.sync_mappings(&mut env);
                     }
-                    if self.shim.switch_to(tid) && self.shim.signal_ready() {
+                    if current && self.shim.signal_ready() {
                         // A signal is due as the thread resumes: its handler runs first.
                         self.wake_into_signal(g, tid, tcb, &regs);
                         continue;
