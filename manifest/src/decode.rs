@@ -261,7 +261,7 @@ impl<'a> Reader<'a> {
 
     fn app(&mut self) -> R<App<Text<'a>>> {
         let (mut name, mut binary, mut rootfs, mut text, mut argv, mut envp) = (None, None, None, None, None, None);
-        let (mut cwd, mut uid, mut gid, mut spec, mut networks) = (None, None, None, None, None);
+        let (mut cwd, mut uid, mut gid, mut spec, mut networks, mut after) = (None, None, None, None, None, None);
         self.object(&mut |r, key| match key {
             "name" => set(&mut name, r.text()?),
             "binary" => set(&mut binary, r.text()?),
@@ -274,6 +274,7 @@ impl<'a> Reader<'a> {
             "gid" => set(&mut gid, r.u32()?),
             "spec" => set(&mut spec, r.spec()?),
             "networks" => set(&mut networks, r.texts()?),
+            "after" => set(&mut after, r.texts()?),
             _ => r.skip(),
         })?;
         Ok(App {
@@ -288,6 +289,7 @@ impl<'a> Reader<'a> {
             gid: need(gid)?,
             spec: need(spec)?,
             networks: networks.unwrap_or_default(),
+            after: after.unwrap_or_default(),
         })
     }
 

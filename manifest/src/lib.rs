@@ -106,6 +106,11 @@ pub struct App<S> {
     /// name. Empty: the image's one default network, with every app that names none.
     #[serde(default)]
     pub networks: Vec<S, MAX_NETWORKS>,
+    /// Apps earlier in the manifest that must have exited with status 0 before this one
+    /// starts (compose's `depends_on` with `condition: service_completed_successfully`).
+    /// If one ends otherwise, this app is never started. Empty: it starts at boot.
+    #[serde(default)]
+    pub after: Vec<S, MAX_APPS>,
 }
 
 /// The resource spec, from the image's labels.
@@ -231,6 +236,8 @@ pub enum Error {
     BadEnv,
     /// `ends_with` names no app.
     UnknownEndsWith,
+    /// An app's `after` names no app before it.
+    UnknownAfter,
 }
 
 impl fmt::Display for Error {
@@ -251,6 +258,7 @@ impl fmt::Display for Error {
             Error::BadEscape => write!(f, "invalid escape in a string"),
             Error::BadEnv => write!(f, "environment entry without '='"),
             Error::UnknownEndsWith => write!(f, "ends_with names no app of the manifest"),
+            Error::UnknownAfter => write!(f, "an app's `after` names no app before it in the manifest"),
         }
     }
 }
@@ -339,6 +347,9 @@ impl<S: ManifestStr> Manifest<S> {
             app.validate()?;
             if self.apps[..i].iter().any(|a| a.name.text() == app.name.text()) {
                 return Err(Error::DuplicateName);
+            }
+            if app.after.iter().any(|d| !self.apps[..i].iter().any(|a| a.name.text() == d.text())) {
+                return Err(Error::UnknownAfter);
             }
         }
         let names = || self.apps.iter().flat_map(|a| a.spec.publishes.iter().chain(a.spec.consumes.iter()));
@@ -529,6 +540,23 @@ mod tests {
         assert_eq!(parse(b.as_bytes()).unwrap_err(), Error::DuplicateName);
     }
 
+    #[test]
+    fn after_names_an_earlier_app() {
+        let two = |a_after: &str, b_after: &str| {
+            std::format!(
+                r#"{{"version":1,"apps":[{{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"after":[{a_after}],"spec":{{"heap_pages":0,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"publishes":[],"consumes":[]}}}},{{"name":"b","binary":"/b","rootfs":"r","argv":["/b"],"envp":[],"cwd":"/","uid":0,"gid":0,"after":[{b_after}],"spec":{{"heap_pages":0,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"publishes":[],"consumes":[]}}}}]}}"#
+            )
+        };
+        let json = two("", "\"a\"");
+        let m = parse(json.as_bytes()).unwrap();
+        assert_eq!(m.apps[1].after.iter().map(|t| t.text()).collect::<std::vec::Vec<_>>(), ["a"]);
+        assert!(m.apps[0].after.is_empty());
+        // Itself, a later app, or none at all.
+        assert_eq!(parse(two("", "\"b\"").as_bytes()).unwrap_err(), Error::UnknownAfter);
+        assert_eq!(parse(two("\"b\"", "").as_bytes()).unwrap_err(), Error::UnknownAfter);
+        assert_eq!(parse(two("", "\"c\"").as_bytes()).unwrap_err(), Error::UnknownAfter);
+    }
+
     /// What serde-json-core's generic deserializer makes of `json` (the reader's model).
     fn by_serde(json: &[u8]) -> Result<Manifest<Text<'_>>, serde_json_core::de::Error> {
         serde_json_core::from_slice::<Manifest<Text<'_>>>(json).map(|(m, _)| m)
@@ -546,7 +574,7 @@ mod tests {
               \"uid\" : 0 , \"cwd\" : \"/\" , \"envp\" : [ \"A=\\u00e9\" ] , \"argv\" : [ \"/a\" , \"b\" ] ,
               \"rootfs\" : \"r.cpio\" , \"binary\" : \"/a\" , \"name\" : \"a\" , \"more\" : 12.5e3 , \"flag\" : true } ] ,
               \"version\" : 1 , \"note\" : \"x\" } \n\t",
-            r#"{"version":1,"ends_with":"a","apps":[{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"networks":["n1","n2"],"spec":{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"max_threads":3,"max_processes":2,"rootfs_write_bytes":18446744073709551615,"publishes":[],"consumes":[]}}]}"#,
+            r#"{"version":1,"ends_with":"a","apps":[{"name":"a","binary":"/a","rootfs":"r","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"networks":["n1","n2"],"after":["z"],"spec":{"heap_pages":1,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":1,"max_priority":1,"max_threads":3,"max_processes":2,"rootfs_write_bytes":18446744073709551615,"publishes":[],"consumes":[]}}]}"#,
             r#"{"version":1,"ends_with":null,"apps":[{"name":"a","binary":"/a","rootfs":"r","text":"t","argv":["/a"],"envp":[],"cwd":"/","uid":0,"gid":0,"spec":{"heap_pages":0,"stack_pages":1,"ut_4k_pages":0,"ut_large_pages":0,"priority":255,"max_priority":255,"publishes":[],"consumes":[]}}]}"#,
         ];
         for json in accepted {

@@ -115,6 +115,12 @@ pub struct App {
     pub done: bool,
     /// On a network shared with other apps (see main.rs).
     pub networked: bool,
+    /// The apps that must exit with status 0 before this one starts (the manifest's
+    /// `after`), and whether it is still held back for them (created, not yet resumed).
+    pub after: Vec<String>,
+    pub held: bool,
+    /// How it ended, as its report says (`None`: not yet, or stopped by us).
+    pub ended: Option<musl_shim::task::Ended>,
     pub stats: AppStats,
     /// pid 1's frames at its end, for the stats line.
     first_space: Option<vm::VmStats>,
@@ -436,6 +442,9 @@ impl App {
             heap_quota,
             done: false,
             networked: false,
+            after: Vec::new(),
+            held: false,
+            ended: None,
             stats: AppStats::default(),
             first_space: None,
         };

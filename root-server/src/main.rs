@@ -178,7 +178,13 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
         let created = spec.and_then(|s| App::create(&mut g, ep, id, s, quota));
         kernel::charge_to(None);
         match created {
-            Ok(app) => apps.push(app),
+            Ok(mut app) => {
+                for d in &a.after {
+                    app.after.push(text(d, "after")?);
+                }
+                app.held = !app.after.is_empty();
+                apps.push(app)
+            }
             Err(e) => {
                 report!("{name} failed to start: {e}");
                 failed += 1;
@@ -206,7 +212,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     }
     join_channels(&manifest, &mut apps)?;
     stages::mark(stages::Stage::Apps);
-    for app in &apps {
+    for app in apps.iter().filter(|a| !a.held) {
         app.resume().map_err(|e| format!("resuming {}: {e}", app.name))?;
     }
     stages::mark(stages::Stage::Resumed);
@@ -224,6 +230,7 @@ fn run(bootinfo: &sel4::BootInfoPtr) -> Result<(), String> {
     );
     let exited = stats.exited;
     let killed = stats.killed;
+    let failed = failed + stats.not_started;
     // Measured after the apps, so that it costs them no boot time.
     let ipc = match baseline::measure(&mut g) {
         Ok(ns) => format!("{ns} ns ({} round trips)", baseline::ROUND_TRIPS),
@@ -308,6 +315,8 @@ fn join_channels(manifest: &selkie_manifest::Manifest<selkie_manifest::Text<'_>>
 struct Stats {
     exited: usize,
     killed: usize,
+    /// Apps held back for others that did not exit with status 0 (never started).
+    not_started: usize,
     /// Counter ticks spent handling messages and settling after them, and how many.
     handling: u64,
     settling: u64,
@@ -477,6 +486,9 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
                 next = Next::Wait;
             }
         }
+        if apps.iter().any(|a| a.held && !a.done) {
+            release(g, apps, stats);
+        }
         if apps.iter().all(|a| a.done) {
             return;
         }
@@ -523,6 +535,57 @@ fn serve(g: &mut Global, ep: sel4::cap::Endpoint, apps: &mut [App], stats: &mut 
     }
 }
 
+/// Starts each app held back for others (the manifest's `after`, compose's
+/// `service_completed_successfully`) once they have all exited with status 0, and gives
+/// it up, never started, once one has ended otherwise.
+fn release(g: &mut Global, apps: &mut [App], stats: &mut Stats) {
+    for i in 0..apps.len() {
+        if !apps[i].held || apps[i].done {
+            continue;
+        }
+        let mut verdict: Result<bool, String> = Ok(true);
+        for d in &apps[i].after {
+            let why = match apps.iter().find(|a| a.name == *d) {
+                None => format!("{d} failed to start"),
+                Some(a) if !a.done => {
+                    verdict = verdict.map(|_| false);
+                    continue;
+                }
+                Some(a) => match a.ended {
+                    Some(musl_shim::task::Ended::Exited(0)) => continue,
+                    Some(musl_shim::task::Ended::Exited(s)) => format!("{d} exited with status {s}"),
+                    Some(musl_shim::task::Ended::Killed(s)) => format!("{d} was killed by signal {s}"),
+                    None => format!("{d} was stopped"),
+                },
+            };
+            verdict = Err(why);
+            break;
+        }
+        let app = &mut apps[i];
+        match verdict {
+            Ok(false) => {}
+            Ok(true) => {
+                app.held = false;
+                report!("{} starts: {} exited with status 0", app.name, app.after.join(", "));
+                if let Err(e) = app.resume() {
+                    report!("{} failed to start: resuming it: {e}", app.name);
+                    kernel::charge_to(Some(app.id));
+                    app.destroy(g);
+                    kernel::charge_to(None);
+                    stats.not_started += 1;
+                }
+            }
+            Err(why) => {
+                report!("{} not started: {why}", app.name);
+                kernel::charge_to(Some(app.id));
+                app.destroy(g);
+                kernel::charge_to(None);
+                stats.not_started += 1;
+            }
+        }
+    }
+}
+
 /// After each message: wakes threads whose deadline passed, carries out every app's
 /// events, ends apps whose first process ended or whose threads can never wake, and
 /// sets the timer for the next deadline.
@@ -531,7 +594,7 @@ fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: &mut Timer
     let mut next: Option<u64> = None;
     // An app on a network waiting for ever may be woken by another app: it is stuck only
     // when every app on the network is.
-    let all_stuck = apps.iter().filter(|a| !a.done).all(|a| a.deadlocked());
+    let all_stuck = apps.iter().filter(|a| !a.done && !a.held).all(|a| a.deadlocked());
     for app in apps.iter_mut().filter(|a| !a.done) {
         kernel::charge_to(Some(app.id));
         if app.shim.next_deadline().is_some_and(|d| d <= now) {
@@ -542,6 +605,7 @@ fn settle(g: &mut Global, apps: &mut [App], stats: &mut Stats, timer: &mut Timer
             finish(g, app, stats);
         } else if app.deadlocked() && (!app.networked || all_stuck) {
             report!("{} killed by signal 9 (every thread is blocked forever, {} threads)", app.name, app.threads.len());
+            app.ended = Some(musl_shim::task::Ended::Killed(SIGKILL));
             app.destroy(g);
             stats.killed += 1;
         }
@@ -569,6 +633,7 @@ fn finish(g: &mut Global, app: &mut App, stats: &mut Stats) {
         }
         None => return,
     }
+    app.ended = app.shim.app_ended();
     app.destroy(g);
 }
 
@@ -586,6 +651,7 @@ fn fault(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, sig: i32, k
     let pid = app.pid_of(tid).unwrap_or(musl_shim::PID);
     if pid == musl_shim::PID {
         report!("{} killed by signal {sig} ({kind}), pc {pc:#x}, fault address {addr:#x}", app.name);
+        app.ended = Some(musl_shim::task::Ended::Killed(sig));
         app.destroy(g);
         stats.killed += 1;
         return Next::Wait;
@@ -601,6 +667,7 @@ fn fault(g: &mut Global, app: &mut App, stats: &mut Stats, tid: u32, sig: i32, k
 /// Kills the whole app (whatever thread was at fault).
 fn kill_app(g: &mut Global, app: &mut App, stats: &mut Stats, sig: i32, kind: &str) {
     report!("{} killed by signal {sig} ({kind}), pc 0x0, fault address 0x0", app.name);
+    app.ended = Some(musl_shim::task::Ended::Killed(sig));
     app.destroy(g);
     stats.killed += 1;
 }

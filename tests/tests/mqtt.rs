@@ -1,12 +1,13 @@
 //! The seed's next step, MQTT publish/subscribe: Debian's arm64 mosquitto broker and its
 //! mosquitto_pub and mosquitto_sub clients (dynamic glibc binaries, unmodified, from
-//! Debian's packages) as three services of one compose file. The subscriber waits for one
-//! message on `selkie/demo`; the publisher sends it retained, so the order in which the
-//! two reach the broker does not matter; each retries (a dash loop with busybox's sleep)
-//! until the broker listens, as a container would. The subscriber must print what it
-//! prints on Linux, where the same image runs the three as processes of one script
-//! (qemu-aarch64-static in a chroot, `broker` in the image's /etc/hosts, which selkie
-//! replaces with its own for apps on a network).
+//! Debian's packages) as three services of one compose file. The publisher sends one
+//! message on `selkie/demo`, retained, retrying (a dash loop with busybox's sleep) until
+//! the broker listens, as a container would. The subscriber waits for one message, and
+//! starts only once the publisher has exited with status 0 (`depends_on` with `condition:
+//! service_completed_successfully`), so both end on their own. The subscriber must print
+//! what it prints on Linux, where the same image runs the three as processes of one
+//! script (qemu-aarch64-static in a chroot, `broker` in the image's /etc/hosts, which
+//! selkie replaces with its own for apps on a network).
 
 use selkie_tests::apps::binfmt_aarch64;
 use selkie_tests::compare::{Built, Case};
@@ -63,7 +64,7 @@ fn image() -> Option<Built> {
     let retry = |cmd: &str| format!("#!/bin/sh\nn=0\nuntil {cmd}; do\n  n=$((n + 1))\n  [ $n -lt 150 ] || exit 1\n  sleep 0.2\ndone\n");
     let sub = retry("mosquitto_sub -h broker -t selkie/demo -C 1");
     let publish = retry(&format!("mosquitto_pub -h broker -t selkie/demo -r -m '{MESSAGE}'"));
-    let reference = "#!/bin/sh\n/usr/sbin/mosquitto -c /mq.conf &\nb=$!\n/sub.sh &\ns=$!\n/pub.sh\nwait $s\nkill $b\nwait $b\necho reference done\n";
+    let reference = "#!/bin/sh\n/usr/sbin/mosquitto -c /mq.conf &\nb=$!\n/pub.sh && /sub.sh\nkill $b\nwait $b\necho reference done\n";
     let built = Case::debian("mqtt", "/bin/sh", &debs)
         .write("/mq.conf", b"listener 1883\nallow_anonymous true\nlog_dest stderr\n", 0o644)
         .write("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nmosquitto:x:100:101::/var/lib/mosquitto:/usr/sbin/nologin\n", 0o644)
@@ -83,11 +84,12 @@ fn image() -> Option<Built> {
     Some(built)
 }
 
-/// The compose file: broker, subscriber, publisher, in that start order, on one network.
+/// The compose file: broker, publisher, then the subscriber once the publisher has
+/// completed, on one network.
 fn compose(dir: &Path, image: &str) -> PathBuf {
     let file = dir.join("compose.yaml");
     let text = format!(
-        "name: mqtt\nservices:\n  broker:\n    image: {image}\n    entrypoint: [\"/usr/sbin/mosquitto\", \"-c\", \"/mq.conf\"]\n    networks: [iot]\n  sub:\n    image: {image}\n    command: [\"/sub.sh\"]\n    depends_on: [broker]\n    networks: [iot]\n  pub:\n    image: {image}\n    command: [\"/pub.sh\"]\n    depends_on: [sub]\n    networks: [iot]\nnetworks:\n  iot:\n    x-msg-server: \"mosquitto\"\n"
+        "name: mqtt\nservices:\n  broker:\n    image: {image}\n    entrypoint: [\"/usr/sbin/mosquitto\", \"-c\", \"/mq.conf\"]\n    networks: [iot]\n  sub:\n    image: {image}\n    command: [\"/sub.sh\"]\n    depends_on:\n      broker:\n        condition: service_started\n      pub:\n        condition: service_completed_successfully\n    networks: [iot]\n  pub:\n    image: {image}\n    command: [\"/pub.sh\"]\n    depends_on: [broker]\n    networks: [iot]\nnetworks:\n  iot:\n    x-msg-server: \"mosquitto\"\n"
     );
     std::fs::write(&file, text).unwrap();
     file
@@ -110,8 +112,10 @@ fn mosquitto_pub_and_sub_through_the_broker_under_compose_up_emulate() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "compose up:\n{out}\n{err}");
     assert_eq!(service_lines(&out, "sub"), format!("{MESSAGE}\n"), "the subscriber:\n{out}\n{err}");
-    assert!(out.lines().any(|l| l == "pub exited with code 0"), "{out}\n{err}");
-    assert!(out.lines().any(|l| l == "sub exited with code 0"), "{out}\n{err}");
+    let at = |want: &dyn Fn(&str) -> bool| out.lines().position(want).unwrap_or_else(|| panic!("{out}\n{err}"));
+    // The subscriber ran only after the publisher had exited.
+    assert!(at(&|l| l == "pub exited with code 0") < at(&|l| l.starts_with("sub ")), "{out}\n{err}");
+    at(&|l| l == "sub exited with code 0");
 }
 
 #[test]
@@ -131,6 +135,7 @@ fn mosquitto_pub_and_sub_through_the_broker_on_sel4() {
     assert!(c.text.lines().any(|l| l == MESSAGE), "the subscriber did not print the message:\n{}", c.text);
     assert_eq!(c.status("sub"), Some(0), "{:?}", c.reports());
     assert_eq!(c.status("pub"), Some(0), "{:?}", c.reports());
+    assert!(c.reports().contains(&"[selkie] sub starts: pub exited with status 0"), "{:?}", c.reports());
     // The broker runs until the image ends with the subscriber.
     assert!(c.reports().contains(&"[selkie] broker stopped: the image ends with sub"), "{:?}", c.reports());
 }

@@ -136,7 +136,7 @@ fn compose_pair(dir: &std::path::Path) -> Option<Pair> {
     std::fs::write(
         &compose,
         format!(
-            "name: example_compose\nservices:\n  client:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    depends_on:\n      - server\n    networks:\n      back-tier:\n  server:\n    image: {r}\n    command: [\"server\", \"5050\"]\n    networks:\n      back-tier:\n  loner:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    networks: [elsewhere]\nnetworks:\n  back-tier:\n    x-msg-server: \"Poukai.msg0\"\n  elsewhere: {{}}\n"
+            "name: example_compose\nservices:\n  client:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    depends_on:\n      - server\n    networks:\n      back-tier:\n  server:\n    image: {r}\n    command: [\"server\", \"5050\"]\n    networks:\n      back-tier:\n  loner:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    networks: [elsewhere]\n  late:\n    image: {r}\n    command: [\"client\", \"5050\", \"server\"]\n    depends_on:\n      loner:\n        condition: service_completed_successfully\n    networks: [elsewhere]\nnetworks:\n  back-tier:\n    x-msg-server: \"Poukai.msg0\"\n  elsewhere: {{}}\n"
         ),
     )
     .unwrap();
@@ -163,6 +163,9 @@ fn the_seeds_compose_pair_runs_under_compose_up_emulate_like_on_linux() {
     for (name, code) in [("server", 0), ("client", 0), ("loner", 2)] {
         assert!(out.lines().any(|l| l == format!("{name} exited with code {code}")), "{name} did not exit with {code}:\n{out}");
     }
+    // `late` waits for the loner to complete successfully, and the loner fails.
+    assert!(out.lines().any(|l| l == "late not started: loner exited with code 2"), "{out}");
+    assert_eq!(service_lines(&out, "late"), "", "{out}");
     // Prefixes are padded to the longest name, as compose aligns them.
     assert!(out.lines().any(|l| l.starts_with("client | ")) && out.lines().any(|l| l.starts_with("loner  | ")), "{out}");
     // --exit-code-from: the project's status is that service's.
@@ -200,6 +203,9 @@ fn the_seeds_compose_pair_talks_by_service_name_on_sel4_like_on_linux() {
     assert_eq!(c.status("client"), Some(0), "{:?}", c.reports());
     assert!(c.text.lines().any(|l| l.starts_with("client: cannot resolve server")), "the loner resolved the server:\n{}", c.text);
     assert_eq!(c.status("loner"), Some(2), "{:?}", c.reports());
+    assert!(c.reports().contains(&"[selkie] late not started: loner exited with status 2"), "{:?}", c.reports());
+    assert_eq!(c.status("late"), None, "{:?}", c.reports());
+    assert!(c.text.lines().any(|l| l.ends_with("apps done: 3 exited, 0 killed, 1 failed to start")), "{}", c.text);
 }
 
 /// tests/apps/netbench.c as a server and a client service on one network: a compose file.

@@ -42,6 +42,7 @@ fn main() {
         rootfs: "rootfs.cpio".into(),
         text: None,
         networks: Default::default(),
+        after: Default::default(),
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),

@@ -105,6 +105,9 @@ pub enum Ending {
     /// Killed by a signal it sent itself (abort).
     Killed(i32),
     Faulted(Fault),
+    /// Never started: an app it was held back for (its manifest's `after`) did not exit
+    /// with status 0, for the reason given.
+    NotStarted(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +126,8 @@ impl ExitReport {
             Ending::Exited(c) => *c,
             Ending::Killed(s) => 128 + s,
             Ending::Faulted(f) => 128 + f.kind.signal(),
+            // What compose gives for a dependency that failed.
+            Ending::NotStarted(_) => 1,
         }
     }
 }
@@ -189,8 +194,10 @@ pub struct ComposeOptions {
 /// addresses, `/etc/hosts` and isolation as on seL4: [`musl_shim::net::plan`]), and
 /// their output lines are prefixed `NAME | `. Returns each app's name and report, in the
 /// given order, when every app has ended; an app whose threads all wait is stuck only
-/// when every app is (another may still wake it). Each ending is printed as a line
-/// `NAME exited with code N` (compose's words).
+/// when every app is (another may still wake it). An app with an `after` list runs once
+/// those apps have exited with status 0, and is never run if one ends otherwise. Each
+/// ending is printed as a line `NAME exited with code N` (compose's words), or
+/// `NAME not started: WHY`.
 pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(String, ExitReport)>> {
     if let Some(e) = &opts.ends_with {
         if !services.iter().any(|s| s.app.name == *e) {
@@ -216,12 +223,41 @@ pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(S
         m.join_bus(&bus)?;
     }
     let mut reports: Vec<Option<ExitReport>> = services.iter().map(|_| None).collect();
-    let ended = |name: &str, r: &ExitReport| println!("{name} exited with code {}", r.status());
+    let ended = |name: &str, r: &ExitReport| match &r.ending {
+        Ending::NotStarted(why) => println!("{name} not started: {why}"),
+        _ => println!("{name} exited with code {}", r.status()),
+    };
+    // Apps held back until others have exited with status 0 (the manifest's `after`).
+    let mut held: Vec<bool> = services.iter().map(|s| !s.app.after.is_empty()).collect();
     loop {
+        for i in 0..services.len() {
+            if !held[i] || reports[i].is_some() {
+                continue;
+            }
+            let mut ready = true;
+            let mut why = None;
+            for d in &services[i].app.after {
+                match services.iter().position(|s| s.app.name == *d).and_then(|j| reports[j].as_ref()) {
+                    None => ready = false,
+                    Some(r) if r.ending == Ending::Exited(0) => {}
+                    Some(r) => {
+                        why = Some(format!("{d} exited with code {}", r.status()));
+                        break;
+                    }
+                }
+            }
+            if let Some(why) = why {
+                let r = ExitReport { ending: Ending::NotStarted(why), syscalls: 0, unserviced: Vec::new() };
+                ended(&services[i].app.name, &r);
+                reports[i] = Some(r);
+            } else if ready {
+                held[i] = false;
+            }
+        }
         let mut ran = false;
         let mut deadline: Option<u64> = None;
         for (i, m) in machines.iter_mut().enumerate() {
-            if reports[i].is_some() {
+            if reports[i].is_some() || held[i] {
                 continue;
             }
             match m.step()? {
@@ -265,9 +301,10 @@ pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(S
                 }
             }
             None => {
-                // Every app waits for another: none can go on.
+                // Every app waits for another: none can go on (those held back are
+                // given up on next time round, as these end).
                 for (i, m) in machines.iter().enumerate() {
-                    if reports[i].is_none() {
+                    if reports[i].is_none() && !held[i] {
                         let r = m.report(Ending::Faulted(m.stuck()));
                         ended(&services[i].app.name, &r);
                         reports[i] = Some(r);

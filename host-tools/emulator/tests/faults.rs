@@ -44,6 +44,7 @@ fn app() -> App<String> {
         rootfs: "rootfs.cpio".into(),
         text: None,
         networks: Default::default(),
+        after: Default::default(),
         argv: Default::default(),
         envp: Default::default(),
         cwd: "/".into(),

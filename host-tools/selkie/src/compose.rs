@@ -3,8 +3,10 @@
 //!
 //! Supported: top-level `name`, `services`, `networks` (each with `x-msg-server`), and per
 //! service `image` (every reference selkie takes), `command`, `entrypoint` (string or
-//! list), `environment` (list or map), `working_dir`, `user`, `depends_on` (start order),
-//! `networks` (list or map), `labels` (list or map: the selkie and koskit spec labels).
+//! list), `environment` (list or map), `working_dir`, `user`, `depends_on` (start order; in
+//! the map form, `condition: service_completed_successfully` holds a service back until
+//! that one has exited with status 0, and `service_started` is the default), `networks`
+//! (list or map), `labels` (list or map: the selkie and koskit spec labels).
 //! Any other field is an error that names it; `x-` extensions are allowed where the spec
 //! allows them.
 
@@ -66,7 +68,7 @@ impl Pairs {
     }
 }
 
-/// A list of names or a map whose keys are the names (depends_on, networks).
+/// A list of names or a map whose keys are the names (networks).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum Names {
@@ -83,6 +85,52 @@ impl Names {
     }
 }
 
+/// `depends_on`: a list of names, or a map from names to how to depend on them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Depends {
+    List(Vec<String>),
+    Map(BTreeMap<String, Option<RawDependency>>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawDependency {
+    condition: Option<String>,
+    /// Compose restarts the service when this one is updated; an image is built once.
+    #[allow(dead_code)]
+    restart: Option<bool>,
+    /// Whether the dependency must exist: in one image, every service does.
+    #[allow(dead_code)]
+    required: Option<bool>,
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_yaml::Value>,
+}
+
+impl Depends {
+    /// Every dependency's name, and whether the service waits for it to complete
+    /// successfully (else only for it to start).
+    fn resolve(self, at: &str) -> Result<Vec<(String, bool)>> {
+        match self {
+            Depends::List(v) => Ok(v.into_iter().map(|n| (n, false)).collect()),
+            Depends::Map(m) => m
+                .into_iter()
+                .map(|(n, d)| {
+                    let Some(d) = d else { return Ok((n, false)) };
+                    unsupported(&d.other, &format!("{at}.depends_on.{n}"))?;
+                    match d.condition.as_deref() {
+                        None | Some("service_started") => Ok((n, false)),
+                        Some("service_completed_successfully") => Ok((n, true)),
+                        Some("service_healthy") => {
+                            bail!("{at}.depends_on.{n}: condition `service_healthy` is not supported by selkie (it has no healthchecks)")
+                        }
+                        Some(c) => bail!("{at}.depends_on.{n}: unknown condition `{c}`"),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct RawService {
     image: Option<String>,
@@ -91,7 +139,7 @@ struct RawService {
     environment: Option<Pairs>,
     working_dir: Option<String>,
     user: Option<String>,
-    depends_on: Option<Names>,
+    depends_on: Option<Depends>,
     networks: Option<Names>,
     labels: Option<Pairs>,
     #[serde(flatten)]
@@ -128,6 +176,9 @@ pub struct Service {
     pub labels: Vec<(String, String)>,
     /// Its networks; `default` when the file names none for it.
     pub networks: Vec<String>,
+    /// The services that must have exited with status 0 before it starts
+    /// (`condition: service_completed_successfully`).
+    pub after: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +248,9 @@ impl Project {
                     bail!("{at}.working_dir {w:?} is not absolute");
                 }
             }
-            deps.insert(name.clone(), s.depends_on.map(Names::names).unwrap_or_default());
+            let depends = s.depends_on.map(|d| d.resolve(&at)).transpose()?.unwrap_or_default();
+            deps.insert(name.clone(), depends.iter().map(|(n, _)| n.clone()).collect());
+            let after = depends.into_iter().filter(|(_, done)| *done).map(|(n, _)| n).collect();
             services.insert(
                 name.clone(),
                 Service {
@@ -210,6 +263,7 @@ impl Project {
                     user: s.user,
                     labels: s.labels.map(|p| p.pairs(&format!("{at}.labels"))).transpose()?.unwrap_or_default(),
                     networks: nets,
+                    after,
                 },
             );
         }
@@ -285,6 +339,22 @@ networks:
         assert_eq!(server.labels, [("org.selkie.app.priority".to_string(), "120".to_string())]);
         assert_eq!(server.networks, ["back-tier"]);
         assert_eq!(p.networks, [Network { name: "back-tier".into(), msg_server: Some("Poukai.msg0".into()) }]);
+    }
+
+    #[test]
+    fn a_completed_dependency_holds_a_service_back() {
+        let p = Project::parse(
+            "services:\n  sub:\n    image: x\n    depends_on:\n      pub:\n        condition: service_completed_successfully\n        restart: true\n      broker:\n        condition: service_started\n  pub:\n    image: x\n    depends_on: {broker: null}\n  broker:\n    image: x\n",
+        )
+        .unwrap();
+        let names: Vec<_> = p.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["broker", "pub", "sub"]);
+        assert_eq!(p.services[2].after, ["pub"], "only the completion is waited for");
+        assert!(p.services[0].after.is_empty() && p.services[1].after.is_empty());
+        let e = |c: &str| format!("{:#}", Project::parse(&format!("services:\n  a:\n    image: x\n    depends_on:\n      b: {c}\n  b:\n    image: y\n")).unwrap_err());
+        assert!(e("{condition: service_healthy}").contains("services.a.depends_on.b: condition `service_healthy` is not supported"));
+        assert!(e("{condition: soon}").contains("unknown condition `soon`"));
+        assert!(e("{when: now}").contains("services.a.depends_on.b: `when` is not supported"));
     }
 
     #[test]

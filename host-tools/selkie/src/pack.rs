@@ -47,6 +47,8 @@ pub struct Prepared {
     pub ids: (u32, u32),
     /// Its compose networks (none: the image's default one).
     pub networks: Vec<String>,
+    /// The compose services that must have exited with status 0 before it starts.
+    pub after: Vec<String>,
 }
 
 /// Reads one regular file's content from its layer (for files pass 1 did not capture; the
@@ -131,7 +133,8 @@ pub fn prepare(reference: &ImageRef, opts: &PackOptions) -> Result<Prepared> {
     let service_name = opts.service.as_ref().map(|s| s.name.clone());
     let name = runtime::sanitize_name(&opts.name.clone().or(service_name).or(labels_name).unwrap_or_else(|| reference.short_name()));
     let networks = opts.service.as_ref().map(|s| s.networks.clone()).unwrap_or_default();
-    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, sdk, elf, ids, networks })
+    let after = opts.service.as_ref().map(|s| s.after.clone()).unwrap_or_default();
+    Ok(Prepared { image, scanned, rc, name, binary_path, binary_inode, binary, traps, sdk, elf, ids, networks, after })
 }
 
 /// A compose service's overrides, as docker compose applies them: `entrypoint` replaces
@@ -179,6 +182,7 @@ impl Prepared {
             text.map(Into::into),
             self.ids,
             &self.networks,
+            &self.after,
         )
         .with_context(|| format!("image {}", self.image.reference))
     }

@@ -227,6 +227,7 @@ pub fn build_app(
     text: Option<String>,
     ids: (u32, u32),
     networks: &[String],
+    after: &[String],
 ) -> Result<App<String>> {
     let mut nets = heapless::Vec::<String, { selkie_manifest::MAX_NETWORKS }>::new();
     for n in networks {
@@ -234,6 +235,10 @@ pub fn build_app(
             bail!("network name {n:?} is empty or longer than {} bytes", selkie_manifest::MAX_NAME);
         }
         nets.push(n.clone()).map_err(|_| anyhow::anyhow!("more than {} networks", selkie_manifest::MAX_NETWORKS))?;
+    }
+    let mut waits = heapless::Vec::<String, { selkie_manifest::MAX_APPS }>::new();
+    for a in after {
+        waits.push(a.clone()).map_err(|_| anyhow::anyhow!("waits for more than {} apps", selkie_manifest::MAX_APPS))?;
     }
     let mut argv = heapless::Vec::<String, MAX_ARGS>::new();
     for a in &rc.argv {
@@ -255,6 +260,7 @@ pub fn build_app(
         gid: ids.1,
         spec: spec_from_labels(&rc.labels)?,
         networks: nets,
+        after: waits,
     };
     app.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(app)
