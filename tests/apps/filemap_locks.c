@@ -142,8 +142,8 @@ static void semaphore(void) {
 }
 
 /* A child spins on a word of a shared mapping, making no syscall, until the parent's store
- * shows (Linux, and seL4 where both map the same frames; selkie's emulator copies the
- * mapping and meets the file only at syscalls, so it is not run this way there). */
+ * shows (Linux; seL4, where both map the same frames; selkie's emulator, where both CPUs
+ * map the same host pages). */
 static int spin(void) {
     int fd = open("/spin.dat", O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || ftruncate(fd, 4096) != 0) {

@@ -233,6 +233,23 @@ fn job_control_matches_linux() {
 }
 
 #[test]
+fn a_forked_child_sees_shared_stores_without_a_syscall_like_linux() {
+    // The emulator maps the same host pages into the parent's and the child's CPUs for a
+    // shared file mapping: the child, spinning on a word, sees the parent's store (with
+    // copies it spins to its limit and prints that it never saw it).
+    if !tools() {
+        return;
+    }
+    let Some(bin) = c_app("filemap_locks", Link::Static) else { return };
+    let (out, status) = compare("spin", &bin, &["spin"], &[]);
+    if status >= 0 {
+        assert!(out.contains("the child saw the parent's store without a syscall"), "{out}");
+        assert!(out.contains("the parent sees the child's store: yes"), "{out}");
+        assert_eq!(status, 0);
+    }
+}
+
+#[test]
 fn shared_file_mappings_and_fcntl_locks_match_linux() {
     if !tools() {
         return;

@@ -10,6 +10,7 @@
 mod host;
 mod regs;
 mod sched;
+mod shared;
 
 use anyhow::{bail, Result};
 use musl_shim::mm::PAGE;

@@ -1,6 +1,7 @@
 //! The emulator's scheduler: every process of the app is one unicorn CPU with its own
-//! memory (a fork copies it), every thread a saved register set that is loaded into its
-//! process's CPU when it runs. One host thread runs them all, round robin: a thread runs
+//! memory (a fork copies it, but for the pages of shared file mappings, which
+//! [`crate::shared`] maps into both), every thread a saved register set that is loaded
+//! into its process's CPU when it runs. One host thread runs them all, round robin: a thread runs
 //! until it blocks, ends or has had its slice. Blocking, waking, and the processes' and
 //! threads' bookkeeping are musl-shim's ([`musl_shim::task`]); this module only runs what
 //! the shim decides and delivers its traps.
@@ -17,8 +18,10 @@ use musl_shim::vfs::{Found, Kind, ROOT};
 use musl_shim::sigframe::{self, Delivery, SIGTRAMP};
 use musl_shim::{Action, ClockId, Config, ExecImage, Shim, Spawn};
 use selkie_manifest::App;
+use crate::shared::SharedPages;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use unicorn_engine::{Arch, Arm64CpuModel, Mode, RegisterARM64, Unicorn};
 
@@ -47,6 +50,8 @@ struct Proc {
     protected: Vec<Range<u64>>,
     /// The thread whose registers are in `uc` now.
     loaded: Option<Tid>,
+    /// Pages `uc` shares with other processes (after `uc`: it must be dropped first).
+    shared: Vec<Rc<SharedPages>>,
 }
 
 struct Thread {
@@ -226,7 +231,7 @@ impl<'r> Machine<'r> {
     fn install(&mut self, pid: Pid, tid: Tid, mut l: Loaded) -> Result<()> {
         l.uc.reg_write(RegisterARM64::SP, l.sp).map_err(|e| anyhow!("{e:?}"))?;
         l.uc.reg_write(RegisterARM64::PC, l.pc).map_err(|e| anyhow!("{e:?}"))?;
-        self.procs.insert(pid, Proc { uc: l.uc, protected: l.protected, loaded: Some(tid) });
+        self.procs.insert(pid, Proc { uc: l.uc, protected: l.protected, loaded: Some(tid), shared: Vec::new() });
         self.threads.insert(tid, Thread { pid, regs: None, parked_at: None });
         self.runq.push_back(tid);
         Ok(())
@@ -648,11 +653,26 @@ impl<'r> Machine<'r> {
         if sp.new_process {
             let mut uc = new_cpu()?;
             copy_memory(&p.uc, &mut uc)?;
+            // MAP_SHARED file mappings: the child gets the parent's pages, not copies, as
+            // on seL4, so each sees the other's stores at once.
+            let ranges = self.shim.shared_file_ranges(pid);
+            let mut shared = Vec::new();
+            if !ranges.is_empty() {
+                match crate::shared::share(&mut p.uc, &mut p.shared, &mut uc, &ranges) {
+                    Ok(pages) => shared = pages,
+                    Err(e) => log::debug!("fork: {e:#}; the shared file mappings stay copies, met with the file at syscalls"),
+                }
+            }
             if let Some(at) = sp.child_settid {
                 let _ = uc.mem_write(at, &sp.child.to_le_bytes());
             }
             let protected = p.protected.clone();
-            self.procs.insert(child_pid, Proc { uc, protected, loaded: None });
+            let aliased = !shared.is_empty();
+            self.procs.insert(child_pid, Proc { uc, protected, loaded: None, shared });
+            if aliased {
+                self.shim.share_file_frames(pid);
+                self.shim.share_file_frames(child_pid);
+            }
         }
         self.threads.insert(sp.child, Thread { pid: child_pid, regs: Some(regs), parked_at: None });
         self.runq.push_back(sp.child);

@@ -308,7 +308,8 @@ fn run(cli: Cli) -> Result<()> {
             match cmd {
                 ComposeCmd::Config => {
                     for s in &project.services {
-                        println!("{}: {} networks {:?}", s.name, s.image, s.networks);
+                        let after = if s.after.is_empty() { String::new() } else { format!(" after {:?} exit 0", s.after) };
+                        println!("{}: {} networks {:?}{after}", s.name, s.image, s.networks);
                     }
                 }
                 ComposeCmd::Inspect { json } => {

@@ -378,7 +378,7 @@ fn make_image(storage: &Path, hash: &str) -> Result<()> {
     step(
         &format!("selkie sdk: debootstrap {SUITE} (minbase, {}) from {mirror}; a few minutes", PACKAGES.join(" ")),
         c,
-        &format!("debootstrap {SUITE} from {mirror} (a network or mirror problem shows in the log)"),
+        &format!("debootstrap {SUITE} from {mirror} (a network or mirror problem, or a full disk, shows in the log)"),
     )?;
 
     // The toolchain, built inside the rootfs so that its paths are the image's.
