@@ -14,7 +14,7 @@ set(KernelSel4Arch "aarch64" CACHE STRING "")
 # CPU of the i.MX 8M Plus (also QEMU's imx8mp-evk machine).
 set(ARM_CPU "cortex-a53" CACHE STRING "")
 
-# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, as on qemu-arm-virt,
+# Run seL4 at EL2: selkie's loader (platforms/loader) enters the kernel at EL2, as on qemu-arm-virt,
 # so apps' faults arrive as on the tested platform (VCPUFault for brk, see the runtime notes).
 set(KernelArmHypervisorSupport ON CACHE STRING "")
 

@@ -16,7 +16,8 @@ set(KernelSel4Arch "aarch64" CACHE STRING "")
 # is used when seL4's configure step dumps the device tree from QEMU.
 set(ARM_CPU "cortex-a57" CACHE STRING "")
 
-# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, so
+# Run seL4 at EL2: selkie's loader (platforms/loader) and rust-sel4's sel4-kernel-loader
+# (the bare reference root task's) enter the kernel at EL2, so
 # the kernel must be built with hypervisor support (QEMU needs virtualization=on).
 set(KernelArmHypervisorSupport ON CACHE STRING "")
 

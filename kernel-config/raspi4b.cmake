@@ -18,7 +18,7 @@ set(ARM_CPU "cortex-a72" CACHE STRING "")
 # 2/4/8 GiB board has at least (seL4 accepts 1024, 2048, 4096 or 8192).
 set(RPI4_MEMORY "2048" CACHE STRING "")
 
-# Run seL4 at EL2: rust-sel4's sel4-kernel-loader enters the kernel at EL2, as on qemu-arm-virt,
+# Run seL4 at EL2: selkie's loader (platforms/loader) enters the kernel at EL2, as on qemu-arm-virt,
 # so apps' faults arrive as on the tested platform (VCPUFault for brk, see the runtime notes).
 set(KernelArmHypervisorSupport ON CACHE STRING "")
 
