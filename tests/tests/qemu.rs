@@ -731,3 +731,43 @@ fn an_sd_card_for_the_pi_boots_its_kernel8_img() {
     assert_eq!(c.app_output(), h.stdout, "the card's kernel8.img: seL4 console differs from Linux; reports: {:?}", c.reports());
     assert_eq!(c.status("hello"), Some(h.status), "{:?}", c.reports());
 }
+
+/// The loader checks every piece against the board's RAM before it copies or enters
+/// anything: an image whose header (written by `selkie pack`, at byte 64 of the loader)
+/// says the RAM is one page stops with a line naming the kernel and its range, and
+/// nothing after it runs (seL4 never prints).
+#[test]
+fn the_loader_names_a_piece_that_does_not_fit_in_ram() {
+    if !ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(h) = app(tmp.path(), "hello", &["hello_world", "test"], &[]) else { return };
+    let image = tmp.path().join("image.elf");
+    sel4::pack(&[h.image.clone()], &image);
+    let mut bytes = std::fs::read(&image).unwrap();
+    let at = bytes
+        .windows(16)
+        .position(|w| &w[..8] == b"SELKIELD" && w[8..] == 1u64.to_le_bytes())
+        .expect("the loader header (magic, version 1)");
+    // ram_count at byte 112 of the header, then ram[0] = [start, end).
+    let word = |b: &[u8], o: usize| u64::from_le_bytes(b[at + o..at + o + 8].try_into().unwrap());
+    assert_eq!(word(&bytes, 112), 1, "one RAM range on qemu-arm-virt");
+    let start = word(&bytes, 120);
+    bytes[at + 128..at + 136].copy_from_slice(&(start + 4096).to_le_bytes());
+    let small = tmp.path().join("small-ram.elf");
+    std::fs::write(&small, &bytes).unwrap();
+    // The loader then waits for ever: QEMU's script stops it at its timeout.
+    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../qemu/qemu-arm-virt"))
+        .arg(&small)
+        .env("SELKIE_QEMU_TIMEOUT", "15")
+        .env("SELKIE_QEMU_CORES", "1")
+        .env("SEL4_PREFIX", sel4::prefix())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("selkie loader: the kernel at ") && l.contains(" is outside RAM (")), "{text}");
+    assert!(text.contains("selkie loader: ERROR: the image does not fit this board"), "{text}");
+    assert!(!text.contains("Booting all finished") && !text.contains("hello_world"), "{text}");
+}
