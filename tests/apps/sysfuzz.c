@@ -4,7 +4,13 @@
  * exit_group, kill, rt_sigreturn, clone, execve, unmapping or protecting its own memory)
  * are left out; everything else goes, blocking calls included. After a while the main
  * thread ends the process. Whatever the app does to itself, the runner must survive it
- * and the apps beside it must not notice. */
+ * and the apps beside it must not notice.
+ *
+ * The main thread creates every worker before any of them starts: a worker's random
+ * set_tid_address moves the word its exit clears, so a worker that ends leaves musl's
+ * thread-list lock held, as on Linux, and a pthread_create after that would wait for it
+ * for ever (CI once saw exactly that hang, under load, when a worker finished its calls
+ * before the main thread had created the next one). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +24,7 @@
 #define CALLS 3000
 
 static unsigned char scratch[1 << 16];
+static int go;
 
 static int excluded(long nr) {
     switch (nr) {
@@ -54,6 +61,7 @@ static long arg(uint64_t *s) {
 
 static void *worker(void *p) {
     uint64_t s = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull + 1;
+    while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE)) syscall(SYS_sched_yield);
     for (int i = 0; i < CALLS; i++) {
         long nr = (long)(next(&s) % 300);
         if (excluded(nr)) continue;
@@ -70,6 +78,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(seed * 16 + i + 1));
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
     struct timespec ts = {2, 0};
     syscall(SYS_nanosleep, &ts, NULL);
     syscall(SYS_exit_group, 0);

@@ -38,7 +38,9 @@ fn a_syscall_fuzzer_never_brings_the_emulator_down() {
         let seed = seed.to_string();
         let mut cmd = Command::new(selkie_bin());
         cmd.args(["run", "--emulate", &img.reference(), "--", &seed]);
+        let start = std::time::Instant::now();
         let run = output_within(&mut cmd, Duration::from_secs(120));
+        eprintln!("seed {seed}: {:?} after {:.1} s", run.output.status.code(), start.elapsed().as_secs_f64());
         let stderr = String::from_utf8_lossy(&run.output.stderr);
         assert!(!run.timed_out, "seed {seed}: the emulator did not finish within 120 s\n{stderr}");
         assert!(!stderr.contains("panicked"), "seed {seed}: the emulator panicked:\n{stderr}");
