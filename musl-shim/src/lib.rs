@@ -15,6 +15,7 @@
 extern crate alloc;
 
 pub mod channel;
+pub mod counter;
 pub mod errno;
 pub mod fd;
 pub mod filemap;

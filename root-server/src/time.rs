@@ -37,9 +37,10 @@ fn freq() -> u64 {
     }
 }
 
-/// Nanoseconds since boot.
+/// Nanoseconds since boot (read on every syscall: no 128-bit division, see
+/// `musl_shim::counter`).
 pub fn monotonic_ns() -> u64 {
-    (u128::from(kernel::counter()) * 1_000_000_000 / u128::from(freq())) as u64
+    musl_shim::counter::ticks_to_ns(kernel::counter(), freq())
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -49,6 +50,5 @@ pub fn realtime_ns() -> u64 {
 
 /// The counter value at monotonic time `ns` (rounded up, so the timer never fires early).
 pub fn ticks_at(ns: u64) -> u64 {
-    let t = (u128::from(ns) * u128::from(freq())).div_ceil(1_000_000_000);
-    t.min(u128::from(u64::MAX)) as u64
+    musl_shim::counter::ns_to_ticks_ceil(ns, freq())
 }
