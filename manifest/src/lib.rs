@@ -113,6 +113,49 @@ pub struct App<S> {
     pub after: Vec<S, MAX_APPS>,
 }
 
+/// How one app that a held app waits for (one of its [`App::after`]) stands, as the runner
+/// sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependency<W> {
+    /// Not ended yet (running, or itself still held).
+    Pending,
+    /// Exited with status 0.
+    Completed,
+    /// Ended any other way, or never started: `W` says how, for the report.
+    Failed(W),
+}
+
+/// What to do now with an app held back by its `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release<W> {
+    /// Keep holding it: a dependency has not ended yet.
+    Wait,
+    /// Start it: every dependency exited with status 0.
+    Start,
+    /// Never start it: this dependency ended another way.
+    Never(W),
+}
+
+/// The rule of [`App::after`] (compose's `service_completed_successfully`), one place for
+/// the root server and the emulator: a dependency that failed means never, whatever the
+/// others do; otherwise any pending one means wait; otherwise start. `state` says how a
+/// dependency stands, by name.
+pub fn release<'a, W>(after: impl IntoIterator<Item = &'a str>, mut state: impl FnMut(&'a str) -> Dependency<W>) -> Release<W> {
+    let mut pending = false;
+    for d in after {
+        match state(d) {
+            Dependency::Pending => pending = true,
+            Dependency::Completed => {}
+            Dependency::Failed(why) => return Release::Never(why),
+        }
+    }
+    if pending {
+        Release::Wait
+    } else {
+        Release::Start
+    }
+}
+
 /// The resource spec, from the image's labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de>"))]
@@ -538,6 +581,22 @@ mod tests {
         b.push(app);
         b.push(&s[end..]);
         assert_eq!(parse(b.as_bytes()).unwrap_err(), Error::DuplicateName);
+    }
+
+    #[test]
+    fn a_held_app_starts_when_all_completed_and_never_after_a_failure() {
+        use super::{release, Dependency, Release};
+        let stand = |states: &[(&'static str, Dependency<&'static str>)]| {
+            let states = states.to_vec();
+            release(states.iter().map(|(n, _)| *n).collect::<std::vec::Vec<_>>(), move |d| states.iter().find(|(n, _)| *n == d).unwrap().1.clone())
+        };
+        use Dependency::{Completed, Failed, Pending};
+        assert_eq!(stand(&[]), Release::Start);
+        assert_eq!(stand(&[("a", Completed), ("b", Completed)]), Release::Start);
+        assert_eq!(stand(&[("a", Completed), ("b", Pending)]), Release::Wait);
+        // A failure decides at once, even before a pending one ends, and the first one is named.
+        assert_eq!(stand(&[("a", Pending), ("b", Failed("b exited with status 2"))]), Release::Never("b exited with status 2"));
+        assert_eq!(stand(&[("a", Failed("a was killed")), ("b", Failed("b too"))]), Release::Never("a was killed"));
     }
 
     #[test]

@@ -543,28 +543,21 @@ fn release(g: &mut Global, apps: &mut [App], stats: &mut Stats) {
         if !apps[i].held || apps[i].done {
             continue;
         }
-        let mut verdict: Result<bool, String> = Ok(true);
-        for d in &apps[i].after {
-            let why = match apps.iter().find(|a| a.name == *d) {
-                None => format!("{d} failed to start"),
-                Some(a) if !a.done => {
-                    verdict = verdict.map(|_| false);
-                    continue;
-                }
-                Some(a) => match a.ended {
-                    Some(musl_shim::task::Ended::Exited(0)) => continue,
-                    Some(musl_shim::task::Ended::Exited(s)) => format!("{d} exited with status {s}"),
-                    Some(musl_shim::task::Ended::Killed(s)) => format!("{d} was killed by signal {s}"),
-                    None => format!("{d} was stopped"),
-                },
-            };
-            verdict = Err(why);
-            break;
-        }
+        use selkie_manifest::{Dependency, Release};
+        let verdict = selkie_manifest::release(apps[i].after.iter().map(String::as_str), |d| match apps.iter().find(|a| a.name == d) {
+            None => Dependency::Failed(format!("{d} failed to start")),
+            Some(a) if !a.done => Dependency::Pending,
+            Some(a) => match a.ended {
+                Some(musl_shim::task::Ended::Exited(0)) => Dependency::Completed,
+                Some(musl_shim::task::Ended::Exited(s)) => Dependency::Failed(format!("{d} exited with status {s}")),
+                Some(musl_shim::task::Ended::Killed(s)) => Dependency::Failed(format!("{d} was killed by signal {s}")),
+                None => Dependency::Failed(format!("{d} was stopped")),
+            },
+        });
         let app = &mut apps[i];
         match verdict {
-            Ok(false) => {}
-            Ok(true) => {
+            Release::Wait => {}
+            Release::Start => {
                 app.held = false;
                 report!("{} starts: {} exited with status 0", app.name, app.after.join(", "));
                 if let Err(e) = app.resume() {
@@ -575,7 +568,7 @@ fn release(g: &mut Global, apps: &mut [App], stats: &mut Stats) {
                     stats.not_started += 1;
                 }
             }
-            Err(why) => {
+            Release::Never(why) => {
                 report!("{} not started: {why}", app.name);
                 kernel::charge_to(Some(app.id));
                 app.destroy(g);

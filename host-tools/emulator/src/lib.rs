@@ -235,24 +235,26 @@ pub fn run_all(services: &[Service<'_>], opts: &ComposeOptions) -> Result<Vec<(S
             if !held[i] || reports[i].is_some() {
                 continue;
             }
-            let mut ready = true;
-            let mut why = None;
-            for d in &services[i].app.after {
-                match services.iter().position(|s| s.app.name == *d).and_then(|j| reports[j].as_ref()) {
-                    None => ready = false,
-                    Some(r) if r.ending == Ending::Exited(0) => {}
-                    Some(r) => {
-                        why = Some(format!("{d} exited with code {}", r.status()));
-                        break;
-                    }
+            use selkie_manifest::{Dependency, Release};
+            let verdict = selkie_manifest::release(services[i].app.after.iter().map(String::as_str), |d| {
+                match services.iter().position(|s| s.app.name == d) {
+                    None => Dependency::Failed(format!("{d} failed to start")),
+                    Some(j) => match &reports[j] {
+                        None => Dependency::Pending,
+                        Some(r) if r.ending == Ending::Exited(0) => Dependency::Completed,
+                        Some(ExitReport { ending: Ending::NotStarted(_), .. }) => Dependency::Failed(format!("{d} was not started")),
+                        Some(r) => Dependency::Failed(format!("{d} exited with code {}", r.status())),
+                    },
                 }
-            }
-            if let Some(why) = why {
-                let r = ExitReport { ending: Ending::NotStarted(why), syscalls: 0, unserviced: Vec::new() };
-                ended(&services[i].app.name, &r);
-                reports[i] = Some(r);
-            } else if ready {
-                held[i] = false;
+            });
+            match verdict {
+                Release::Wait => {}
+                Release::Start => held[i] = false,
+                Release::Never(why) => {
+                    let r = ExitReport { ending: Ending::NotStarted(why), syscalls: 0, unserviced: Vec::new() };
+                    ended(&services[i].app.name, &r);
+                    reports[i] = Some(r);
+                }
             }
         }
         let mut ran = false;

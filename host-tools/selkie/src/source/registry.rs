@@ -146,6 +146,10 @@ impl Registry {
     /// Connects to `r` (`host[:port]/repo[:tag|@digest]`); nothing is sent yet.
     pub fn connect(r: &str) -> Result<Registry> {
         let reference = parse_reference(r)?;
+        // ring, not aws-lc-rs (which needs cmake and a C build): rustls 0.23.48 deprecated
+        // ring's provider for its lack of post-quantum key exchange, which a registry pull
+        // can do without.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         let plain = PLAIN_HTTP.load(Ordering::Relaxed) || is_loopback(reference.registry());
         let config = ClientConfig {
