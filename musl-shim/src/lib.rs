@@ -487,6 +487,30 @@ impl<'a> Shim<'a> {
         self.tasks.clock = self.tasks.clock.max(now);
     }
 
+    /// Thread `tid`'s syscall `nr` answered without [`Shim::syscall`]'s steps, when it may
+    /// be: `nr` is an identity call ([`sys::process::identity`]: it reads state and changes
+    /// none), `tid` is the current thread, and none of the work that follows a syscall is
+    /// due: no signal to take, its process not stopped, no interval timer armed, no pty
+    /// (whose signals go out after a call), no kept deadline to drop. The value is the one
+    /// [`Shim::syscall`] would return then; `None` means: call that. Like Linux's syscall
+    /// exit, which looks at its work flags once and does nothing more when none is set.
+    /// What is skipped is only bookkeeping for later calls: the clock's high-water mark
+    /// and the I/O poll (which the runner's settling does when the I/O generation moved).
+    pub fn quick_syscall(&self, tid: task::Tid, nr: u64) -> Option<i64> {
+        if tid != self.tasks.cur || self.tasks.itimers_armed || !self.ptys.is_empty() || self.tasks.keeps_deadlines() || self.tasks.clock == 0 {
+            return None;
+        }
+        // One lookup each of the thread and its process (jobctl::is_stopped's, and getppid's).
+        if self.signal_ready_for(self.tasks.threads.get(&tid)) {
+            return None;
+        }
+        let p = self.tasks.procs.get(&self.proc_.pid);
+        if self.tasks.enabled && p.is_some_and(|p| p.stopped) {
+            return None;
+        }
+        sys::process::identity_given(self, nr, || p.map_or(0, |p| p.parent)).map(|v| v as i64)
+    }
+
     /// Services syscall `nr` with arguments x0..x5.
     pub fn syscall<E: Platform>(&mut self, env: &mut E, nr: u64, a: [u64; 6]) -> Action {
         let cur = self.tasks.cur;

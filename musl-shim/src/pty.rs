@@ -206,6 +206,10 @@ pub struct Ptys {
 }
 
 impl Ptys {
+    /// Whether the app has never had a pty (or all are gone).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
     fn find(&self, index: u32) -> Option<Rc<RefCell<Pty>>> {
         self.list.iter().find(|e| e.0 == index).and_then(|e| e.1.upgrade())
     }

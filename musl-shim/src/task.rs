@@ -419,6 +419,11 @@ impl<'a> Tasks<'a> {
         kept
     }
 
+    /// Whether some thread may hold a kept deadline (see [`Tasks::take_kept_deadline`]).
+    pub fn keeps_deadlines(&self) -> bool {
+        self.kept != 0
+    }
+
     /// Retries the threads of `parent` waiting for a child.
     pub fn wake_child_waiters(&mut self, parent: Pid) {
         let waiting: Vec<Tid> = self

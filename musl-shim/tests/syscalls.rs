@@ -20,6 +20,8 @@ mod clocks;
 mod timers;
 #[path = "syscalls/jobctl.rs"]
 mod jobctl;
+#[path = "syscalls/quick.rs"]
+mod quick;
 
 const SCRATCH: u64 = 0x10000;
 const BRK_START: u64 = 0x20_0000;

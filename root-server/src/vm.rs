@@ -47,12 +47,48 @@ pub struct Global {
     pin: Option<usize>,
     pub alias_misses: u64,
     /// Fault-endpoint badges of the apps' threads: badge -> (app id, thread id).
-    pub owners: BTreeMap<u64, (usize, u32)>,
+    pub owners: Owners,
     next_badge: u64,
     next_key: usize,
     /// The 12 registers of the UnknownSyscall reply the root server sends next (main.rs's
     /// `Next::ReplySyscall`): kept here so that `Next`, returned for every message, stays small.
     pub syscall_reply: [u64; 12],
+}
+
+/// Fault-endpoint badges of the apps' threads: badge -> (app id, thread id), with the last
+/// one found kept aside: a thread's syscalls come in runs, and the map's search is a good
+/// part of a quick call's cost (issue 11). Badges are never reused.
+#[derive(Default)]
+pub struct Owners {
+    map: BTreeMap<u64, (usize, u32)>,
+    last: Option<(u64, (usize, u32))>,
+}
+
+impl Owners {
+    pub fn insert(&mut self, badge: u64, owner: (usize, u32)) {
+        self.map.insert(badge, owner);
+        if self.last.is_some_and(|l| l.0 == badge) {
+            self.last = Some((badge, owner));
+        }
+    }
+
+    pub fn remove(&mut self, badge: &u64) {
+        self.map.remove(badge);
+        if self.last.is_some_and(|l| l.0 == *badge) {
+            self.last = None;
+        }
+    }
+
+    pub fn get(&mut self, badge: u64) -> Option<(usize, u32)> {
+        if let Some((b, owner)) = self.last {
+            if b == badge {
+                return Some(owner);
+            }
+        }
+        let owner = *self.map.get(&badge)?;
+        self.last = Some((badge, owner));
+        Some(owner)
+    }
 }
 
 impl Global {
@@ -72,7 +108,7 @@ impl Global {
             victim: 0,
             pin: None,
             alias_misses: 0,
-            owners: BTreeMap::new(),
+            owners: Owners::default(),
             next_badge: 1,
             next_key: 0,
             syscall_reply: [0; 12],

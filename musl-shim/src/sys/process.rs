@@ -147,6 +147,27 @@ fn futex_op<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) -> SysResul
     }
 }
 
+/// The identity calls: getpid, gettid, getppid, get[e]uid, get[e]gid of the current
+/// thread (`None` for any other number). They read state and change none, which is what
+/// lets [`Shim::quick_syscall`] answer them without the steps around other calls.
+pub fn identity(s: &Shim<'_>, nr: u64) -> Option<u64> {
+    identity_given(s, nr, || s.tasks.procs.get(&s.proc_.pid).map_or(0, |p| p.parent))
+}
+
+/// [`identity`], with the current process's parent from `parent` (a caller that has
+/// looked the process up already).
+pub fn identity_given(s: &Shim<'_>, nr: u64, parent: impl FnOnce() -> Pid) -> Option<u64> {
+    use super::nr::*;
+    Some(match nr {
+        GETPID => u64::from(s.proc_.pid),
+        GETTID => u64::from(s.tasks.cur),
+        GETPPID => u64::from(parent()),
+        GETUID | GETEUID => u64::from(s.proc_.uid),
+        GETGID | GETEGID => u64::from(s.proc_.gid),
+        _ => return None,
+    })
+}
+
 pub fn set_robust_list(s: &mut Shim<'_>, a: [u64; 6]) -> SysResult<u64> {
     if a[1] != 24 {
         return Err(EINVAL);
