@@ -78,11 +78,7 @@ impl Shim<'_> {
     /// [`Shim::deliver_signal`] before resuming it).
     pub fn signal_ready(&self) -> bool {
         // One lookup of the thread: this runs after every syscall.
-        self.signal_ready_for(self.tasks.threads.get(&self.tasks.cur))
-    }
-
-    /// [`Shim::signal_ready`] with the current thread looked up already (`t`).
-    pub(crate) fn signal_ready_for(&self, t: Option<&crate::task::ThreadInfo>) -> bool {
+        let t = self.tasks.threads.get(&self.tasks.cur);
         // A thread back from rt_sigsuspend has its mask to restore, signal or not.
         t.is_some_and(|t| t.suspended_mask.is_some()) || (self.proc_.pending | t.map_or(0, |t| t.pending)) & !self.proc_.sigmask != 0
     }

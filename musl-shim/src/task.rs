@@ -233,6 +233,10 @@ pub struct Tasks<'a> {
     pub cur: Tid,
     /// Per process with a pidfd open: whether it has ended (what its pidfds poll).
     pub pidfds: BTreeMap<Pid, Rc<Cell<bool>>>,
+    /// Whether any thread may have a signal of its own pending, or a mask to restore after
+    /// rt_sigsuspend (set when one is given either, never cleared): until then only the
+    /// processes' pending signals need a look ([`crate::Shim::quick_syscall`]).
+    pub thread_signals: bool,
     /// Whether any process may have an interval timer armed.
     pub itimers_armed: bool,
     /// Monotonic ns when the current syscall started, or when the runner last expired
@@ -260,6 +264,7 @@ impl<'a> Tasks<'a> {
             max_processes: DEFAULT_MAX_TASKS,
             cur: crate::PID,
             clock: 0,
+            thread_signals: false,
             itimers_armed: false,
             pidfds: BTreeMap::new(),
         };

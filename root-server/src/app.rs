@@ -110,6 +110,9 @@ pub struct App {
     /// to resume).
     pub returned: u64,
     pub syscall_entries: u64,
+    /// Identity calls answered at once ([`App::quick_call`]): each also one of `syscalls`
+    /// and of `returned`, with its two kernel entries, when they are reported.
+    pub quick: u64,
     /// Most root-heap bytes this app's state may take (see `kernel::charged`).
     pub heap_quota: usize,
     pub done: bool,
@@ -439,6 +442,7 @@ impl App {
             syscalls: 0,
             returned: 0,
             syscall_entries: 0,
+            quick: 0,
             heap_quota,
             done: false,
             networked: false,
@@ -709,10 +713,7 @@ impl App {
             return None;
         }
         let v = self.shim.quick_syscall(tid, nr)?;
-        self.syscalls += 1;
-        self.returned += 1;
-        // The Call and our ReplyRecv, as `handle` counted them.
-        self.syscall_entries += 2;
+        self.quick += 1;
         Some(v)
     }
 
@@ -1096,9 +1097,9 @@ impl App {
         crate::report!(
             "stats {}: {} syscalls, {} kernel entries for the {} that returned at once; frames peak {}, at exit image {} ({} shared with the bundle; PT_LOADs cover {} pages) stack {} heap {} other {}; {} tables; {} lazy faults; {} of {} untyped bytes; root heap {} of {} bytes (peak {}); threads {} made, {} at most at once; {} blocked, {} woken; {} forks copying {} frames in {} kernel entries; {} execs; {} files' syscalls found at run time (not in the text store)",
             self.name,
-            self.syscalls,
-            self.syscall_entries,
-            self.returned,
+            self.syscalls + self.quick,
+            self.syscall_entries + 2 * self.quick,
+            self.returned + self.quick,
             st.frames_peak,
             image,
             st.shared_frames,

@@ -156,6 +156,7 @@ pub fn identity(s: &Shim<'_>, nr: u64) -> Option<u64> {
 
 /// [`identity`], with the current process's parent from `parent` (a caller that has
 /// looked the process up already).
+#[inline]
 pub fn identity_given(s: &Shim<'_>, nr: u64, parent: impl FnOnce() -> Pid) -> Option<u64> {
     use super::nr::*;
     Some(match nr {

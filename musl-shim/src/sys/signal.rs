@@ -98,6 +98,7 @@ pub fn tgkill(s: &mut Shim<'_>, tgid: Option<i64>, tid: i64, sig: u64) -> Outcom
     }
     if let Some(t) = s.tasks.threads.get_mut(&tid) {
         t.pending |= bit;
+        s.tasks.thread_signals = true;
     }
     if sigmask & bit == 0 {
         interrupt_thread(s, tid, flags & SA_RESTART != 0);
@@ -133,6 +134,7 @@ pub fn rt_sigsuspend<E: Platform>(s: &mut Shim<'_>, env: &mut E, a: [u64; 6]) ->
     s.proc_.sigmask = mask;
     if let Some(t) = s.tasks.threads.get_mut(&cur) {
         t.suspended_mask = Some(old);
+        s.tasks.thread_signals = true;
     }
     // A pending fatal signal the new mask lets through ends the process.
     if let Outcome::Killed(sig) = fatal_unblocked(s) {
@@ -169,7 +171,10 @@ fn kill_thread_self(s: &mut Shim<'_>, sig: u64) -> Outcome {
     }
     let cur = s.tasks.cur;
     match s.tasks.threads.get_mut(&cur) {
-        Some(t) => t.pending |= bit,
+        Some(t) => {
+            t.pending |= bit;
+            s.tasks.thread_signals = true;
+        }
         None => s.proc_.pending |= bit,
     }
     Outcome::Ret(Ok(0))

@@ -4,7 +4,7 @@
 use super::pty::{O_NOCTTY, O_RDWR};
 use super::{SCRATCH, T};
 use musl_shim::sys::nr::*;
-use musl_shim::GuestMemory;
+use musl_shim::{Action, GuestMemory};
 
 const SET: u64 = SCRATCH + 0x400;
 const IT: u64 = SCRATCH + 0x500;
@@ -65,6 +65,25 @@ fn the_quick_path_steps_aside_whenever_work_is_due_after_a_call() {
     t.sigmask(1, SIGUSR1);
     assert!(t.s.signal_ready());
     assert_eq!(t.quick(GETPPID), None, "an unblocked pending signal is due");
+    // The same with a signal for the thread alone (tgkill), which the process does not show.
+    let mut t = T::with_tasks();
+    assert_eq!(t.call(GETPID, &[]), 1);
+    t.catch(SIGUSR1);
+    t.sigmask(0, SIGUSR1);
+    assert_eq!(t.call(TGKILL, &[1, 1, SIGUSR1]), 0);
+    assert!(t.quick(GETPPID).is_some(), "a blocked thread signal is not due");
+    t.sigmask(1, SIGUSR1);
+    assert_eq!(t.s.proc_.pending, 0, "the signal is the thread's");
+    assert_eq!(t.quick(GETPPID), None, "an unblocked signal pending on the thread is due");
+    // A signal for another thread of the process waits for that thread.
+    let mut t = T::with_tasks();
+    assert_eq!(t.call(GETPID, &[]), 1);
+    t.catch(SIGUSR1);
+    let Action::Spawned(sp) = t.action(CLONE, &[0x10f00, 0x8000, 0, 0, 0]) else { panic!("a thread") };
+    assert_eq!(t.call(TGKILL, &[1, u64::from(sp.child), SIGUSR1]), 0);
+    assert!(t.quick(GETPPID).is_some(), "the signal is not the caller's");
+    t.run_as(sp.child);
+    assert_eq!(t.quick(GETPPID), None, "the thread's own signal is due");
     // A stopped process runs its call only once continued.
     let mut t = T::with_tasks();
     assert_eq!(t.call(GETPID, &[]), 1);
