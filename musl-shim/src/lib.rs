@@ -500,13 +500,10 @@ impl<'a> Shim<'a> {
         if tid != self.tasks.cur || self.tasks.itimers_armed || !self.ptys.is_empty() || self.tasks.keeps_deadlines() || self.tasks.clock == 0 {
             return None;
         }
-        // The thread is looked up only if a thread was ever given a signal of its own.
-        let due = if self.tasks.thread_signals { self.signal_ready() } else { self.proc_.pending & !self.proc_.sigmask != 0 };
-        if due {
+        if self.signal_ready() {
             return None;
         }
         // One lookup of the process, for jobctl::is_stopped and getppid.
-
         let p = self.tasks.procs.get(&self.proc_.pid);
         if self.tasks.enabled && p.is_some_and(|p| p.stopped) {
             return None;

@@ -77,7 +77,12 @@ impl Shim<'_> {
     /// Whether the current thread has a signal to take now (its runner then calls
     /// [`Shim::deliver_signal`] before resuming it).
     pub fn signal_ready(&self) -> bool {
-        // One lookup of the thread: this runs after every syscall.
+        // This runs after every syscall: until some thread was given a signal of its own
+        // (or a mask to restore), only the process's pending set can hold one.
+        if !self.tasks.thread_signals {
+            return self.proc_.pending & !self.proc_.sigmask != 0;
+        }
+        // One lookup of the thread.
         let t = self.tasks.threads.get(&self.tasks.cur);
         // A thread back from rt_sigsuspend has its mask to restore, signal or not.
         t.is_some_and(|t| t.suspended_mask.is_some()) || (self.proc_.pending | t.map_or(0, |t| t.pending)) & !self.proc_.sigmask != 0

@@ -235,7 +235,7 @@ pub struct Tasks<'a> {
     pub pidfds: BTreeMap<Pid, Rc<Cell<bool>>>,
     /// Whether any thread may have a signal of its own pending, or a mask to restore after
     /// rt_sigsuspend (set when one is given either, never cleared): until then only the
-    /// processes' pending signals need a look ([`crate::Shim::quick_syscall`]).
+    /// processes' pending signals need a look (`Shim::signal_ready`).
     pub thread_signals: bool,
     /// Whether any process may have an interval timer armed.
     pub itimers_armed: bool,
